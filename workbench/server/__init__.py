@@ -1,0 +1,1 @@
+"""The localhost HTTP server (talks to the engine only through EngineAPI)."""

@@ -1,0 +1,1 @@
+"""The Textual TUI (talks to the engine only through EngineAPI)."""
