@@ -123,6 +123,7 @@ class Engine:
             title = req.title or _title_from(req.messages)
             new_session = (title, system)
         model = self.models.chat_model(model_spec)
+        model.check(req.params, req.response_format)
         messages = ([ChatMessage(role="system", content=system)] if system else []) + history + req.messages
         return self._run(model, req, messages, session_id if req.persist else None, new_session)
 

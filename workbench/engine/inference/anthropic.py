@@ -9,7 +9,7 @@ import httpx
 
 from workbench.engine.errors import InvalidRequest, ProviderError
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.inference.http import iter_sse, open_stream, parse_json
+from workbench.engine.inference.http import clause, iter_sse, open_stream, parse_json
 from workbench.engine.schemas import DEFAULT_MAX_TOKENS, ChatMessage, FinishReason, ResponseFormat, SamplingParams
 
 API_VERSION = "2023-06-01"
@@ -39,15 +39,18 @@ class AnthropicChatModel(ChatModel):
         self._api_key = api_key
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
 
-    def request_body(
-        self, messages: list[ChatMessage], params: SamplingParams, response_format: ResponseFormat | None
-    ) -> dict[str, Any]:
+    def check(self, params: SamplingParams, response_format: ResponseFormat | None = None) -> None:
         if params.seed is not None:
             raise InvalidRequest("The Anthropic Messages API has no seed parameter; leave seed unset.")
         if params.repetition_penalty is not None:
             raise InvalidRequest("The Anthropic Messages API has no repetition_penalty; leave it unset.")
         if params.temperature is not None and params.temperature > 1.0:
             raise InvalidRequest("Anthropic accepts temperature from 0 to 1.")
+
+    def request_body(
+        self, messages: list[ChatMessage], params: SamplingParams, response_format: ResponseFormat | None
+    ) -> dict[str, Any]:
+        self.check(params, response_format)
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         turns: list[dict[str, Any]] = []
         for m in messages:
@@ -78,7 +81,7 @@ class AnthropicChatModel(ChatModel):
                 {
                     "name": JSON_TOOL,
                     "description": "Respond with a JSON value matching the input schema.",
-                    "input_schema": response_format.schema_ or {"type": "object"},
+                    "input_schema": _tool_schema(response_format.schema_),
                 }
             ]
             body["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
@@ -91,6 +94,10 @@ class AnthropicChatModel(ChatModel):
         response_format: ResponseFormat | None = None,
     ) -> Iterator[StreamItem]:
         body = self.request_body(messages, params, response_format)
+        # A tool's input must be an object: other schemas travel wrapped in
+        # {"value": ...} and are unwrapped here, so the answer is buffered.
+        wrapped = bool(response_format and response_format.is_json and _needs_wrapping(response_format.schema_))
+        buffered: list[str] = []
         headers = {"anthropic-version": API_VERSION, "Accept": "text/event-stream"}
         if self._api_key:
             headers["x-api-key"] = self._api_key
@@ -109,7 +116,9 @@ class AnthropicChatModel(ChatModel):
                     text = delta.get("text") if delta.get("type") == "text_delta" else None
                     if delta.get("type") == "input_json_delta":
                         text = delta.get("partial_json")
-                    if text:
+                    if text and wrapped:
+                        buffered.append(text)
+                    elif text:
                         yield text
                 elif kind == "message_delta":
                     reason = (payload.get("delta") or {}).get("stop_reason")
@@ -121,13 +130,40 @@ class AnthropicChatModel(ChatModel):
                     error = payload.get("error") or {}
                     raise ProviderError(
                         f"The {self.provider_name} provider failed mid-stream: "
-                        f"{error.get('message') or error.get('type') or 'unknown error'}."
+                        f"{clause(str(error.get('message') or error.get('type') or 'unknown error'))}."
                     )
                 elif kind == "message_stop":
                     break
         if finish is None:
             raise ProviderError(f"The {self.provider_name} provider closed the stream without finishing.")
+        if wrapped:
+            yield _unwrap("".join(buffered))
         yield StreamEnd(finish, input_tokens, output_tokens)
 
     def close(self) -> None:
         self._client.close()
+
+
+def _needs_wrapping(schema: dict[str, Any] | None) -> bool:
+    return schema is not None and schema.get("type") != "object"
+
+
+def _tool_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
+    if schema is None:
+        return {"type": "object"}
+    if _needs_wrapping(schema):
+        return {"type": "object", "properties": {"value": schema}, "required": ["value"]}
+    return schema
+
+
+def _unwrap(text: str) -> str:
+    """The `value` of a wrapped answer as JSON text (the raw text if it is not one)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(data, dict) and "value" in data:
+        return json.dumps(data["value"])
+    return text

@@ -34,6 +34,9 @@ class ChatModel(ABC):
     #: the id users select it by (`workbench models`)
     model_id: str
 
+    def check(self, params: SamplingParams, response_format: ResponseFormat | None = None) -> None:
+        """Raise `InvalidRequest` for what this backend cannot do; called before `stream()`."""
+
     @abstractmethod
     def stream(
         self,

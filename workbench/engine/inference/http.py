@@ -17,19 +17,30 @@ def open_stream(
     client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], provider: str
 ) -> Iterator[httpx.Response]:
     """POST `body` and yield the streaming response, mapping failures to one sentence."""
+    answering = False
     try:
         with client.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code >= 400:
                 response.read()
                 raise status_error(provider, url, response)
+            answering = True
             yield response
     except httpx.TimeoutException:
         raise ProviderUnreachable(
             f"The {provider} provider at {url} did not answer in time; check the endpoint or raise its timeout."
         ) from None
     except httpx.TransportError as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = clause(str(exc)) or type(exc).__name__
+        if answering:
+            raise ProviderUnreachable(
+                f"The connection to the {provider} provider at {url} broke mid-answer: {reason}."
+            ) from None
         raise ProviderUnreachable(f"Cannot reach the {provider} provider at {url}: {reason}.") from None
+
+
+def clause(text: str) -> str:
+    """`text` (a provider's message) fit to end one of our sentences: one line, no final punctuation."""
+    return " ".join(text.split()).rstrip(".!?;: ")
 
 
 def status_error(provider: str, url: str, response: httpx.Response) -> ProviderError:
@@ -47,7 +58,7 @@ def _error_detail(response: httpx.Response) -> str:
     try:
         data = response.json()
     except (ValueError, UnicodeDecodeError):
-        return response.text.strip()[:200]
+        return clause(response.text[:200])
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         message = error.get("message") or error.get("type") or ""
@@ -55,7 +66,7 @@ def _error_detail(response: httpx.Response) -> str:
         message = error
     else:
         message = data.get("message", "") if isinstance(data, dict) else ""
-    return str(message).strip()[:300]
+    return clause(str(message)[:300])
 
 
 def iter_sse(response: httpx.Response) -> Iterator[tuple[str, str]]:

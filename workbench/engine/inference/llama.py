@@ -18,9 +18,19 @@ from typing import Any
 
 from workbench.engine.errors import ContextOverflow, ModelLoadError, ModelNotFound
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.schemas import DEFAULT_MAX_TOKENS, ChatMessage, FinishReason, ResponseFormat, SamplingParams
+from workbench.engine.inference.grammar import json_grammar, prepare_schema
+from workbench.engine.schemas import (
+    DEFAULT_MAX_TOKENS,
+    MAX_SEED,
+    ChatMessage,
+    FinishReason,
+    ResponseFormat,
+    SamplingParams,
+)
 
 GGUF_MAGIC = b"GGUF"
+# Attempts at output that satisfies schema keywords the grammar cannot enforce.
+SCHEMA_ATTEMPTS = 4
 
 _lock = threading.RLock()
 _loaded: tuple[Path, Any] | None = None  # (resolved path, llama_cpp.Llama)
@@ -146,9 +156,7 @@ class LlamaCppChatModel(ChatModel):
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if response_format is not None and response_format.is_json:
-            kwargs["response_format"] = {"type": "json_object"}
-            if response_format.schema_ is not None:
-                kwargs["response_format"]["schema"] = response_format.schema_
+            kwargs["grammar"] = json_grammar(response_format.schema_)
         return kwargs
 
     def stream(
@@ -156,6 +164,41 @@ class LlamaCppChatModel(ChatModel):
         messages: list[ChatMessage],
         params: SamplingParams,
         response_format: ResponseFormat | None = None,
+    ) -> Iterator[StreamItem]:
+        schema = response_format.schema_ if response_format is not None and response_format.is_json else None
+        if schema is None or prepare_schema(schema)[1] or params.temperature == 0:
+            # The grammar enforces the whole schema (or sampling is greedy, so
+            # sampling again would give the same text): stream as it comes.
+            yield from self._stream_once(messages, params, response_format)
+            return
+        # Part of the schema is beyond the grammar: validate each attempt and
+        # sample again with another seed, yielding only the accepted text.
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(schema)
+        prompt_tokens = completion_tokens = 0
+        for attempt in range(SCHEMA_ATTEMPTS):
+            seed = None if params.seed is None else (params.seed + attempt) % (MAX_SEED + 1)
+            attempt_params = params.model_copy(update={"seed": seed})
+            parts: list[str] = []
+            for item in self._stream_once(messages, attempt_params, response_format):
+                if isinstance(item, StreamEnd):
+                    end = item
+                else:
+                    parts.append(item)
+            prompt_tokens = end.prompt_tokens
+            completion_tokens += end.completion_tokens
+            text = "".join(parts)
+            if end.finish_reason == "length" or _is_valid(validator, text):
+                break
+        yield text
+        yield StreamEnd(end.finish_reason, prompt_tokens, completion_tokens)
+
+    def _stream_once(
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        response_format: ResponseFormat | None,
     ) -> Iterator[StreamItem]:
         from llama_cpp import LogitsProcessorList
 
@@ -187,3 +230,12 @@ class LlamaCppChatModel(ChatModel):
                     ) from None
                 raise
         yield StreamEnd(finish, counter.prompt_tokens, counter.sampled)
+
+
+def _is_valid(validator: Any, text: str) -> bool:
+    import json
+
+    try:
+        return validator.is_valid(json.loads(text))
+    except ValueError:
+        return False

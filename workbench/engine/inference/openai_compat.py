@@ -9,7 +9,7 @@ import httpx
 
 from workbench.engine.errors import ProviderError
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.inference.http import iter_sse, open_stream, parse_json
+from workbench.engine.inference.http import clause, iter_sse, open_stream, parse_json
 from workbench.engine.schemas import ChatMessage, FinishReason, ResponseFormat, SamplingParams
 
 _FINISH: dict[str, FinishReason] = {
@@ -87,7 +87,9 @@ class OpenAICompatChatModel(ChatModel):
                 if "error" in payload:
                     detail = payload["error"]
                     message = detail.get("message") if isinstance(detail, dict) else detail
-                    raise ProviderError(f"The {self.provider_name} provider failed mid-stream: {message}.")
+                    raise ProviderError(
+                        f"The {self.provider_name} provider failed mid-stream: {clause(str(message or 'unknown error'))}."
+                    )
                 if payload.get("usage"):
                     usage = payload["usage"]
                 for choice in payload.get("choices") or []:

@@ -33,11 +33,14 @@ class Database:
         self.path = home / DB_FILE
         self.owner = OwnerLock(home)
         self.owner.acquire()
+        self._mutex = threading.RLock()
+        self._conn = None
         try:
             self._conn = self._connect()
-            self._mutex = threading.RLock()
             self.migrate(migrations)
         except BaseException:
+            if self._conn is not None:
+                self._conn.close()
             self.owner.release()
             raise
 

@@ -1,0 +1,108 @@
+"""Make JSON Schemas fit what llama.cpp's grammar converter can enforce.
+
+llama-cpp-python turns a JSON Schema into a GBNF grammar, but the grammar
+ignores numeric bounds and some other keywords. `prepare_schema` rewrites
+small integer ranges into enums (which the grammar enforces) and reports
+whether every remaining keyword is enforced; when one is not, the adapter
+validates the output and samples again.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+# Integer ranges up to this many values become an enum of literals.
+MAX_ENUM_RANGE = 512
+# Keywords the grammar ignores: output must be validated after generation.
+UNENFORCED = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "patternProperties",
+        "propertyNames",
+        "dependentRequired",
+        "dependentSchemas",
+    }
+)
+ENFORCED_FORMATS = frozenset({"date", "time", "date-time", "uuid"})
+
+
+def prepare_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Return (schema for the grammar, whether the grammar enforces all of it)."""
+    enforced = True
+
+    def visit(node: Any) -> Any:
+        nonlocal enforced
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: visit(value) for key, value in node.items()}
+        small_range = _integer_range(node)
+        if small_range is not None:
+            rest = {k: v for k, v in node.items() if k not in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
+            return {**rest, "enum": small_range}
+        if UNENFORCED & node.keys():
+            enforced = False
+        if "format" in node and node["format"] not in ENFORCED_FORMATS:
+            enforced = False
+        return node
+
+    return visit(schema), enforced
+
+
+def _integer_range(node: dict[str, Any]) -> list[int] | None:
+    if node.get("type") != "integer" or "enum" in node or "const" in node or "multipleOf" in node:
+        return None
+    low = node.get("minimum")
+    high = node.get("maximum")
+    if isinstance(node.get("exclusiveMinimum"), (int, float)) and not isinstance(node["exclusiveMinimum"], bool):
+        low = int(node["exclusiveMinimum"]) + 1
+    if isinstance(node.get("exclusiveMaximum"), (int, float)) and not isinstance(node["exclusiveMaximum"], bool):
+        high = int(node["exclusiveMaximum"]) - 1 if node["exclusiveMaximum"] == int(node["exclusiveMaximum"]) else int(node["exclusiveMaximum"])
+    if low is None or high is None:
+        return None
+    import math
+
+    low, high = math.ceil(low), math.floor(high)
+    if high < low or high - low + 1 > MAX_ENUM_RANGE:
+        return None
+    return list(range(low, high + 1))
+
+
+# llama-cpp-python's string rule lets raw control characters into JSON strings,
+# which no JSON parser accepts; upstream llama.cpp excludes them, and so do we.
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
+@lru_cache(maxsize=64)
+def _gbnf(schema_json: str) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf = json_schema_to_gbnf(schema_json)
+    if _LOOSE_CHAR in gbnf:
+        gbnf = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
+    return gbnf
+
+
+def json_grammar(schema: dict[str, Any] | None) -> Any:
+    """A llama.cpp grammar for JSON matching `schema` (any object when None)."""
+    import json
+
+    from llama_cpp import LlamaGrammar
+
+    prepared = prepare_schema(schema)[0] if schema is not None else {"type": "object"}
+    return LlamaGrammar.from_string(_gbnf(json.dumps(prepared, sort_keys=True)), verbose=False)
