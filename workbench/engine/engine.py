@@ -222,7 +222,7 @@ class Engine:
     def list_providers(self) -> list[ProviderInfo]:
         """Configured remote providers and whether a key is stored for each."""
         return [
-            ProviderInfo(name=name, kind=p.kind, base_url=p.base_url, models=p.models, has_key=bool(secrets.get_provider_key(name)))
+            ProviderInfo(name=name, kind=p.kind, base_url=p.base_url, models=p.models, has_key=_has_key(name))
             for name, p in sorted(self.config.providers.items())
         ]
 
@@ -278,6 +278,15 @@ def validate_config(data: dict[str, Any]):
         return WorkbenchConfig.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest(describe_validation_error(exc)) from None
+
+
+def _has_key(provider: str) -> bool:
+    from workbench.engine.errors import SecretsError
+
+    try:
+        return bool(secrets.get_provider_key(provider))
+    except SecretsError:  # no keyring here: listing still works
+        return False
 
 
 def _title_from(messages: list[ChatMessage]) -> str:

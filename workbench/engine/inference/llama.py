@@ -59,7 +59,7 @@ def physical_cores() -> int:
             return len(pairs)
     except OSError:
         pass
-    return max(1, (os.cpu_count() or 2) // 2 if (os.cpu_count() or 1) > 4 else (os.cpu_count() or 1))
+    return os.cpu_count() or 1
 
 
 def check_gguf(path: Path) -> None:
@@ -214,6 +214,9 @@ class LlamaCppChatModel(ChatModel):
                     logits_processor=LogitsProcessorList([counter]),
                     **kwargs,
                 )
+            except ValueError as exc:
+                raise _context_error(exc, llama) from None
+            try:
                 for chunk in chunks:
                     choice = chunk["choices"][0]
                     text = choice["delta"].get("content")
@@ -222,13 +225,11 @@ class LlamaCppChatModel(ChatModel):
                     if choice.get("finish_reason"):
                         finish = "length" if choice["finish_reason"] == "length" else "stop"
             except ValueError as exc:
-                message = str(exc)
-                if "exceed context window" in message:
-                    raise ContextOverflow(
-                        f"The conversation is longer than the model's context window ({llama.n_ctx()} tokens): "
-                        "start a new session or use a model with a larger context."
-                    ) from None
-                raise
+                raise _context_error(exc, llama) from None
+            finally:
+                # On cancellation, end llama-cpp-python's generator now, while
+                # we still hold the lock, not whenever it is collected.
+                chunks.close()
         yield StreamEnd(finish, counter.prompt_tokens, counter.sampled)
 
 
@@ -239,3 +240,12 @@ def _is_valid(validator: Any, text: str) -> bool:
         return validator.is_valid(json.loads(text))
     except ValueError:
         return False
+
+
+def _context_error(exc: ValueError, llama: Any) -> Exception:
+    if "exceed context window" in str(exc):
+        return ContextOverflow(
+            f"The conversation is longer than the model's context window ({llama.n_ctx()} tokens): "
+            "start a new session or use a model with a larger context."
+        )
+    return exc
