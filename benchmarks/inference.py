@@ -27,9 +27,13 @@ Prints one JSON object to stdout; progress goes to stderr.
    tokens_per_s     = completion_tokens / (end - first)      <- the headline rate
    decode_tokens_per_s = (completion_tokens - 1) / (last - first)
    e2e_tokens_per_s = completion_tokens / (end - t0)
+   itl_ms           = median gap between consecutive text arrivals (per-token
+                      cost, insensitive to one-off stalls and to the DB write)
    completion_tokens is the number of sampling steps: ours from the engine's
    usage, raw from the KV state (llama.n_tokens - prompt_tokens + 1, as the
    last sampled token is never evaluated); the two are checked to be equal.
+   Sampling steps include a final EOS, if any; the default prompt runs to
+   max_tokens, so both count exactly max_tokens.
 
 2. `chat_prefix_reuse`: a session whose first turn carries a ~1,000-token
    history (the real count comes from the engine's usage.prompt_tokens), sent
@@ -103,6 +107,7 @@ class Timing:
         self.last: float | None = None
         self.end: float | None = None
         self.parts: list[str] = []
+        self.arrivals: list[float] = []
 
     def text_arrived(self, text: str) -> None:
         now = time.perf_counter()
@@ -110,6 +115,7 @@ class Timing:
             self.first = now
         self.last = now
         self.parts.append(text)
+        self.arrivals.append(now)
 
     def finish(self) -> None:
         self.end = time.perf_counter()
@@ -117,6 +123,7 @@ class Timing:
     def summary(self, completion_tokens: int, prompt_tokens: int, finish_reason: str, **extra: Any) -> dict[str, Any]:
         assert self.first is not None and self.last is not None and self.end is not None, "no text was generated"
         n = completion_tokens
+        gaps = [b - a for a, b in zip(self.arrivals, self.arrivals[1:])]
         return {
             "text": "".join(self.parts),
             "prompt_tokens": prompt_tokens,
@@ -126,6 +133,7 @@ class Timing:
             "tokens_per_s": n / (self.end - self.first),
             "decode_tokens_per_s": (n - 1) / (self.last - self.first) if n > 1 and self.last > self.first else None,
             "e2e_tokens_per_s": n / (self.end - self.t0),
+            "itl_ms": statistics.median(gaps) * 1000 if gaps else None,  # median inter-token gap
             "total_ms": (self.end - self.t0) * 1000,
             "tail_ms": (self.end - self.last) * 1000,  # after the last text: result building, DB write
             **extra,
@@ -242,7 +250,7 @@ def interleaved(rounds: int, variants: dict[str, Callable[[], dict[str, Any]]]) 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("tokens_per_s", "decode_tokens_per_s", "e2e_tokens_per_s", "ttft_ms", "total_ms", "tail_ms"):
+    for key in ("tokens_per_s", "decode_tokens_per_s", "e2e_tokens_per_s", "ttft_ms", "itl_ms", "total_ms", "tail_ms"):
         out[f"median_{key}"] = median([r[key] for r in runs])
     if runs and "engine_ttft_ms" in runs[0]:
         out["median_engine_reported_ttft_ms"] = median([r["engine_ttft_ms"] for r in runs])
@@ -366,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             "ttft_overhead_ms": round(ttft_overhead, 3),
             "paired_median_throughput_ratio": paired_ratio,
             "paired_median_ttft_overhead_ms": paired_ttft,
+            # per-token cost of our path, robust to outliers (median inter-token gap, ours - raw)
+            "itl_overhead_us": round((ours["median_itl_ms"] - raw["median_itl_ms"]) * 1000, 1),
             "other_processes_busy_cpus": _other_load(section_busy),
             "targets": {"throughput_ratio": ">= 0.95", "ttft_overhead_ms": "<= 20"},
             "targets_met": {
@@ -404,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                     "median_decode_tokens_per_s": dec,
                     "median_ttft_ms": median([r["ttft_ms"] for r in rs]),
                     "median_tail_ms": median([r["tail_ms"] for r in rs]),
+                    "median_itl_ms": median([r["itl_ms"] for r in rs]),
                     "throughput_vs_raw": round(tps / base, 4),
                     "ttft_vs_raw_ms": round(median([r["ttft_ms"] for r in rs]) - base_ttft, 3),
                     # time per token this layer adds over raw (end-first span / tokens)

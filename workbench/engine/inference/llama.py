@@ -230,7 +230,10 @@ class LlamaCppChatModel(ChatModel):
                 # On cancellation, end llama-cpp-python's generator now, while
                 # we still hold the lock, not whenever it is collected.
                 chunks.close()
-        yield StreamEnd(finish, counter.prompt_tokens, counter.sampled)
+        # The token that ended a "stop" (end-of-generation, or the last token of
+        # a stop sequence) is not part of the answer, as llama.cpp counts it.
+        completion_tokens = counter.sampled - 1 if finish == "stop" and counter.sampled else counter.sampled
+        yield StreamEnd(finish, counter.prompt_tokens, completion_tokens)
 
 
 def _is_valid(validator: Any, text: str) -> bool:
