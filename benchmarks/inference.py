@@ -517,9 +517,32 @@ def main(argv: list[str] | None = None) -> int:
             "runtime_s": None,
         }
         engine.close()
+    report["cli_help"] = measure_cli_help()
     report["runtime_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
     return 0
+
+
+def measure_cli_help(runs: int = 7) -> dict[str, Any]:
+    """Wall time of `workbench --help` against a bare interpreter start, in one run."""
+    import subprocess
+
+    def wall(argv: list[str]) -> float:
+        began = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        return (time.perf_counter() - began) * 1000
+
+    help_ms, bare_ms = [], []
+    for _ in range(runs):
+        help_ms.append(wall([sys.executable, "-m", "workbench", "--help"]))
+        bare_ms.append(wall([sys.executable, "-c", "pass"]))
+    median_help, median_bare = median(help_ms), median(bare_ms)
+    return {
+        "median_help_ms": round(median_help, 1),
+        "median_bare_python_ms": round(median_bare, 1),
+        "overhead_ms": round(median_help - median_bare, 1),
+        "target_met": median_help < 1000,
+    }
 
 
 def _counter_list(factory: Callable[[], Any]) -> Any:
