@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 
 from workbench.engine.errors import InvalidRequest, ProviderError
-from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.inference.http import clause, iter_sse, open_stream, parse_json
+from workbench.engine.inference.base import StreamEnd, StreamItem
+from workbench.engine.inference.http import HTTPChatModel, clause, iter_sse, open_stream, parse_json
 from workbench.engine.schemas import DEFAULT_MAX_TOKENS, ChatMessage, FinishReason, ResponseFormat, SamplingParams
 
 API_VERSION = "2023-06-01"
@@ -25,19 +24,11 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class AnthropicChatModel(ChatModel):
+class AnthropicChatModel(HTTPChatModel):
     provider = "anthropic"
 
-    def __init__(
-        self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0
-    ) -> None:
-        self.provider_name = provider_name
-        self.model = model
-        self.model_id = f"{provider_name}:{model}"
-        base = base_url.rstrip("/")
-        self.url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
-        self._api_key = api_key
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+    def endpoint(self, base_url: str) -> str:
+        return f"{base_url}/messages" if base_url.endswith("/v1") else f"{base_url}/v1/messages"
 
     def check(self, params: SamplingParams, response_format: ResponseFormat | None = None) -> None:
         if params.seed is not None:
@@ -140,8 +131,6 @@ class AnthropicChatModel(ChatModel):
             yield _unwrap("".join(buffered))
         yield StreamEnd(finish, input_tokens, output_tokens)
 
-    def close(self) -> None:
-        self._client.close()
 
 
 def _needs_wrapping(schema: dict[str, Any] | None) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from workbench.engine.errors import ProviderAuthError, ProviderError, ProviderUnreachable
+from workbench.engine.inference.base import ChatModel
 
 
 @contextmanager
@@ -98,3 +99,24 @@ def parse_json(data: str, provider: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ProviderError(f"The {provider} provider sent a stream event that is not a JSON object.")
     return payload
+
+
+class HTTPChatModel(ChatModel):
+    """Common ground of the HTTP adapters: one pooled client per model, key kept private."""
+
+    def __init__(
+        self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0
+    ) -> None:
+        self.provider_name = provider_name
+        self.model = model
+        self.model_id = f"{provider_name}:{model}"
+        self.url = self.endpoint(base_url.rstrip("/"))
+        self._api_key = api_key
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+
+    def endpoint(self, base_url: str) -> str:
+        """The URL this adapter posts to, given the provider's base URL."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._client.close()

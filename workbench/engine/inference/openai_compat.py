@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 
 from workbench.engine.errors import ProviderError
-from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.inference.http import clause, iter_sse, open_stream, parse_json
+from workbench.engine.inference.base import StreamEnd, StreamItem
+from workbench.engine.inference.http import HTTPChatModel, clause, iter_sse, open_stream, parse_json
 from workbench.engine.schemas import ChatMessage, FinishReason, ResponseFormat, SamplingParams
 
 _FINISH: dict[str, FinishReason] = {
@@ -22,18 +21,11 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class OpenAICompatChatModel(ChatModel):
+class OpenAICompatChatModel(HTTPChatModel):
     provider = "openai"
 
-    def __init__(
-        self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0
-    ) -> None:
-        self.provider_name = provider_name
-        self.model = model
-        self.model_id = f"{provider_name}:{model}"
-        self.url = f"{base_url.rstrip('/')}/chat/completions"
-        self._api_key = api_key
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+    def endpoint(self, base_url: str) -> str:
+        return f"{base_url}/chat/completions"
 
     def request_body(
         self, messages: list[ChatMessage], params: SamplingParams, response_format: ResponseFormat | None
@@ -106,6 +98,3 @@ class OpenAICompatChatModel(ChatModel):
         else:
             # Servers that ignore stream_options send no usage: count chunks.
             yield StreamEnd(finish, 0, chunks)
-
-    def close(self) -> None:
-        self._client.close()
