@@ -64,4 +64,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX generations_by_session ON generations (session_id)",
         ),
     ),
+    Migration(
+        2,
+        "vectors",
+        (
+            "CREATE SEQUENCE vector_seq START 1",
+            """
+            CREATE TABLE vectors (
+                collection VARCHAR NOT NULL,
+                id         BIGINT NOT NULL,
+                embedding  FLOAT[] NOT NULL,
+                seq        BIGINT NOT NULL,
+                PRIMARY KEY (collection, id)
+            )
+            """,
+            """
+            CREATE TABLE vector_tombstones (
+                collection VARCHAR NOT NULL,
+                id         BIGINT NOT NULL,
+                seq        BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX vectors_by_seq ON vectors (collection, seq)",
+            """
+            CREATE TABLE vector_indexes (
+                collection    VARCHAR PRIMARY KEY,
+                dimensions    INTEGER NOT NULL,
+                generation    BIGINT NOT NULL,
+                applied_seq   BIGINT NOT NULL,
+                element_count BIGINT NOT NULL,
+                deleted_count BIGINT NOT NULL,
+                checksum      BIGINT NOT NULL,
+                saved_at      TIMESTAMPTZ NOT NULL
+            )
+            """,
+        ),
+    ),
 )

@@ -1,0 +1,318 @@
+"""A crash-safe hnswlib index per collection, a cache of the vectors in DuckDB.
+
+DuckDB is the source of truth: every vector, and a tombstone for every delete,
+carries a number from one sequence. The index file is written to a temp file,
+fsynced and renamed to `<collection>.<generation>.hnsw`; its generation, the
+last sequence number it covers, its element count and its CRC32 are recorded
+in DuckDB. On open, a file that matches its record is loaded and the writes
+after its sequence number are replayed; anything else (missing, truncated,
+corrupt, counts that disagree) rebuilds the index from DuckDB, with progress
+reports. A `kill -9` at any moment therefore loses nothing committed and needs
+no repair.
+
+Writes go in two steps so that they can share the caller's transaction:
+`stage_add`/`stage_delete` write DuckDB rows inside it, `apply_add`/
+`apply_delete` update the in-memory index after it commits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.errors import InvalidRequest, StoreError
+from workbench.engine.store.db import Database, utcnow
+
+Progress = Callable[[int, int], None]
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+REBUILD_BATCH = 20_000
+
+
+class ReadWriteLock:
+    """Many readers or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+class VectorIndex:
+    """Approximate cosine search over one collection's vectors."""
+
+    def __init__(
+        self,
+        db: Database,
+        folder: Path,
+        collection: str,
+        dimensions: int,
+        *,
+        m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        compact_ratio: float = 0.25,
+        progress: Progress | None = None,
+    ) -> None:
+        if not COLLECTION_PATTERN.match(collection):
+            raise InvalidRequest(f"Collection name {collection!r} must be 1-64 letters, digits, '.', '_' or '-'.")
+        self.db = db
+        self.folder = folder
+        self.collection = collection
+        self.dimensions = dimensions
+        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.compact_ratio = compact_ratio
+        self.progress = progress
+        self.lock = ReadWriteLock()
+        self._index: Any = None
+        self._applied_seq = 0
+        self._deleted = 0
+        self._generation = 0
+        self._dirty = False
+        folder.mkdir(parents=True, exist_ok=True)
+        self.rebuilt_on_open = False
+        self._open()
+
+    # ------------------------------------------------------------------ open
+
+    def path_for(self, generation: int) -> Path:
+        return self.folder / f"{self.collection}.{generation}.hnsw"
+
+    def _record(self) -> tuple | None:
+        return self.db.fetchone(
+            "SELECT dimensions, generation, applied_seq, element_count, deleted_count, checksum "
+            "FROM vector_indexes WHERE collection = ?",
+            [self.collection],
+        )
+
+    def _open(self) -> None:
+        record = self._record()
+        if record is not None and record[0] != self.dimensions:
+            raise StoreError(
+                f"Collection {self.collection!r} holds {record[0]}-dimensional vectors, not {self.dimensions}; "
+                "use another collection for this embedder."
+            )
+        with self.lock.writing():
+            if record is not None and self._load(record):
+                self._replay()
+                if self._consistent():
+                    return
+            self.rebuilt_on_open = True
+            self._rebuild()
+
+    def _load(self, record: tuple) -> bool:
+        import hnswlib
+
+        _, generation, applied_seq, element_count, deleted_count, checksum = record
+        path = self.path_for(generation)
+        try:
+            if not path.is_file() or _crc32(path) != checksum:
+                return False
+            index = hnswlib.Index(space="cosine", dim=self.dimensions)
+            index.load_index(str(path), max_elements=max(element_count, 16), allow_replace_deleted=False)
+        except (OSError, RuntimeError, ValueError):
+            return False
+        if index.element_count != element_count:
+            return False
+        index.set_ef(self.ef_search)
+        self._index, self._generation = index, generation
+        self._applied_seq, self._deleted = applied_seq, deleted_count
+        return True
+
+    def _replay(self) -> None:
+        """Apply the adds and deletes DuckDB committed after the index's sequence number.
+
+        Vector ids are never reused, so adds can go before deletes; a delete
+        of a vector that never reached the index is a no-op.
+        """
+        import numpy as np
+
+        since = self._applied_seq
+        rows = self.db.fetchall(
+            "SELECT id, embedding, seq FROM vectors WHERE collection = ? AND seq > ? ORDER BY seq",
+            [self.collection, since],
+        )
+        tombstones = self.db.fetchall(
+            "SELECT id, seq FROM vector_tombstones WHERE collection = ? AND seq > ? ORDER BY seq",
+            [self.collection, since],
+        )
+        if rows:
+            self._add_to_index([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+        for vector_id, _ in tombstones:
+            self._mark_deleted(vector_id)
+        if rows or tombstones:
+            self._applied_seq = max([since] + [r[2] for r in rows[-1:]] + [t[1] for t in tombstones[-1:]])
+            self._dirty = True
+
+    def _consistent(self) -> bool:
+        live = self.db.fetchone("SELECT count(*) FROM vectors WHERE collection = ?", [self.collection])[0]
+        return self._index.element_count - self._deleted == live
+
+    def _rebuild(self) -> None:
+        import hnswlib
+        import numpy as np
+
+        total = self.db.fetchone("SELECT count(*) FROM vectors WHERE collection = ?", [self.collection])[0]
+        seq_row = self.db.fetchone("SELECT coalesce(max(seq), 0) FROM vectors WHERE collection = ?", [self.collection])
+        tomb_row = self.db.fetchone("SELECT coalesce(max(seq), 0) FROM vector_tombstones WHERE collection = ?", [self.collection])
+        index = hnswlib.Index(space="cosine", dim=self.dimensions)
+        index.init_index(max_elements=max(total, 1024), ef_construction=self.ef_construction, M=self.m)
+        index.set_ef(self.ef_search)
+        done, last_id = 0, None
+        if self.progress:
+            self.progress(0, total)
+        while done < total:
+            rows = self.db.fetchall(
+                "SELECT id, embedding FROM vectors WHERE collection = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+                [self.collection, last_id, last_id, REBUILD_BATCH],
+            )
+            if not rows:
+                break
+            index.add_items(np.asarray([r[1] for r in rows], dtype=np.float32), [r[0] for r in rows])
+            done += len(rows)
+            last_id = rows[-1][0]
+            if self.progress:
+                self.progress(done, total)
+        self._index = index
+        self._deleted = 0
+        self._applied_seq = max(seq_row[0], tomb_row[0])
+        self._save_locked()
+
+    # ----------------------------------------------------------------- write
+
+    def stage_add(self, conn: Any, ids: list[int], vectors: Any) -> None:
+        """Insert vectors into DuckDB within the caller's open transaction."""
+        import numpy as np
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(ids), self.dimensions):
+            raise InvalidRequest(f"Expected {len(ids)} vectors of {self.dimensions} dimensions, got shape {vectors.shape}.")
+        if not np.isfinite(vectors).all():
+            raise InvalidRequest("Vectors must not contain NaN or infinite values.")
+        conn.executemany(
+            "INSERT INTO vectors (collection, id, embedding, seq) VALUES (?, ?, ?, nextval('vector_seq'))",
+            [(self.collection, int(i), v.tolist()) for i, v in zip(ids, vectors)],
+        )
+
+    def stage_delete(self, conn: Any, ids: list[int]) -> None:
+        """Delete vectors in DuckDB (leaving tombstones) within the caller's transaction."""
+        for vector_id in ids:
+            conn.execute("DELETE FROM vectors WHERE collection = ? AND id = ?", [self.collection, int(vector_id)])
+            conn.execute(
+                "INSERT INTO vector_tombstones VALUES (?, ?, nextval('vector_seq'))", [self.collection, int(vector_id)]
+            )
+
+    def apply(self) -> None:
+        """Bring the in-memory index up to date with what DuckDB committed."""
+        with self.lock.writing():
+            self._replay()
+            if self._index.element_count and self._deleted / self._index.element_count > self.compact_ratio:
+                self._rebuild()
+
+    def _add_to_index(self, ids: list[int], vectors: Any) -> None:
+        needed = self._index.element_count + len(ids)
+        if needed > self._index.get_max_elements():
+            self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
+        self._index.add_items(vectors, ids)
+
+    def _mark_deleted(self, vector_id: int) -> None:
+        try:
+            self._index.mark_deleted(int(vector_id))
+            self._deleted += 1
+        except RuntimeError:
+            pass  # not in the index (added and deleted between two saves)
+
+    # ------------------------------------------------------------------ read
+
+    def search(self, vector: Any, k: int) -> list[tuple[int, float]]:
+        """The k nearest ids with cosine similarity, best first."""
+        import numpy as np
+
+        with self.lock.reading():
+            live = self._index.element_count - self._deleted
+            if live <= 0 or k <= 0:
+                return []
+            k = min(k, live)
+            self._index.set_ef(max(self.ef_search, k))
+            labels, distances = self._index.knn_query(np.asarray(vector, dtype=np.float32).reshape(1, -1), k=k)
+        return [(int(label), float(1.0 - dist)) for label, dist in zip(labels[0], distances[0])]
+
+    @property
+    def count(self) -> int:
+        with self.lock.reading():
+            return self._index.element_count - self._deleted
+
+    # ------------------------------------------------------------------ save
+
+    def save(self) -> None:
+        """Persist the index atomically if it changed since the last save."""
+        with self.lock.writing():
+            if self._dirty:
+                self._save_locked()
+
+    def _save_locked(self) -> None:
+        generation = self._generation + 1
+        final = self.path_for(generation)
+        temp = final.with_suffix(".tmp")
+        self._index.save_index(str(temp))
+        with temp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        dir_fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        checksum = _crc32(final)
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM vector_indexes WHERE collection = ?", [self.collection])
+            conn.execute(
+                "INSERT INTO vector_indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.collection, self.dimensions, generation, self._applied_seq, self._index.element_count, self._deleted, checksum, utcnow()],
+            )
+        self._generation = generation
+        self._dirty = False
+        for stale in self.folder.glob(f"{self.collection}.*.hnsw"):
+            if stale != final:
+                stale.unlink(missing_ok=True)
+        for stale in self.folder.glob(f"{self.collection}.*.tmp"):
+            stale.unlink(missing_ok=True)
