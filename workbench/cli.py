@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import closing
 import os
 import re
 import sys
@@ -75,7 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     set_key.add_argument("name")
     del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
     del_key.add_argument("name")
+    _accept_home_everywhere(parser)
     return parser
+
+
+def _accept_home_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let `--home` follow any command too (`workbench sessions list --home DIR`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help="workbench data folder")
+                _accept_home_everywhere(sub)
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -115,13 +126,34 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _terminal_safe(text: str, stream: Any) -> str:
+    """Model output: control characters removed on a terminal, untouched in a pipe."""
     return _CONTROL.sub("", text) if stream.isatty() else text
+
+
+def _plain(text: str) -> str:
+    """Text from outside (errors, titles, provider fields): never control characters."""
+    return _CONTROL.sub("", text)
 
 
 def _open_engine(args: argparse.Namespace) -> EngineAPI:
     from workbench.engine.engine import Engine
 
-    return Engine(args.home)
+    engine = Engine(args.home)
+    _log_to(engine.home / "workbench.log")
+    return engine
+
+
+def _log_to(path: Any) -> None:
+    """Send the engine's log (e.g. tracebacks of unexpected failures) to a file, not the terminal."""
+    import logging
+
+    logger = logging.getLogger("workbench")
+    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _load_schema(value: str) -> dict[str, Any]:
@@ -129,7 +161,7 @@ def _load_schema(value: str) -> dict[str, Any]:
 
     try:
         text = open(value[1:], encoding="utf-8").read() if value.startswith("@") else value
-        schema = json.loads(text)
+        schema = json.loads(text, parse_constant=_reject_constant)
     except OSError as exc:
         raise InvalidRequest(f"Cannot read the schema file {value[1:]}: {exc.strerror}.") from None
     except ValueError as exc:
@@ -139,29 +171,38 @@ def _load_schema(value: str) -> dict[str, Any]:
     return schema
 
 
-def _stream_answer(engine: EngineAPI, request: dict[str, Any], out: Any = None) -> Any:
-    """Print the answer as it streams; return the RunFinished result, raise on failure."""
-    from workbench.engine.errors import error_from_code
-    from workbench.engine.schemas import RunFailed, RunFinished, TokenDelta
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
-    out = out or sys.stdout
-    events = engine.chat(request)
+
+def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, Any] | None = None) -> Any:
+    """Print the answer as it streams; return the RunFinished result, raise on failure.
+
+    `turn`, if given, receives the session id as soon as the run starts, so a
+    caller still knows the session after Ctrl-C.
+    """
+    from workbench.engine.errors import error_from_code
+    from workbench.engine.schemas import RunFailed, RunFinished, RunStarted, TokenDelta
+
+    out = sys.stdout
     result = None
-    try:
-        for event in events:
-            if isinstance(event, TokenDelta):
-                out.write(_terminal_safe(event.text, out))
-                out.flush()
-            elif isinstance(event, RunFinished):
-                result = event.result
-            elif isinstance(event, RunFailed):
-                out.write("\n")
-                raise error_from_code(event.code, event.error)
-    except KeyboardInterrupt:
-        events.close()  # the partial answer is stored as cancelled
-        out.write("\n[cancelled]\n")
-        out.flush()
-        raise
+    with closing(engine.chat(request)) as events:  # closing stores a partial answer as cancelled
+        try:
+            for event in events:
+                if isinstance(event, TokenDelta):
+                    out.write(_terminal_safe(event.text, out))
+                    out.flush()
+                elif isinstance(event, RunStarted) and turn is not None:
+                    turn["session_id"] = event.session_id
+                elif isinstance(event, RunFinished):
+                    result = event.result
+                elif isinstance(event, RunFailed):
+                    out.write("\n")
+                    raise error_from_code(event.code, event.error)
+        except KeyboardInterrupt:
+            out.write("\n[cancelled]\n")
+            out.flush()
+            raise
     out.write("\n")
     out.flush()
     return result
@@ -232,20 +273,31 @@ def cmd_chat(args: argparse.Namespace) -> int:
             request = {
                 "messages": [{"role": "user", "content": line}],
                 "model": model,
-                "system": args.system if session_id is None else None,
+                "system": args.system,
                 "params": _sampling(args),
                 "session_id": session_id,
             }
             sys.stdout.write("assistant> ")
+            turn: dict[str, Any] = {}
             try:
-                result = _stream_answer(engine, request)
+                _stream_answer(engine, request, turn)
             except KeyboardInterrupt:
-                continue
+                pass
             except WorkbenchError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                continue
-            if result is not None and session_id is None:
-                session_id = result.session_id
+                print(f"error: {_plain(str(exc))}", file=sys.stderr)
+            # A first turn creates the session (even when cancelled): stay in it.
+            if session_id is None and turn.get("session_id") and engine_has_session(engine, turn["session_id"]):
+                session_id = turn["session_id"]
+
+
+def engine_has_session(engine: EngineAPI, session_id: str) -> bool:
+    from workbench.engine.errors import NotFound
+
+    try:
+        engine.get_session(session_id)
+        return True
+    except NotFound:
+        return False
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -261,7 +313,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for m in models:
         size = f"{m.size_bytes / 1e6:.0f} MB" if m.size_bytes else ""
         mark = "*" if m.is_default else " "
-        print(f"{mark} {m.id:<{width}}  {m.provider:<9}  {m.source:<13}  {size:>7}  {m.location}")
+        print(_plain(f"{mark} {m.id:<{width}}  {m.provider:<9}  {m.source:<13}  {size:>7}  {m.location}"))
     print("\n* default. Drop .gguf files into ./models or the home's models/ folder to add local models.")
     return 0
 
@@ -274,7 +326,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             if getattr(args, "json", False):
                 print(json.dumps([s.model_dump(mode="json") for s in sessions], indent=2))
             for s in [] if getattr(args, "json", False) else sessions:
-                print(f"{s.id}  {s.updated_at:%Y-%m-%d %H:%M}  {s.message_count:>4} msgs  {s.title}")
+                print(f"{s.id}  {s.updated_at:%Y-%m-%d %H:%M}  {s.message_count:>4} msgs  {_plain(s.title)}")
         elif action == "show":
             messages = engine.session_messages(args.session_id)
             if args.json:
@@ -304,7 +356,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
                 print("No providers. Add one with `workbench providers add NAME --kind openai --base-url URL`.")
             for p in providers:
                 key = "key stored" if p.has_key else "no key"
-                print(f"{p.name:<12} {p.kind:<9} {p.base_url}  [{key}]  models: {', '.join(p.models) or '-'}")
+                print(_plain(f"{p.name:<12} {p.kind:<9} {p.base_url}  [{key}]  models: {', '.join(p.models) or '-'}"))
     return 0
 
 
@@ -355,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}))
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_plain(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -31,8 +31,14 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
         from platformdirs import user_data_dir
 
         home = Path(user_data_dir("workbench", appauthor=False))
-    home = home.expanduser().resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    from workbench.engine.errors import StoreError
+
+    try:
+        home = home.expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StoreError(f"Cannot use {home} as the workbench home: {reason}.") from None
     return home
 
 
@@ -93,9 +99,13 @@ def load_config(home: Path) -> WorkbenchConfig:
         return WorkbenchConfig.model_validate(data)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"{path} is not valid JSON (line {exc.lineno}): fix or delete it.") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{path} is not UTF-8 text: fix or delete it.") from None
+    except OSError as exc:
+        raise InvalidRequest(f"Cannot read {path}: {exc.strerror}.") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
         raise InvalidRequest(f"{path} is invalid at {where}: {first['msg']}.") from None
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +130,12 @@ class Engine:
 
     def generate(self, request: ChatRequest | dict[str, Any]) -> GenerationResult:
         """Run a chat turn to the end and return its result (raises on failure)."""
-        for event in self.chat(request):
-            if isinstance(event, RunFinished):
-                return event.result
-            if isinstance(event, RunFailed):
-                raise error_from_code(event.code, event.error)
+        with closing(self.chat(request)) as events:
+            for event in events:
+                if isinstance(event, RunFinished):
+                    return event.result
+                if isinstance(event, RunFailed):
+                    raise error_from_code(event.code, event.error)
         raise WorkbenchError("The generation ended without a result.")  # pragma: no cover
 
     def _run(
@@ -160,7 +162,9 @@ class Engine:
                     first_token_at = time.perf_counter()
                 parts.append(item)
                 yield TokenDelta(text=item)
-        except GeneratorExit:
+        except (GeneratorExit, KeyboardInterrupt):
+            # The consumer closed the stream, or Ctrl-C landed while this
+            # generator ran: keep what was said, marked cancelled.
             stream.close()
             end = StreamEnd("cancelled", 0, len(parts))
             self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at)
@@ -170,7 +174,12 @@ class Engine:
             return
         except Exception as exc:  # a bug or an unexpected backend failure: log it, tell the user
             log.exception("generation %s failed", run_id)
-            yield RunFailed(run_id=run_id, code="internal_error", error=f"The generation failed: {exc!r}.")
+            # Only the type: an exception's text can carry request data (even a key).
+            yield RunFailed(
+                run_id=run_id,
+                code="internal_error",
+                error=f"The generation failed unexpectedly ({type(exc).__name__}); details are in the log.",
+            )
             return
         if end is None:
             yield RunFailed(run_id=run_id, code="provider_error", error="The model stream ended without finishing.")
@@ -291,7 +300,7 @@ def _has_key(provider: str) -> bool:
 
 def _title_from(messages: list[ChatMessage]) -> str:
     first_user = next((m.content for m in messages if m.role == "user"), messages[0].content)
-    line = " ".join(first_user.split())
+    line = " ".join("".join(ch for ch in first_user if ch.isprintable() or ch.isspace()).split())
     return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
 
 

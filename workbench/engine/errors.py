@@ -36,6 +36,12 @@ class ModelLoadError(WorkbenchError):
     code = "model_load_error"
 
 
+class ModelBusy(WorkbenchError):
+    """The local model is serving another generation that cannot finish first."""
+
+    code = "model_busy"
+
+
 class ContextOverflow(InvalidRequest):
     code = "context_overflow"
 

@@ -96,11 +96,29 @@ class ResponseFormat(_Model):
                 Draft202012Validator.check_schema(self.schema_)
             except SchemaError as exc:
                 raise ValueError(f"response_format schema is not a valid JSON Schema: {exc.message}") from None
+            _check_schema_values(self.schema_)
         return self
 
     @property
     def is_json(self) -> bool:
         return self.type == "json_object"
+
+
+def _check_schema_values(node: Any) -> None:
+    """No remote references (nothing is fetched) and no NaN or infinite numbers."""
+    import math
+
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            raise ValueError("response_format schema may only use local references ($ref starting with '#')")
+        for value in node.values():
+            _check_schema_values(value)
+    elif isinstance(node, list):
+        for value in node:
+            _check_schema_values(value)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ValueError("response_format schema must not contain NaN or infinite numbers")
 
 
 class ChatMessage(_Model):

@@ -34,8 +34,10 @@ def set_provider_key(provider: str, api_key: str) -> None:
     """Store `api_key` for `provider` in the keyring."""
     if not api_key or not api_key.strip():
         raise SecretsError("The API key is empty: nothing was stored.")
-    if any(ch in api_key for ch in "\r\n\0"):
-        raise SecretsError("The API key contains a line break or NUL: nothing was stored.")
+    if not (api_key.strip().isascii() and api_key.strip().isprintable()):
+        # HTTP headers are ASCII; a pasted curly quote or zero-width space would
+        # only fail later, in an error that might echo the header.
+        raise SecretsError("The API key contains characters other than printable ASCII: nothing was stored.")
     keyring = _keyring()
     try:
         keyring.set_password(SERVICE, _username(provider), api_key.strip())

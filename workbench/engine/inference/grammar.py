@@ -64,19 +64,23 @@ def prepare_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 def _integer_range(node: dict[str, Any]) -> list[int] | None:
-    if node.get("type") != "integer" or "enum" in node or "const" in node or "multipleOf" in node:
-        return None
-    low = node.get("minimum")
-    high = node.get("maximum")
-    if isinstance(node.get("exclusiveMinimum"), (int, float)) and not isinstance(node["exclusiveMinimum"], bool):
-        low = int(node["exclusiveMinimum"]) + 1
-    if isinstance(node.get("exclusiveMaximum"), (int, float)) and not isinstance(node["exclusiveMaximum"], bool):
-        high = int(node["exclusiveMaximum"]) - 1 if node["exclusiveMaximum"] == int(node["exclusiveMaximum"]) else int(node["exclusiveMaximum"])
-    if low is None or high is None:
-        return None
+    """The allowed integers of a bounded integer schema, when few enough to enumerate."""
     import math
 
-    low, high = math.ceil(low), math.floor(high)
+    if node.get("type") != "integer" or "enum" in node or "const" in node or "multipleOf" in node:
+        return None
+
+    def number(key: str) -> float | None:
+        value = node.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    lows = [math.ceil(v) for v in (number("minimum"),) if v is not None]
+    lows += [math.floor(v) + 1 for v in (number("exclusiveMinimum"),) if v is not None]
+    highs = [math.floor(v) for v in (number("maximum"),) if v is not None]
+    highs += [math.ceil(v) - 1 for v in (number("exclusiveMaximum"),) if v is not None]
+    if not lows or not highs:
+        return None
+    low, high = max(lows), min(highs)
     if high < low or high - low + 1 > MAX_ENUM_RANGE:
         return None
     return list(range(low, high + 1))
@@ -96,6 +100,19 @@ def _gbnf(schema_json: str) -> str:
     if _LOOSE_CHAR in gbnf:
         gbnf = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
     return gbnf
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    """Raise `InvalidRequest` unless llama.cpp's grammar converter accepts `schema`."""
+    import json
+
+    from workbench.engine.errors import InvalidRequest
+
+    try:
+        _gbnf(json.dumps(prepare_schema(schema)[0], sort_keys=True))
+    except Exception as exc:  # the converter asserts and raises on what it cannot express
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise InvalidRequest(f"The local model cannot enforce this JSON Schema ({detail}).") from None
 
 
 def json_grammar(schema: dict[str, Any] | None) -> Any:

@@ -40,8 +40,10 @@ def open_stream(
 
 
 def clause(text: str) -> str:
-    """`text` (a provider's message) fit to end one of our sentences: one line, no final punctuation."""
-    return " ".join(text.split()).rstrip(".!?;: ")
+    """`text` (a provider's message) fit to end one of our sentences: one line, no
+    control characters (it may reach a terminal), no final punctuation."""
+    printable = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    return " ".join(printable.split()).rstrip(".!?;: ")
 
 
 def status_error(provider: str, url: str, response: httpx.Response) -> ProviderError:

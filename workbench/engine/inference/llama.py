@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.errors import ContextOverflow, ModelLoadError, ModelNotFound
+from workbench.engine.errors import ContextOverflow, ModelBusy, ModelLoadError, ModelNotFound
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
-from workbench.engine.inference.grammar import json_grammar, prepare_schema
+from workbench.engine.inference.grammar import check_schema, json_grammar, prepare_schema
 from workbench.engine.schemas import (
     DEFAULT_MAX_TOKENS,
     MAX_SEED,
@@ -32,7 +33,12 @@ GGUF_MAGIC = b"GGUF"
 # Attempts at output that satisfies schema keywords the grammar cannot enforce.
 SCHEMA_ATTEMPTS = 4
 
-_lock = threading.RLock()
+# A plain Lock, not an RLock: a generation's steps may run on different threads
+# (a web server iterates a stream from a pool), and any thread may release it.
+_lock = threading.Lock()
+# The thread that started the generation holding `_lock`: a second generation
+# started by that same thread would wait for itself forever, so it is refused.
+_holder: int | None = None
 _loaded: tuple[Path, Any] | None = None  # (resolved path, llama_cpp.Llama)
 
 
@@ -75,42 +81,65 @@ def check_gguf(path: Path) -> None:
         raise ModelLoadError(f"{path} is not a GGUF model file (it lacks the GGUF header); llama.cpp needs .gguf files.")
 
 
+@contextmanager
+def _model_turn() -> Iterator[None]:
+    """Hold the process's model for one generation (or load)."""
+    global _holder
+    me = threading.get_ident()
+    if _holder == me:
+        raise ModelBusy(
+            "The local model is still busy with an unfinished answer from this thread; "
+            "finish or close that stream first."
+        )
+    with _lock:
+        _holder = me
+        try:
+            yield
+        finally:
+            _holder = None
+
+
 def load_llama(path: Path, n_ctx: int) -> Any:
     """The process's `Llama` for `path`, loading it (and unloading another) if needed."""
+    with _model_turn():
+        return _load_locked(path, n_ctx)
+
+
+def _load_locked(path: Path, n_ctx: int) -> Any:
+    """Load `path` unless it is the loaded model. The caller holds `_lock`."""
     global _loaded
     path = path.resolve()
-    with _lock:
-        if _loaded is not None and _loaded[0] == path:
-            return _loaded[1]
-        check_gguf(path)
-        if _loaded is not None:
-            _loaded[1].close()
-            _loaded = None
-        from llama_cpp import Llama
+    if _loaded is not None and _loaded[0] == path:
+        return _loaded[1]
+    check_gguf(path)
+    if _loaded is not None:
+        _loaded[1].close()
+        _loaded = None
+    from llama_cpp import Llama
 
-        threads = physical_cores()
-        try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(
-                f"llama.cpp could not load {path.name}: the file is damaged, truncated, or a model "
-                f"architecture this llama.cpp does not support ({str(exc).splitlines()[0][:120]})."
-            ) from None
-        train_ctx = llama.n_ctx_train() if hasattr(llama, "n_ctx_train") else n_ctx
-        if train_ctx and n_ctx > train_ctx:
-            # A context beyond what the model was trained on only wastes memory.
-            llama.close()
-            llama = Llama(
-                model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
-            )
-        _loaded = (path, llama)
-        return llama
+    threads = physical_cores()
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(
+            f"llama.cpp could not load {path.name}: the file is damaged, truncated, or a model "
+            f"architecture this llama.cpp does not support ({str(exc).splitlines()[0][:120]})."
+        ) from None
+    train_ctx = llama.n_ctx_train() if hasattr(llama, "n_ctx_train") else n_ctx
+    if train_ctx and n_ctx > train_ctx:
+        # A context beyond what the model was trained on only wastes memory.
+        llama.close()
+        llama = Llama(
+            model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
+    _loaded = (path, llama)
+    return llama
 
 
 class _TokenCounter:
@@ -138,6 +167,10 @@ class LlamaCppChatModel(ChatModel):
     def load(self) -> Any:
         """Load the model now (otherwise the first generation does it)."""
         return load_llama(self.path, self.n_ctx)
+
+    def check(self, params: SamplingParams, response_format: ResponseFormat | None = None) -> None:
+        if response_format is not None and response_format.is_json and response_format.schema_ is not None:
+            check_schema(response_format.schema_)
 
     @staticmethod
     def completion_kwargs(params: SamplingParams, response_format: ResponseFormat | None) -> dict[str, Any]:
@@ -204,8 +237,8 @@ class LlamaCppChatModel(ChatModel):
 
         kwargs = self.completion_kwargs(params, response_format)
         counter = _TokenCounter()
-        with _lock:
-            llama = self.load()
+        with _model_turn():
+            llama = _load_locked(self.path, self.n_ctx)
             finish: FinishReason = "stop"
             try:
                 chunks = llama.create_chat_completion(

@@ -48,7 +48,12 @@ class ModelRegistry:
     # --------------------------------------------------------------- listing
 
     def models_dirs(self) -> list[Path]:
-        dirs = [self.home / "models", Path.cwd() / "models", *(Path(d).expanduser() for d in self.config.models_dirs)]
+        dirs = [self.home / "models", Path.cwd() / "models"]
+        for configured in self.config.models_dirs:
+            try:
+                dirs.append(Path(configured).expanduser())
+            except RuntimeError:  # "~nosuchuser/...": skip it rather than fail every command
+                continue
         unique: list[Path] = []
         for d in dirs:
             resolved = d.resolve()
@@ -102,7 +107,7 @@ class ModelRegistry:
         return [i.model_copy(update={"is_default": i.id == default}) for i in infos]
 
     def default_id(self, infos: list[ModelInfo] | None = None) -> str:
-        if self.config.default_model:
+        if self.config.default_model and self.config.default_model != DEFAULT_ALIAS:
             return self.config.default_model
         packaged = packaged_model_path()
         if packaged is not None:
@@ -162,11 +167,17 @@ class ModelRegistry:
             from workbench.engine.inference.llama import LlamaCppChatModel
 
             return LlamaCppChatModel(info.id, Path(info.location), n_ctx=self.config.n_ctx)
+        from workbench.engine.errors import SecretsError
         from workbench.engine.secrets import get_provider_key
 
         name, _, model = info.id.partition(":")
         provider = self.config.providers[name]
-        key = get_provider_key(name)
+        try:
+            key = get_provider_key(name)
+        except SecretsError:
+            # No keyring here: keyless endpoints (Ollama, LM Studio) still work,
+            # and one that needs a key answers 401 with the hint to set it.
+            key = None
         if provider.kind == "openai":
             from workbench.engine.inference.openai_compat import OpenAICompatChatModel
 
