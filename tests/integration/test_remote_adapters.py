@@ -91,10 +91,15 @@ def one_sentence(message: str) -> None:
 # ---------------------------------------------------------------- streaming
 
 
+def add_model(engine, wire, kind: str) -> tuple[str, str]:
+    """Configure the wire server as a provider of `kind`; return (provider name, model id)."""
+    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
+    return name, f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+
+
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_tokens_stream_as_several_deltas_that_join_to_the_answer(engine, wire, kind):
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     events = run(engine, {"model": model, "messages": user(PROMPT), "persist": False})
 
@@ -112,8 +117,7 @@ def test_tokens_stream_as_several_deltas_that_join_to_the_answer(engine, wire, k
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_usage_comes_from_the_wire_not_from_counting_chunks(engine, wire, kind):
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     result = engine.generate({"model": model, "messages": user(PROMPT), "system": "Be brief.", "persist": False})
 
@@ -137,8 +141,7 @@ def test_openai_server_without_usage_chunk_falls_back_to_chunk_count(engine, wir
 
 @pytest.mark.parametrize(("kind", "wire_reason"), [("openai", "length"), ("anthropic", "max_tokens")])
 def test_max_tokens_cuts_the_answer_and_finishes_with_length(engine, wire, kind, wire_reason):
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     result = engine.generate({"model": model, "messages": user(PROMPT), "params": {"max_tokens": 4}, "persist": False})
 
@@ -150,8 +153,7 @@ def test_max_tokens_cuts_the_answer_and_finishes_with_length(engine, wire, kind,
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_stop_sequence_cuts_the_answer_and_finishes_with_stop(engine, wire, kind):
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     result = engine.generate({"model": model, "messages": user(PROMPT), "params": {"stop": [" jumps"]}, "persist": False})
 
@@ -391,8 +393,7 @@ def test_unknown_remote_model_gives_provider_error_with_the_servers_reason(engin
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_failure_mid_stream_error_event_gives_run_failed(engine, wire, kind):
     wire.fail_midstream = "error"
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     events = run(engine, {"model": model, "messages": user(PROMPT)})
 
@@ -410,8 +411,7 @@ def test_failure_mid_stream_error_event_gives_run_failed(engine, wire, kind):
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_connection_dropped_mid_stream_gives_run_failed(engine, wire, kind):
     wire.fail_midstream = "drop"
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     events = run(engine, {"model": model, "messages": user(PROMPT)})
 
@@ -504,8 +504,7 @@ def test_schema_answer_cut_by_max_tokens_reports_a_parse_error(engine, wire):
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_session_persists_and_the_second_turn_sends_the_history(engine, wire, kind):
-    name = add_openai(engine, wire) if kind == "openai" else add_anthropic(engine, wire)
-    model = f"{name}:gpt-wire" if kind == "openai" else f"{name}:claude-wire"
+    name, model = add_model(engine, wire, kind)
 
     first = engine.generate({"model": model, "system": "Be terse.", "messages": user("one two three")})
     assert first.session_id is not None

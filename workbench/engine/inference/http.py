@@ -39,6 +39,11 @@ def open_stream(
         raise ProviderUnreachable(f"Cannot reach the {provider} provider at {url}: {reason}.") from None
 
 
+def new_client(timeout_s: float) -> httpx.Client:
+    """A pooled client for one provider; proxies from the environment are not used."""
+    return httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+
+
 def clause(text: str) -> str:
     """`text` (a provider's message) fit to end one of our sentences: one line, no
     control characters (it may reach a terminal), no final punctuation."""
@@ -114,7 +119,7 @@ class HTTPChatModel(ChatModel):
         self.model_id = f"{provider_name}:{model}"
         self.url = self.endpoint(base_url.rstrip("/"))
         self._api_key = api_key
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+        self._client = new_client(timeout_s)
 
     def endpoint(self, base_url: str) -> str:
         """The URL this adapter posts to, given the provider's base URL."""

@@ -159,7 +159,7 @@ class OpenAICompatEmbedder(Embedder):
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint."""
 
     def __init__(self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0) -> None:
-        import httpx
+        from workbench.engine.inference.http import new_client
 
         self.provider_name = provider_name
         self.model = model
@@ -167,7 +167,7 @@ class OpenAICompatEmbedder(Embedder):
         self.url = f"{base_url.rstrip('/')}/embeddings"
         self._api_key = api_key
         self._dimensions: int | None = None
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=10.0), trust_env=False)
+        self._client = new_client(timeout_s)
 
     @property
     def dimensions(self) -> int:
@@ -177,24 +177,17 @@ class OpenAICompatEmbedder(Embedder):
         return self._dimensions
 
     def embed(self, texts: list[str]) -> Any:
-        import httpx
         import numpy as np
 
-        from workbench.engine.errors import ProviderUnreachable
-        from workbench.engine.inference.http import status_error
+        from workbench.engine.inference.http import open_stream
 
         _check_texts(texts)
         if not texts:
             return np.zeros((0, self._dimensions or 0), dtype=np.float32)
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        try:
-            response = self._client.post(self.url, json={"model": self.model, "input": texts}, headers=headers)
-        except httpx.TimeoutException:
-            raise ProviderUnreachable(f"The {self.provider_name} provider at {self.url} did not answer in time.") from None
-        except httpx.TransportError as exc:
-            raise ProviderUnreachable(f"Cannot reach the {self.provider_name} provider at {self.url}: {exc or type(exc).__name__}.") from None
-        if response.status_code >= 400:
-            raise status_error(self.provider_name, self.url, response)
+        body = {"model": self.model, "input": texts}
+        with open_stream(self._client, self.url, body, headers, self.provider_name) as response:
+            response.read()
         try:
             rows = sorted(response.json()["data"], key=lambda item: item["index"])
             vectors = _normalise([row["embedding"] for row in rows])
