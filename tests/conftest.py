@@ -37,6 +37,26 @@ def engine(workbench_home: Path):
 
 
 @pytest.fixture(scope="session")
+def embedder():
+    """The real default embedder, loaded once per test session."""
+    from workbench.engine.memory.embedder import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder()
+    model.start_loading()
+    yield model
+    model.close()
+
+
+@pytest.fixture
+def mem_engine(workbench_home: Path, embedder):
+    """An engine on a fresh home that shares the session's embedder."""
+    from workbench.engine.engine import Engine
+
+    with Engine(workbench_home, embedder=embedder) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
 def default_model_path() -> Path:
     from workbench.engine.inference.registry import packaged_model_path
 

@@ -26,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A local-first agent workbench: chat with local or remote models from the terminal.",
+        description="A local-first agent workbench: chat with local or remote models, and give them memory and knowledge, from the terminal.",
         epilog="With no command, opens the line chat. Run `workbench COMMAND --help` for a command's options.",
     )
     parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
@@ -76,8 +76,114 @@ def build_parser() -> argparse.ArgumentParser:
     set_key.add_argument("name")
     del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
     del_key.add_argument("name")
+    _add_knowledge_commands(commands)
     _accept_home_everywhere(parser)
     return parser
+
+
+def _add_knowledge_commands(commands: Any) -> None:
+    ingest = commands.add_parser(
+        "ingest", help="add files and folders to the knowledge base",
+        description="Add files and folders (.md .txt .html .pdf .json .csv and source code) to a collection. "
+        "Re-ingesting a folder updates changed files and removes deleted ones.",
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--collection", "-c", default="default", help="collection name (default: default)")
+    ingest.add_argument("--pin", action="store_true", help="pin these documents: always part of search results")
+    ingest.add_argument("--max-chars", type=int, default=1000, metavar="N", help="chunk size in characters")
+    ingest.add_argument("--overlap", type=int, default=150, metavar="N", help="characters repeated between chunks")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    search = commands.add_parser("search", help="hybrid search of a collection",
+                                 description="Search a collection with BM25 and vectors fused by rank.")
+    search.add_argument("query")
+    search.add_argument("--collection", "-c", default="default")
+    search.add_argument("--top-k", "-k", type=int, default=8, metavar="K", help="1 to 50")
+    search.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
+    search.add_argument("--bm25-weight", type=float, default=1.0, metavar="W")
+    search.add_argument("--vector-weight", type=float, default=1.0, metavar="W")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    answer = commands.add_parser("answer", help="answer a question from a collection, with citations",
+                                 description="Answer from a collection; each sentence cites passages as [n].")
+    answer.add_argument("question")
+    answer.add_argument("--collection", "-c", default="default")
+    answer.add_argument("--top-k", "-k", type=int, default=5, metavar="K", help="passages given to the model (1 to 20)")
+    answer.add_argument("--model", "-m", help="model id (see `workbench models`)")
+    answer.add_argument("--json", action="store_true", help="print JSON")
+
+    collections = commands.add_parser("collections", help="list knowledge-base collections")
+    collections.add_argument("--json", action="store_true", help="print JSON")
+    docs = commands.add_parser("docs", help="list, pin, unpin or remove documents of a collection")
+    docs.add_argument("action", nargs="?", choices=["list", "pin", "unpin", "remove"], default="list")
+    docs.add_argument("path", nargs="?", help="the document's path (for pin, unpin, remove)")
+    docs.add_argument("--collection", "-c", default="default")
+    docs.add_argument("--json", action="store_true", help="print JSON")
+
+    remember = commands.add_parser("remember", help="store a memory under a key",
+                                   description="Store a memory. VALUE is text, or JSON with --json-value.")
+    remember.add_argument("key")
+    remember.add_argument("value", help="the value; '-' reads it from standard input")
+    remember.add_argument("--json-value", action="store_true", help="parse VALUE as JSON")
+    remember.add_argument("--namespace", "-n", default="default")
+    remember.add_argument("--kind", choices=["episodic", "conversation", "knowledge"], default="episodic",
+                          help="knowledge needs a JSON value with subject, predicate, object")
+    remember.add_argument("--category")
+    remember.add_argument("--tag", dest="tags", action="append", default=[], help="repeatable")
+    remember.add_argument("--ttl", type=int, metavar="SECONDS", help="forget after this many seconds")
+    remember.add_argument("--json", action="store_true", help="print JSON")
+
+    recall = commands.add_parser("recall", help="print a memory by key, or search memories with --query")
+    recall.add_argument("key", nargs="?")
+    recall.add_argument("--namespace", "-n", default="default")
+    recall.add_argument("--query", "-q", help="search memories by meaning instead")
+    recall.add_argument("--top-k", "-k", type=int, default=5, metavar="K")
+    recall.add_argument("--threshold", type=float, default=0.3, metavar="S", help="minimum similarity 0..1")
+    recall.add_argument("--category")
+    recall.add_argument("--tag", dest="tags", action="append", default=[])
+    recall.add_argument("--answer", action="store_true", help="with --query: also write a cited answer")
+    recall.add_argument("--json", action="store_true", help="print JSON")
+
+    forget = commands.add_parser("forget", help="delete a memory")
+    forget.add_argument("key")
+    forget.add_argument("--namespace", "-n", default="default")
+
+    graph = commands.add_parser("graph", help="knowledge graph: facts, relations, neighbours",
+                                description="Store and query facts and relations between entities.")
+    graph_commands = graph.add_subparsers(dest="graph_command", metavar="ACTION")
+    fact = graph_commands.add_parser("fact", help="store ENTITY ATTRIBUTE VALUE")
+    fact.add_argument("entity")
+    fact.add_argument("attribute")
+    fact.add_argument("value")
+    fact.add_argument("--source")
+    fact.add_argument("--confidence", type=float, default=1.0)
+    facts = graph_commands.add_parser("facts", help="list facts of an entity")
+    facts.add_argument("entity")
+    facts.add_argument("--attribute")
+    relate = graph_commands.add_parser("relate", help="relate SOURCE RELATION TARGET")
+    relate.add_argument("source")
+    relate.add_argument("relation")
+    relate.add_argument("target")
+    near = graph_commands.add_parser("neighbours", help="entities within N hops")
+    near.add_argument("entity")
+    near.add_argument("--hops", type=int, default=1)
+    near.add_argument("--relation")
+    find = graph_commands.add_parser("search", help="entities by meaning")
+    find.add_argument("query")
+    find.add_argument("--limit", type=int, default=10)
+
+    knowledge = commands.add_parser(
+        "knowledge", help="generate knowledge items about a subject (KnowledgeBuilder)",
+        description="Generate knowledge items about IDENTIFIER with the chat model, in deepening cycles, "
+        "from a corpus file and/or a collection; items are stored as graph facts.",
+    )
+    knowledge.add_argument("identifier")
+    knowledge.add_argument("--type", dest="entity_type", default="Person", help="entity type (default: Person)")
+    knowledge.add_argument("--cycles", type=int, default=1, help="deepening cycles, 0 to 10 (0 lists stored items)")
+    knowledge.add_argument("--corpus", metavar="FILE", help="a text file to draw knowledge from")
+    knowledge.add_argument("--collection", "-c", help="also draw from this collection")
+    knowledge.add_argument("--model", "-m")
+    knowledge.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _accept_home_everywhere(parser: argparse.ArgumentParser) -> None:
@@ -382,6 +488,245 @@ def cmd_keys(args: argparse.Namespace) -> int:
     raise InvalidRequest("Choose an action: `workbench keys set-provider NAME` or `workbench keys delete-provider NAME`.")
 
 
+def _progress_bar(done: int, total: int, message: str) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // total if total else width
+    name = _plain(message)[-40:]
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files  {name:<40}")
+    sys.stderr.flush()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from workbench.engine.schemas import IngestFinished, Progress
+
+    request = {"paths": args.paths, "collection": args.collection, "pinned": args.pin,
+               "max_chars": args.max_chars, "overlap_chars": args.overlap}
+    with _open_engine(args) as engine:
+        report = None
+        for event in engine.ingest(request):
+            if isinstance(event, Progress):
+                _progress_bar(event.done, event.total, event.message)
+            elif isinstance(event, IngestFinished):
+                report = event.report
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    print(f"Collection {report.collection}: {report.added} added, {report.updated} updated, "
+          f"{report.unchanged} unchanged, {report.removed} removed; {report.chunks_written} chunks "
+          f"in {report.seconds:.1f} s.")
+    for item in report.duplicates:
+        print(_plain(f"  duplicate  {item.path}: {item.reason}"))
+    for item in report.skipped:
+        print(_plain(f"  skipped    {item.path}: {item.reason}"))
+    return 0
+
+
+def _score(value: float | None, rank: int | None) -> str:
+    return "-" if value is None else f"{value:.3f} (#{rank})"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    request = {"query": args.query, "collection": args.collection, "top_k": args.top_k, "mode": args.mode,
+               "bm25_weight": args.bm25_weight, "vector_weight": args.vector_weight}
+    with _open_engine(args) as engine:
+        response = engine.search(request)
+    if args.json:
+        print(response.model_dump_json(indent=2))
+        return 0
+    if not response.hits:
+        print("No matches.")
+    for hit in response.hits:
+        where = f"{hit.path}:{hit.start_line}-{hit.end_line}" + (f"  § {hit.heading}" if hit.heading else "")
+        pin = "  [pinned]" if hit.pinned else ""
+        print(_plain(f"{hit.rank:>2}. {where}{pin}"))
+        print(f"    fused {hit.fused_score:.4f}   bm25 {_score(hit.bm25_score, hit.bm25_rank)}   "
+              f"vector {_score(hit.vector_score, hit.vector_rank)}")
+        snippet = " ".join(hit.text.split())
+        print(_plain(f"    {snippet[:200]}{'...' if len(snippet) > 200 else ''}"))
+    print(f"({response.latency_ms:.1f} ms)")
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model}
+    with _open_engine(args) as engine:
+        response = engine.answer(request)
+    if args.json:
+        print(response.model_dump_json(indent=2))
+        return 0
+    print(_terminal_safe(response.text, sys.stdout))
+    if response.citations:
+        print()
+    for c in response.citations:
+        heading = f" § {c.heading}" if c.heading else ""
+        print(_plain(f"[{c.n}] {c.source}:{c.start_line}-{c.end_line}{heading} (chunk {c.ordinal})"))
+    return 0
+
+
+def cmd_collections(args: argparse.Namespace) -> int:
+    with _open_engine(args) as engine:
+        collections = engine.list_collections()
+    if args.json:
+        print(json.dumps([c.model_dump() for c in collections], indent=2))
+        return 0
+    if not collections:
+        print("No collections yet. Add documents with `workbench ingest PATH`.")
+    for c in collections:
+        print(_plain(f"{c.name:<24} {c.documents:>6} documents {c.chunks:>8} chunks"))
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import InvalidRequest
+
+    with _open_engine(args) as engine:
+        if args.action != "list":
+            if not args.path:
+                raise InvalidRequest(f"`workbench docs {args.action}` needs the document's PATH.")
+            if args.action == "remove":
+                engine.remove_document(args.collection, args.path)
+                print(f"Removed {_plain(args.path)}.")
+            else:
+                engine.set_pinned(args.collection, args.path, args.action == "pin")
+                print(f"{'Pinned' if args.action == 'pin' else 'Unpinned'} {_plain(args.path)}.")
+            return 0
+        docs = engine.list_documents(args.collection)
+    if args.json:
+        print(json.dumps([d.model_dump(mode="json") for d in docs], indent=2))
+        return 0
+    if not docs:
+        print(f"No documents in {args.collection}.")
+    for d in docs:
+        pin = " [pinned]" if d.pinned else ""
+        print(_plain(f"{d.path}  {d.kind}  {d.chunk_count} chunks{pin}"))
+    return 0
+
+
+def cmd_remember(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import InvalidRequest
+
+    raw = sys.stdin.read() if args.value == "-" else args.value
+    value: Any = raw
+    if args.json_value or args.kind == "knowledge":
+        try:
+            value = json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise InvalidRequest(f"VALUE is not valid JSON: {exc}.") from None
+    metadata: dict[str, Any] = {}
+    if args.category:
+        metadata["category"] = args.category
+    if args.tags:
+        metadata["tags"] = args.tags
+    request = {"key": args.key, "value": value, "metadata": metadata, "ttl_seconds": args.ttl,
+               "namespace": args.namespace, "kind": args.kind}
+    with _open_engine(args) as engine:
+        result = engine.remember(request)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        expiry = f", expires {result.expires_at:%Y-%m-%d %H:%M} UTC" if result.expires_at else ""
+        print(_plain(f"{result.status.capitalize()} {result.namespace}/{result.key} ({result.vector_id}{expiry})."))
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import InvalidRequest
+
+    if (args.key is None) == (args.query is None):
+        raise InvalidRequest("Give a KEY to recall, or --query TEXT to search memories (not both).")
+    with _open_engine(args) as engine:
+        if args.key is not None:
+            record = engine.recall(args.key, args.namespace)
+            if args.json:
+                print(record.model_dump_json(indent=2))
+            else:
+                value = record.value if isinstance(record.value, str) else json.dumps(record.value, ensure_ascii=False)
+                print(_terminal_safe(value, sys.stdout))
+            return 0
+        flt: dict[str, Any] = {"tags": args.tags}
+        if args.category:
+            flt["category"] = args.category
+        response = engine.rag_retrieve({"query": args.query, "top_k": args.top_k, "score_threshold": args.threshold,
+                                        "filter": flt, "answer": args.answer})
+    if args.json:
+        print(response.model_dump_json(indent=2))
+        return 0
+    if response.answer:
+        print(_terminal_safe(response.answer, sys.stdout) + "\n")
+    if not response.results:
+        print("No memories match.")
+    for r in response.results:
+        value = r.value if isinstance(r.value, str) else json.dumps(r.value, ensure_ascii=False)
+        print(_plain(f"{r.rank:>2}. {r.score:.3f}  {r.namespace}/{r.key}: {value[:160]}"))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    with _open_engine(args) as engine:
+        engine.forget(args.key, args.namespace)
+    print(f"Forgot {_plain(args.namespace)}/{_plain(args.key)}.")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import InvalidRequest
+
+    action = args.graph_command
+    if action is None:
+        raise InvalidRequest("Choose an action: fact, facts, relate, neighbours or search (see `workbench graph --help`).")
+    with _open_engine(args) as engine:
+        if action == "fact":
+            fact = engine.store_fact(args.entity, args.attribute, args.value, source=args.source,
+                                     confidence=args.confidence)
+            print(_plain(f"{fact.entity} · {fact.attribute} = {fact.value}"))
+        elif action == "facts":
+            for fact in engine.retrieve_facts(args.entity, args.attribute):
+                source = f"  ({fact.source})" if fact.source else ""
+                print(_plain(f"{fact.attribute}: {fact.value}  [{fact.confidence:.2f}]{source}"))
+        elif action == "relate":
+            rel = engine.create_relationship(args.source, args.target, args.relation)
+            print(_plain(f"{rel.source} -[{rel.relation_type}]-> {rel.target}"))
+        elif action == "neighbours":
+            for n in engine.neighbours(args.entity, args.hops, args.relation):
+                print(_plain(f"{n.hops}  {n.entity.name} ({n.entity.type})  via {' > '.join(n.via)}"))
+        else:
+            for hit in engine.search_entities(args.query, args.limit):
+                print(_plain(f"{hit.score:.3f}  {hit.entity.name} ({hit.entity.type})"))
+    return 0
+
+
+def cmd_knowledge(args: argparse.Namespace) -> int:
+    from workbench.engine.errors import InvalidRequest
+
+    corpus = ""
+    if args.corpus:
+        try:
+            corpus = open(args.corpus, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"Cannot read the corpus file {args.corpus}: {exc}.") from None
+    with _open_engine(args) as engine:
+        if args.cycles == 0:
+            items = engine.list_knowledge(args.identifier)
+        else:
+            result = engine.generate_knowledge({
+                "identifier": args.identifier, "entity_type": args.entity_type, "deepening_cycles": args.cycles,
+                "corpus": corpus, "collection": args.collection, "model": args.model,
+            })
+            items = result.items
+    if args.json:
+        print(json.dumps([i.model_dump() for i in items], indent=2))
+        return 0
+    if not items:
+        print("No knowledge items.")
+    for item in items:
+        print(_plain(f"{item.knowledge_id}  [{item.entity.type}] {item.entity.text}  ({item.source}, {item.confidence:.2f})"))
+    return 0
+
+
 COMMANDS = {
     "ask": cmd_ask,
     "chat": cmd_chat,
@@ -389,6 +734,16 @@ COMMANDS = {
     "sessions": cmd_sessions,
     "providers": cmd_providers,
     "keys": cmd_keys,
+    "ingest": cmd_ingest,
+    "search": cmd_search,
+    "answer": cmd_answer,
+    "collections": cmd_collections,
+    "docs": cmd_docs,
+    "remember": cmd_remember,
+    "recall": cmd_recall,
+    "forget": cmd_forget,
+    "graph": cmd_graph,
+    "knowledge": cmd_knowledge,
 }
 
 

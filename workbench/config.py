@@ -75,6 +75,8 @@ class WorkbenchConfig(BaseModel):
     models_dirs: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     n_ctx: int = Field(8192, ge=512, le=1_048_576)
+    #: how long "conversation" memories live when remember() gives no TTL
+    conversation_ttl_seconds: int = Field(7 * 86400, ge=60, le=10 * 365 * 86400)
 
     @field_validator("providers")
     @classmethod

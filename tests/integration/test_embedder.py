@@ -14,14 +14,6 @@ from workbench.engine.errors import InvalidRequest, ModelLoadError, ProviderAuth
 from workbench.engine.memory.embedder import OpenAICompatEmbedder, SentenceTransformerEmbedder
 
 
-@pytest.fixture(scope="session")
-def embedder():
-    model = SentenceTransformerEmbedder()
-    model.start_loading()
-    yield model
-    model.close()
-
-
 def test_default_embedder_is_384_dimensional_and_normalised(embedder):
     vectors = embedder.embed(["The cat sat on the mat.", "A feline rested on a rug.", "Quarterly revenue grew 5%."])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32

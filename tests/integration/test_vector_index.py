@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import cli_env
 from workbench.engine.errors import InvalidRequest, StoreError
-from workbench.engine.memory.index import VectorIndex
+from workbench.engine.memory.index import VectorIndex, decode_vectors
 from workbench.engine.store.db import Database
 
 DIM = 16
@@ -147,7 +147,7 @@ WRITER = """
 import sys, numpy as np
 from pathlib import Path
 from workbench.engine.store.db import Database
-from workbench.engine.memory.index import VectorIndex
+from workbench.engine.memory.index import VectorIndex, decode_vectors
 home = Path(sys.argv[1]); start = int(sys.argv[2])
 db = Database(home)
 index = VectorIndex(db, home / "indexes", "docs", 16)
@@ -187,7 +187,7 @@ def test_kill_9_during_writes_never_needs_repair(workbench_home: Path):
             assert index.count == live
             if live:
                 vector_id, embedding = db.fetchone("SELECT id, embedding FROM vectors ORDER BY random() LIMIT 1")
-                assert index.search(np.asarray(embedding, dtype=np.float32), 1)[0][0] == vector_id
+                assert index.search(decode_vectors([embedding], DIM)[0], 1)[0][0] == vector_id
             index.save()
         finally:
             db.close()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,36 @@ from workbench.engine import secrets
 from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError, error_from_code
 from workbench.engine.inference.base import ChatModel, StreamEnd
 from workbench.engine.inference.registry import ModelRegistry
+from workbench.engine.knowledge.answer import Passage, write_answer
+from workbench.engine.knowledge.base import KnowledgeBase
+from workbench.engine.knowledge.builder import generate_knowledge
+from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
+from workbench.engine.memory.embedder import Embedder, SentenceTransformerEmbedder
+from workbench.engine.memory.index import VectorIndex
+from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
 from workbench.engine.schemas import (
+    AnswerRequest,
+    AnswerResponse,
+    Citation,
+    CollectionInfo,
+    DocumentInfo,
+    EntityHit,
+    Fact,
+    IngestEvent,
+    IngestRequest,
+    KnowledgeEntity,
+    KnowledgeItem,
+    KnowledgeRequest,
+    KnowledgeResult,
+    MemoryRecord,
+    Neighbour,
+    RagRequest,
+    RagResponse,
+    Relation,
+    RememberRequest,
+    RememberResult,
+    SearchRequest,
+    SearchResponse,
     ChatEvent,
     ChatMessage,
     ChatRequest,
@@ -47,12 +77,22 @@ TITLE_CHARS = 60
 class Engine:
     """Everything the workbench does, in this process."""
 
-    def __init__(self, home: str | Path | None = None) -> None:
+    def __init__(self, home: str | Path | None = None, embedder: Embedder | None = None) -> None:
         self.home = resolve_home(home)
         self.config = load_config(self.home)
         self.db = Database(self.home)
         self.conversations = ConversationStore(self.db)
         self.models = ModelRegistry(self.home, self.config)
+        #: an embedder passed in is shared (e.g. by tests): the engine does not close it
+        self._embedder: Embedder | None = embedder
+        self._owns_embedder = embedder is None
+        self._indexes: dict[str, VectorIndex] = {}
+        self._memory: MemoryStore | None = None
+        self._knowledge: KnowledgeBase | None = None
+        self._graph: KnowledgeGraph | None = None
+        self._lazy = threading.Lock()
+        #: receives index rebuild progress (done, total); front ends may set it
+        self.on_index_progress: Callable[[str, int, int], None] | None = None
 
     def __enter__(self) -> Engine:
         return self
@@ -61,9 +101,211 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        """Release models, HTTP clients, the database and the home lock."""
-        self.models.close()
-        self.db.close()
+        """Flush memory statistics, save indexes, release models, the database and the lock."""
+        try:
+            if self._memory is not None:
+                self._memory.close()
+            for index in self._indexes.values():
+                index.save()
+        finally:
+            if self._embedder is not None and self._owns_embedder:
+                self._embedder.close()
+            self.models.close()
+            self.db.close()
+
+    # ------------------------------------------------------- lazy components
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder (loads in the background on first use)."""
+        with self._lazy:
+            if self._embedder is None:
+                self._embedder = SentenceTransformerEmbedder()
+                self._embedder.start_loading()
+            return self._embedder
+
+    def index(self, name: str) -> VectorIndex:
+        """The vector index of a collection, opened (or rebuilt) on first use."""
+        embedder = self.embedder
+        with self._lazy:
+            if name not in self._indexes:
+                progress = None
+                if self.on_index_progress is not None:
+                    callback = self.on_index_progress
+                    progress = lambda done, total: callback(name, done, total)  # noqa: E731
+                self._indexes[name] = VectorIndex(
+                    self.db, self.home / "indexes", name, embedder.dimensions, progress=progress
+                )
+            return self._indexes[name]
+
+    @property
+    def memory(self) -> MemoryStore:
+        if self._memory is None:
+            store = MemoryStore(self.db, self.embedder, self.index(MEMORY_COLLECTION),
+                                conversation_ttl_seconds=self.config.conversation_ttl_seconds)
+            with self._lazy:
+                self._memory = self._memory or store
+        return self._memory
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        if self._knowledge is None:
+            self._knowledge = KnowledgeBase(self.db, self.embedder, self.index)
+        return self._knowledge
+
+    @property
+    def graph(self) -> KnowledgeGraph:
+        if self._graph is None:
+            graph = KnowledgeGraph(self.db, self.embedder, self.index(ENTITY_INDEX))
+            with self._lazy:
+                self._graph = self._graph or graph
+        return self._graph
+
+    def _json_generate(self, model: str | None, max_tokens: int = 512) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
+        """A constrained, greedy, unsaved generation for the knowledge features."""
+
+        def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
+            system = next((m["content"] for m in messages if m["role"] == "system"), None)
+            return self.generate(
+                {
+                    "messages": [m for m in messages if m["role"] != "system"],
+                    "system": system,
+                    "model": model,
+                    "persist": False,
+                    "params": {"temperature": 0.0, "max_tokens": max_tokens},
+                    "response_format": response_format,
+                }
+            )
+
+        return run
+
+    # ---------------------------------------------------------------- memory
+
+    def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
+        """Store (or replace) a memory; knowledge memories also become graph facts."""
+        req: RememberRequest = validate(RememberRequest, request)
+        result, fact = self.memory.remember(req)
+        if fact is not None:
+            self.graph.store_fact(
+                fact["subject"], fact["predicate"], fact["object"], ttl_seconds=req.ttl_seconds,
+                source=fact.get("source") or f"memory:{req.namespace}/{req.key}",
+                confidence=float(fact.get("confidence", 1.0)),
+            )
+        return result
+
+    def recall(self, key: str, namespace: str = "default") -> MemoryRecord:
+        """A memory by exact key, or `NotFound`."""
+        return self.memory.recall(key, namespace)
+
+    def forget(self, key: str, namespace: str = "default") -> None:
+        """Delete a memory, or raise `NotFound`."""
+        self.memory.forget(key, namespace)
+
+    def list_memories(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
+        return self.memory.list(namespace, limit, offset)
+
+    def rag_retrieve(self, request: RagRequest | dict[str, Any]) -> RagResponse:
+        """Memories ranked by meaning for a query, optionally with a cited answer."""
+        started = time.perf_counter()
+        req: RagRequest = validate(RagRequest, request)
+        results = self.memory.retrieve(req)
+        answer, citations = None, []
+        if req.answer and results:
+            passages = [Passage(f"memory {r.namespace}/{r.key}", memory_text(r.kind, r.value)) for r in results]
+            answer, cited = write_answer(self._json_generate(req.model), req.query, passages)
+            citations = [
+                Citation(n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300])
+                for n in cited
+            ]
+        elif req.answer:
+            answer = "No memory matches the question."
+        return RagResponse(
+            query=req.query, results=results, total_results=len(results), answer=answer, citations=citations,
+            sources=[r.key for r in results], latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    # ------------------------------------------------------------- knowledge
+
+    def ingest(self, request: IngestRequest | dict[str, Any]) -> Iterator[IngestEvent]:
+        """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`."""
+        req: IngestRequest = validate(IngestRequest, request)
+        return self.knowledge.ingest(req)
+
+    def search(self, request: SearchRequest | dict[str, Any]) -> SearchResponse:
+        """Hybrid (BM25 + vector) search of a collection; every hit carries its ranks."""
+        return self.knowledge.search(validate(SearchRequest, request))
+
+    def answer(self, request: AnswerRequest | dict[str, Any]) -> AnswerResponse:
+        """Answer a question from a collection; each sentence cites chunks as [n]."""
+        started = time.perf_counter()
+        req: AnswerRequest = validate(AnswerRequest, request)
+        hits = self.knowledge.search(SearchRequest(query=req.question, collection=req.collection, top_k=req.top_k)).hits
+        if not hits:
+            return AnswerResponse(question=req.question, text="No passage in the collection matches the question.",
+                                  citations=[], hits=[], model=None,
+                                  latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        model = self.models.resolve(req.model).id
+        passages = [Passage(f"{h.path}" + (f" § {h.heading}" if h.heading else ""), h.text) for h in hits]
+        text, cited = write_answer(self._json_generate(model, req.max_tokens), req.question, passages)
+        citations = [
+            Citation(n=n, source=hits[n - 1].path, chunk_id=hits[n - 1].chunk_id, ordinal=hits[n - 1].ordinal,
+                     heading=hits[n - 1].heading, start_line=hits[n - 1].start_line, end_line=hits[n - 1].end_line,
+                     snippet=hits[n - 1].text[:300])
+            for n in cited
+        ]
+        return AnswerResponse(question=req.question, text=text, citations=citations, hits=hits, model=model,
+                              latency_ms=round((time.perf_counter() - started) * 1000, 3))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return self.knowledge.collections()
+
+    def list_documents(self, collection: str = "default") -> list[DocumentInfo]:
+        return self.knowledge.documents(collection)
+
+    def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
+        """Pin a document so its best chunk is part of every search of its collection."""
+        self.knowledge.set_pinned(collection, path, pinned)
+
+    def remove_document(self, collection: str, path: str) -> None:
+        self.knowledge.remove_document(collection, path)
+
+    # ------------------------------------------------------- knowledge graph
+
+    def store_fact(self, entity: str, attribute: str, value: str, **options: Any) -> Fact:
+        """Record a fact (ttl_seconds, source, confidence, entity_type are optional)."""
+        return self.graph.store_fact(entity, attribute, value, **options)
+
+    def retrieve_facts(self, entity: str, attribute: str | None = None) -> list[Fact]:
+        return self.graph.retrieve_facts(entity, attribute)
+
+    def create_relationship(self, source: str, target: str, relation_type: str,
+                            properties: dict[str, Any] | None = None) -> Relation:
+        return self.graph.create_relationship(source, target, relation_type, properties)
+
+    def neighbours(self, entity: str, max_hops: int = 1, relation_type: str | None = None,
+                   direction: str = "both") -> list[Neighbour]:
+        return self.graph.neighbours(entity, max_hops, relation_type, direction)  # type: ignore[arg-type]
+
+    def search_entities(self, query: str, limit: int = 10) -> list[EntityHit]:
+        return self.graph.search_entities(query, limit)
+
+    def generate_knowledge(self, request: KnowledgeRequest | dict[str, Any]) -> KnowledgeResult:
+        """KnowledgeBuilder: deepening cycles of constrained extraction, stored as facts."""
+        req: KnowledgeRequest = validate(KnowledgeRequest, request)
+        model = self.models.resolve(req.model).id
+        corpus = req.corpus
+        if req.collection:
+            hits = self.knowledge.search(SearchRequest(query=req.identifier, collection=req.collection, top_k=8)).hits
+            corpus = "\n\n".join([corpus, *(h.text for h in hits)]).strip()
+        return generate_knowledge(req, corpus, self._json_generate(model, 600), self.graph)
+
+    def list_knowledge(self, identifier: str) -> list[KnowledgeItem]:
+        """The generated knowledge items of an identifier."""
+        return [
+            KnowledgeItem(knowledge_id=f.knowledge_id, entity=KnowledgeEntity(text=f.value, type=f.attribute),
+                          source=f.source or "model", confidence=f.confidence)
+            for f in self.graph.facts_with_knowledge_id(identifier)
+        ]
 
     # ---------------------------------------------------------------- models
 

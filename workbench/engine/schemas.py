@@ -239,6 +239,358 @@ class ProviderInfo(_Model):
     has_key: bool
 
 
+# ------------------------------------------------------------------- memory
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MemoryKind = Literal["conversation", "knowledge", "episodic"]
+MAX_KEY_CHARS = 512
+MAX_VALUE_BYTES = 1_000_000
+MAX_QUERY_CHARS = 8_000
+
+
+def _check_key(key: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ValueError("must not contain control characters")
+    if not key.strip():
+        raise ValueError("must not be blank")
+    return key
+
+
+class MemoryMetadataFilter(_Model):
+    """Which memories a retrieval may return; every given condition must hold.
+
+    Keys other than namespace/kind/category/tags are matched against the
+    memory's metadata (equality), as in the seed's `filter` object.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    namespace: str | None = Field(None, pattern=NAME_PATTERN)
+    kind: MemoryKind | None = None
+    category: str | None = Field(None, max_length=200)
+    #: every listed tag must be present
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    def metadata_conditions(self) -> dict[str, Any]:
+        """Metadata equality conditions, including the seed-style extra keys."""
+        extra = dict(self.model_extra or {})
+        for name, value in extra.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise InvalidRequest(f"Invalid request: filter.{name}: must be a string, number or boolean.")
+        return {**extra, **self.metadata}
+
+
+class RememberRequest(_Model):
+    """The seed's `POST /v1/remember` body, plus namespace and kind."""
+
+    key: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    value: Any
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    ttl_seconds: int | None = Field(None, ge=1, le=10 * 365 * 86400)
+    namespace: str = Field("default", pattern=NAME_PATTERN)
+    #: episodic (default): what happened or was said, kept until forgotten;
+    #: conversation: short-term turns, expiring after the configured TTL;
+    #: knowledge: a fact {subject, predicate, object, source?, confidence?},
+    #: also stored in the knowledge graph
+    kind: MemoryKind = "episodic"
+
+    _key = field_validator("key")(classmethod(lambda cls, v: _check_key(v)))
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        if "category" in metadata and metadata["category"] is not None and not isinstance(metadata["category"], str):
+            raise ValueError("category must be a string")
+        tags = metadata.get("tags")
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            raise ValueError("tags must be a list of strings")
+        return metadata
+
+
+class RememberResult(_Model):
+    key: str
+    namespace: str
+    kind: MemoryKind
+    status: Literal["stored", "updated"]
+    vector_id: str
+    embedding_dimensions: int
+    indexed_at: datetime
+    expires_at: datetime | None = None
+
+
+class MemoryRecord(_Model):
+    """The seed's `GET /v1/recall/{key}` response, plus namespace and kind."""
+
+    key: str
+    namespace: str
+    kind: MemoryKind
+    value: Any
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    accessed_count: int
+    last_accessed: datetime | None = None
+
+
+class RagRequest(_Model):
+    """The seed's `POST /v1/rag/retrieve` body."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    top_k: int = Field(5, ge=1, le=20)
+    #: minimum cosine similarity. all-MiniLM-L6-v2 scores run lower than the
+    #: seed's 768-dim model, so the default is 0.3 rather than the seed's 0.7.
+    score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    filter: MemoryMetadataFilter = Field(default_factory=MemoryMetadataFilter)
+    include_metadata: bool = True
+    #: also write an answer from the results with the chat model
+    answer: bool = False
+    model: str | None = None
+
+
+class RagResult(_Model):
+    key: str
+    namespace: str
+    kind: MemoryKind
+    value: Any
+    score: float
+    metadata: dict[str, Any] | None = None
+    rank: int
+
+
+class RagResponse(_Model):
+    query: str
+    results: list[RagResult]
+    total_results: int
+    answer: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[str]
+    latency_ms: float
+
+
+# ---------------------------------------------------------------- knowledge
+
+
+class IngestRequest(_Model):
+    paths: list[str] = Field(min_length=1, max_length=10_000)
+    collection: str = Field("default", pattern=NAME_PATTERN)
+    #: pinned documents are part of every search result list of the collection
+    pinned: bool = False
+    max_chars: int = Field(1000, ge=100, le=20_000)
+    overlap_chars: int = Field(150, ge=0, le=5_000)
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> IngestRequest:
+        if self.overlap_chars >= self.max_chars // 2:
+            raise ValueError("overlap_chars must be less than half of max_chars")
+        return self
+
+
+class FileIssue(_Model):
+    path: str
+    reason: str
+
+
+class IngestReport(_Model):
+    collection: str
+    files_seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_written: int = 0
+    duplicates: list[FileIssue] = Field(default_factory=list)
+    skipped: list[FileIssue] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Progress(_Model):
+    """Progress of a long operation (ingestion, index rebuild)."""
+
+    type: Literal["progress"] = "progress"
+    stage: str
+    done: int
+    total: int
+    message: str = ""
+
+
+class IngestFinished(_Model):
+    type: Literal["ingest_finished"] = "ingest_finished"
+    report: IngestReport
+
+
+IngestEvent = Annotated[Union[Progress, IngestFinished], Field(discriminator="type")]
+
+
+class SearchRequest(_Model):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    collection: str = Field("default", pattern=NAME_PATTERN)
+    top_k: int = Field(8, ge=1, le=50)
+    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
+    #: reciprocal rank fusion: score = sum(weight / (rrf_k + rank))
+    bm25_weight: float = Field(1.0, ge=0.0, le=10.0)
+    vector_weight: float = Field(1.0, ge=0.0, le=10.0)
+    rrf_k: int = Field(60, ge=1, le=1000)
+    include_pinned: bool = True
+
+
+class SearchHit(_Model):
+    rank: int
+    chunk_id: int
+    document_id: int
+    path: str
+    title: str | None
+    heading: str
+    ordinal: int
+    start_line: int
+    end_line: int
+    text: str
+    fused_score: float
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    vector_rank: int | None = None
+    vector_score: float | None = None
+    pinned: bool = False
+
+
+class SearchResponse(_Model):
+    query: str
+    collection: str
+    mode: str
+    hits: list[SearchHit]
+    latency_ms: float
+
+
+class Citation(_Model):
+    """`[n]` in an answer: the chunk it points to."""
+
+    n: int
+    source: str
+    chunk_id: int | None = None
+    ordinal: int | None = None
+    heading: str = ""
+    start_line: int | None = None
+    end_line: int | None = None
+    snippet: str
+
+
+class AnswerRequest(_Model):
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    collection: str = Field("default", pattern=NAME_PATTERN)
+    top_k: int = Field(5, ge=1, le=20)
+    model: str | None = None
+    max_tokens: int = Field(400, ge=16, le=4096)
+
+
+class AnswerResponse(_Model):
+    question: str
+    #: the answer; every sentence ends with its [n] citations
+    text: str
+    citations: list[Citation]
+    hits: list[SearchHit]
+    model: str | None
+    latency_ms: float
+
+
+class DocumentInfo(_Model):
+    id: int
+    collection: str
+    path: str
+    title: str | None
+    kind: str
+    size: int
+    chunk_count: int
+    pinned: bool
+    ingested_at: datetime
+
+
+class CollectionInfo(_Model):
+    name: str
+    documents: int
+    chunks: int
+
+
+# ---------------------------------------------------------- knowledge graph
+
+
+class Entity(_Model):
+    id: int
+    name: str
+    type: str
+    description: str
+    created_at: datetime
+
+
+class Fact(_Model):
+    id: int
+    entity: str
+    attribute: str
+    value: str
+    source: str | None = None
+    confidence: float
+    knowledge_id: str | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class Relation(_Model):
+    id: int
+    source: str
+    target: str
+    relation_type: str
+    properties: dict[str, Any]
+    created_at: datetime
+
+
+class Neighbour(_Model):
+    entity: Entity
+    hops: int
+    #: relation types from the start entity to this one
+    via: list[str]
+
+
+class EntityHit(_Model):
+    entity: Entity
+    score: float
+
+
+class KnowledgeEntity(_Model):
+    text: str = Field(min_length=1, max_length=4000)
+    type: str = Field(min_length=1, max_length=100)
+
+
+class KnowledgeItem(_Model):
+    """One generated knowledge item, in the KnowledgeBuilder's shape."""
+
+    knowledge_id: str
+    entity: KnowledgeEntity
+    source: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class KnowledgeRequest(_Model):
+    identifier: str = Field(min_length=1, max_length=200)
+    entity_type: str = Field(min_length=1, max_length=100)
+    deepening_cycles: int = Field(1, ge=0, le=10)
+    #: local text to extract knowledge from (e.g. a knowledge-base collection's text)
+    corpus: str = Field("", max_length=200_000)
+    #: also draw the corpus from this knowledge-base collection (top chunks for the identifier)
+    collection: str | None = Field(None, pattern=NAME_PATTERN)
+    items_per_cycle: int = Field(5, ge=1, le=20)
+    model: str | None = None
+
+    _identifier = field_validator("identifier")(classmethod(lambda cls, v: _check_key(v)))
+
+
+class KnowledgeResult(_Model):
+    identifier: str
+    entity_type: str
+    cycles_run: int
+    items: list[KnowledgeItem]
+    latency_ms: float
+
+
 # ------------------------------------------------------------------- helpers
 
 

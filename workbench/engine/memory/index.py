@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,8 +31,10 @@ from workbench.engine.errors import InvalidRequest, StoreError
 from workbench.engine.store.db import Database, utcnow
 
 Progress = Callable[[int, int], None]
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 REBUILD_BATCH = 20_000
+#: restricted searches over at most this many ids are exact
+EXACT_LIMIT = 20_000
 
 
 class ReadWriteLock:
@@ -69,6 +72,18 @@ class ReadWriteLock:
                 self._cond.notify_all()
 
 
+def decode_vectors(blobs: list[bytes], dimensions: int) -> Any:
+    """Stored float32 blobs as one (n, dimensions) array."""
+    import numpy as np
+
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dimensions)
+
+
+def sql_int_list(values: Any) -> str:
+    """A comma-separated SQL list of integers (int() makes it injection-proof)."""
+    return ", ".join(str(int(v)) for v in values)
+
+
 def _crc32(path: Path) -> int:
     crc = 0
     with path.open("rb") as handle:
@@ -94,7 +109,7 @@ class VectorIndex:
         progress: Progress | None = None,
     ) -> None:
         if not COLLECTION_PATTERN.match(collection):
-            raise InvalidRequest(f"Collection name {collection!r} must be 1-64 letters, digits, '.', '_' or '-'.")
+            raise InvalidRequest(f"Collection name {collection!r} must be 1-80 letters, digits, '.', '_' or '-'.")
         self.db = db
         self.folder = folder
         self.collection = collection
@@ -108,6 +123,8 @@ class VectorIndex:
         self._deleted = 0
         self._generation = 0
         self._dirty = False
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
         folder.mkdir(parents=True, exist_ok=True)
         self.rebuilt_on_open = False
         self._open()
@@ -176,9 +193,10 @@ class VectorIndex:
             [self.collection, since],
         )
         if rows:
-            self._add_to_index([r[0] for r in rows], np.asarray([r[1] for r in rows], dtype=np.float32))
+            self._add_to_index([r[0] for r in rows], decode_vectors([r[1] for r in rows], self.dimensions))
         for vector_id, _ in tombstones:
             self._mark_deleted(vector_id)
+        self._unsaved += len(rows) + len(tombstones)
         if rows or tombstones:
             self._applied_seq = max([since] + [r[2] for r in rows[-1:]] + [t[1] for t in tombstones[-1:]])
             self._dirty = True
@@ -207,7 +225,7 @@ class VectorIndex:
             )
             if not rows:
                 break
-            index.add_items(np.asarray([r[1] for r in rows], dtype=np.float32), [r[0] for r in rows])
+            index.add_items(decode_vectors([r[1] for r in rows], self.dimensions), [r[0] for r in rows])
             done += len(rows)
             last_id = rows[-1][0]
             if self.progress:
@@ -228,18 +246,29 @@ class VectorIndex:
             raise InvalidRequest(f"Expected {len(ids)} vectors of {self.dimensions} dimensions, got shape {vectors.shape}.")
         if not np.isfinite(vectors).all():
             raise InvalidRequest("Vectors must not contain NaN or infinite values.")
-        conn.executemany(
-            "INSERT INTO vectors (collection, id, embedding, seq) VALUES (?, ?, ?, nextval('vector_seq'))",
-            [(self.collection, int(i), v.tolist()) for i, v in zip(ids, vectors)],
+        if not len(ids):
+            return
+        # One statement over a column scan: DuckDB binds list parameters slowly.
+        staged = {  # noqa: F841 - read by DuckDB's replacement scan below
+            "id": np.asarray(ids, dtype=np.int64),
+            "embedding": np.asarray([v.astype("<f4").tobytes().hex() for v in vectors], dtype=object),
+        }
+        conn.execute(
+            "INSERT INTO vectors (collection, id, embedding, seq) "
+            "SELECT ?, id, unhex(embedding), nextval('vector_seq') FROM (SELECT * FROM staged ORDER BY id)",
+            [self.collection],
         )
 
     def stage_delete(self, conn: Any, ids: list[int]) -> None:
         """Delete vectors in DuckDB (leaving tombstones) within the caller's transaction."""
-        for vector_id in ids:
-            conn.execute("DELETE FROM vectors WHERE collection = ? AND id = ?", [self.collection, int(vector_id)])
-            conn.execute(
-                "INSERT INTO vector_tombstones VALUES (?, ?, nextval('vector_seq'))", [self.collection, int(vector_id)]
-            )
+        if not ids:
+            return
+        id_list = sql_int_list(ids)
+        conn.execute(f"DELETE FROM vectors WHERE collection = ? AND id IN ({id_list})", [self.collection])
+        conn.execute(
+            f"INSERT INTO vector_tombstones SELECT ?, id, nextval('vector_seq') FROM (SELECT unnest([{id_list}]) AS id)",
+            [self.collection],
+        )
 
     def apply(self) -> None:
         """Bring the in-memory index up to date with what DuckDB committed."""
@@ -263,17 +292,32 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ read
 
-    def search(self, vector: Any, k: int) -> list[tuple[int, float]]:
-        """The k nearest ids with cosine similarity, best first."""
+    def search(self, vector: Any, k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
+        """The k nearest ids with cosine similarity, best first (only `allowed` ids if given)."""
         import numpy as np
 
         with self.lock.reading():
             live = self._index.element_count - self._deleted
+            if allowed is not None:
+                live = min(live, len(allowed))
             if live <= 0 or k <= 0:
                 return []
             k = min(k, live)
-            self._index.set_ef(max(self.ef_search, k))
-            labels, distances = self._index.knn_query(np.asarray(vector, dtype=np.float32).reshape(1, -1), k=k)
+            query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+            if allowed is None:
+                self._index.set_ef(max(self.ef_search, k))
+                labels, distances = self._index.knn_query(query, k=k)
+            elif len(allowed) <= EXACT_LIMIT:
+                # Few candidates: exact cosine over their stored vectors.
+                ids = np.fromiter(allowed, dtype=np.int64)
+                vectors = np.asarray(self._index.get_items(ids), dtype=np.float32)
+                norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+                sims = (vectors @ query[0]) / np.maximum(norms, 1e-12)
+                best = np.argsort(-sims)[:k]
+                return [(int(ids[i]), float(sims[i])) for i in best]
+            else:
+                self._index.set_ef(max(self.ef_search, 4 * k))
+                labels, distances = self._index.knn_query(query, k=k, filter=allowed.__contains__)
         return [(int(label), float(1.0 - dist)) for label, dist in zip(labels[0], distances[0])]
 
     @property
@@ -288,6 +332,11 @@ class VectorIndex:
         with self.lock.writing():
             if self._dirty:
                 self._save_locked()
+
+    def maybe_save(self, max_unsaved: int = 5_000, max_seconds: float = 60.0) -> None:
+        """Save when many writes, or old ones, would otherwise need replaying on open."""
+        if self._dirty and (self._unsaved >= max_unsaved or time.monotonic() - self._saved_at >= max_seconds):
+            self.save()
 
     def _save_locked(self) -> None:
         generation = self._generation + 1
@@ -311,6 +360,8 @@ class VectorIndex:
             )
         self._generation = generation
         self._dirty = False
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
         for stale in self.folder.glob(f"{self.collection}.*.hnsw"):
             if stale != final:
                 stale.unlink(missing_ok=True)

@@ -73,7 +73,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE TABLE vectors (
                 collection VARCHAR NOT NULL,
                 id         BIGINT NOT NULL,
-                embedding  FLOAT[] NOT NULL,
+                embedding  BLOB NOT NULL,      -- float32 little-endian
                 seq        BIGINT NOT NULL,
                 PRIMARY KEY (collection, id)
             )
@@ -96,6 +96,113 @@ MIGRATIONS: tuple[Migration, ...] = (
                 deleted_count BIGINT NOT NULL,
                 checksum      BIGINT NOT NULL,
                 saved_at      TIMESTAMPTZ NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        3,
+        "memory, knowledge base and knowledge graph",
+        (
+            # One id space for every vector, whatever its collection.
+            "CREATE SEQUENCE vector_id_seq START 1",
+            """
+            CREATE TABLE memories (
+                namespace      VARCHAR NOT NULL,
+                key            VARCHAR NOT NULL,
+                key_hash       BIGINT NOT NULL,   -- fast point lookups (see MemoryStore)
+                kind           VARCHAR NOT NULL,  -- conversation | knowledge | episodic
+                value          VARCHAR NOT NULL,  -- JSON
+                text           VARCHAR NOT NULL,  -- what was embedded
+                metadata       VARCHAR NOT NULL,  -- JSON object
+                category       VARCHAR,
+                tags           VARCHAR[] NOT NULL,
+                vector_id      BIGINT NOT NULL,
+                created_at     TIMESTAMPTZ NOT NULL,
+                updated_at     TIMESTAMPTZ NOT NULL,
+                expires_at     TIMESTAMPTZ,
+                accessed_count BIGINT NOT NULL,
+                last_accessed  TIMESTAMPTZ,
+                PRIMARY KEY (namespace, key)
+            )
+            """,
+            "CREATE INDEX memories_by_hash ON memories (key_hash)",
+            "CREATE INDEX memories_by_vector ON memories (vector_id)",
+            """
+            CREATE TABLE documents (
+                id           BIGINT PRIMARY KEY,
+                collection   VARCHAR NOT NULL,
+                path         VARCHAR NOT NULL,
+                content_hash VARCHAR NOT NULL,   -- sha256 of the file's bytes
+                size         BIGINT NOT NULL,
+                kind         VARCHAR NOT NULL,
+                title        VARCHAR,
+                pinned       BOOLEAN NOT NULL,
+                chunk_count  INTEGER NOT NULL,
+                ingested_at  TIMESTAMPTZ NOT NULL,
+                UNIQUE (collection, path)
+            )
+            """,
+            """
+            CREATE TABLE chunks (
+                id          BIGINT PRIMARY KEY,  -- also its vector id
+                document_id BIGINT NOT NULL,
+                collection  VARCHAR NOT NULL,
+                ordinal     INTEGER NOT NULL,
+                heading     VARCHAR NOT NULL,
+                text        VARCHAR NOT NULL,
+                start_line  INTEGER NOT NULL,
+                end_line    INTEGER NOT NULL,
+                length      INTEGER NOT NULL      -- BM25 document length in terms
+            )
+            """,
+            "CREATE INDEX chunks_by_document ON chunks (document_id)",
+            # BM25 postings, written in the same transaction as their chunk.
+            """
+            CREATE TABLE postings (
+                collection VARCHAR NOT NULL,
+                term       VARCHAR NOT NULL,
+                chunk_id   BIGINT NOT NULL,
+                tf         INTEGER NOT NULL,
+                length     INTEGER NOT NULL
+            )
+            """,
+            "CREATE SEQUENCE kg_seq START 1",
+            """
+            CREATE TABLE kg_entities (
+                id          BIGINT PRIMARY KEY,
+                name        VARCHAR NOT NULL,
+                name_key    VARCHAR NOT NULL UNIQUE,  -- casefolded name
+                type        VARCHAR NOT NULL,
+                description VARCHAR NOT NULL,
+                vector_id   BIGINT NOT NULL,
+                created_at  TIMESTAMPTZ NOT NULL,
+                updated_at  TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE kg_facts (
+                id           BIGINT PRIMARY KEY,
+                entity_id    BIGINT NOT NULL,
+                attribute    VARCHAR NOT NULL,
+                value        VARCHAR NOT NULL,
+                source       VARCHAR,
+                confidence   DOUBLE NOT NULL,
+                knowledge_id VARCHAR,
+                created_at   TIMESTAMPTZ NOT NULL,
+                expires_at   TIMESTAMPTZ
+            )
+            """,
+            "CREATE INDEX kg_facts_by_entity ON kg_facts (entity_id)",
+            """
+            CREATE TABLE kg_relations (
+                id            BIGINT PRIMARY KEY,
+                from_id       BIGINT NOT NULL,
+                to_id         BIGINT NOT NULL,
+                relation_type VARCHAR NOT NULL,
+                properties    VARCHAR NOT NULL,  -- JSON object
+                created_at    TIMESTAMPTZ NOT NULL,
+                UNIQUE (from_id, to_id, relation_type)
             )
             """,
         ),

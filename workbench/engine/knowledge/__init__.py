@@ -1,0 +1,1 @@
+"""Knowledge base: loaders, chunking, hybrid retrieval, knowledge graph."""

@@ -1,0 +1,344 @@
+"""Memory: the seed's remember / recall / forget / RAG contract over DuckDB + hnswlib.
+
+A memory is a JSON value under `(namespace, key)`, embedded for semantic
+retrieval. Every write is one DuckDB transaction holding the row and its
+vector, then the in-memory index is brought up to date (see `VectorIndex`).
+
+Two choices keep reads fast:
+
+* Point lookups go through `key_hash` (a 64-bit BLAKE2b of namespace and key)
+  inlined as an integer literal: DuckDB answers those in ~0.2 ms, against
+  ~1 ms for a bound two-column primary-key lookup.
+* `accessed_count` / `last_accessed` are counted in memory and written in
+  batches (every 256 reads, every 2 s, and on close). A `kill -9` can lose
+  the last two seconds of access statistics, never a memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from workbench.engine.errors import InvalidRequest, NotFound
+from workbench.engine.memory.embedder import Embedder
+from workbench.engine.memory.index import VectorIndex, sql_int_list
+from workbench.engine.schemas import (
+    MAX_VALUE_BYTES,
+    MemoryMetadataFilter,
+    MemoryRecord,
+    RagRequest,
+    RagResult,
+    RememberRequest,
+    RememberResult,
+)
+from workbench.engine.store.db import Database, utcnow
+
+MEMORY_COLLECTION = "memory"
+FLUSH_EVERY = 256
+FLUSH_SECONDS = 2.0
+#: how many extra candidates a filtered search asks the index for before
+#: falling back to a search restricted to the matching ids
+OVERFETCH = 5
+_COLUMNS = (
+    "namespace, key, kind, value, metadata, category, tags, created_at, updated_at, "
+    "expires_at, accessed_count, last_accessed"
+)
+
+
+def key_hash(namespace: str, key: str) -> int:
+    """A signed 64-bit hash of the memory's identity (collisions are checked)."""
+    digest = hashlib.blake2b(f"{namespace}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def memory_text(kind: str, value: Any) -> str:
+    """The text embedded for a memory value."""
+    if kind == "knowledge":
+        return f"{value['subject']} {value['predicate']} {value['object']}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for field in ("content", "text", "message", "summary"):
+            if isinstance(value.get(field), str) and value[field].strip():
+                return value[field]
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def check_knowledge_value(value: Any) -> dict[str, Any]:
+    """A knowledge memory's value: a subject/predicate/object fact."""
+    if not isinstance(value, dict):
+        raise InvalidRequest("A knowledge memory's value must be an object with subject, predicate and object.")
+    for field in ("subject", "predicate", "object"):
+        if not isinstance(value.get(field), str) or not value[field].strip():
+            raise InvalidRequest(f"A knowledge memory needs a non-empty string '{field}'.")
+    confidence = value.get("confidence", 1.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 <= confidence <= 1.0:
+        raise InvalidRequest("A knowledge memory's confidence must be a number from 0 to 1.")
+    source = value.get("source")
+    if source is not None and not isinstance(source, str):
+        raise InvalidRequest("A knowledge memory's source must be a string.")
+    return value
+
+
+class MemoryStore:
+    """Remember, recall, forget and retrieve memories."""
+
+    def __init__(
+        self,
+        db: Database,
+        embedder: Embedder,
+        index: VectorIndex,
+        *,
+        conversation_ttl_seconds: int = 7 * 86400,
+    ) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.index = index
+        self.conversation_ttl_seconds = conversation_ttl_seconds
+        self._pending: dict[tuple[str, str], list[Any]] = {}
+        self._pending_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._next_expiry: datetime | None = None
+        self._refresh_next_expiry()
+        self.purge_expired()
+
+    # ---------------------------------------------------------------- write
+
+    def remember(self, request: RememberRequest) -> tuple[RememberResult, dict[str, Any] | None]:
+        """Store or replace a memory. Returns the result and, for knowledge, the fact to record."""
+        try:
+            encoded = json.dumps(request.value, ensure_ascii=False, allow_nan=False)
+            metadata_json = json.dumps(request.metadata, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"Invalid request: value and metadata must be JSON-serialisable ({exc}).") from None
+        if len(encoded.encode()) > MAX_VALUE_BYTES:
+            raise InvalidRequest(f"Invalid request: value is larger than {MAX_VALUE_BYTES // 1000} kB.")
+        fact = check_knowledge_value(request.value) if request.kind == "knowledge" else None
+        text = memory_text(request.kind, request.value)
+        vector = self.embedder.embed([text[:20_000]])
+        now = utcnow()
+        ttl = request.ttl_seconds
+        if ttl is None and request.kind == "conversation":
+            ttl = self.conversation_ttl_seconds
+        expires_at = now + timedelta(seconds=ttl) if ttl else None
+        metadata = request.metadata
+        category = metadata.get("category")
+        tags = list(metadata.get("tags") or [])
+        h = key_hash(request.namespace, request.key)
+        self._flush_access()
+        with self.db.transaction() as conn:
+            vector_id = conn.execute("SELECT nextval('vector_id_seq')").fetchone()[0]
+            old = conn.execute(
+                f"SELECT vector_id FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?",
+                [request.namespace, request.key],
+            ).fetchone()
+            if old is None:
+                conn.execute(
+                    "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                    [request.namespace, request.key, h, request.kind, encoded, text, metadata_json, category, tags,
+                     vector_id, now, now, expires_at],
+                )
+            else:
+                conn.execute(
+                    "UPDATE memories SET kind = ?, value = ?, text = ?, metadata = ?, category = ?, tags = ?, "
+                    f"vector_id = ?, updated_at = ?, expires_at = ? WHERE key_hash = {h} AND namespace = ? AND key = ?",
+                    [request.kind, encoded, text, metadata_json, category, tags, vector_id, now, expires_at,
+                     request.namespace, request.key],
+                )
+                self.index.stage_delete(conn, [old[0]])
+            self.index.stage_add(conn, [vector_id], vector)
+        self.index.apply()
+        if expires_at is not None and (self._next_expiry is None or expires_at < self._next_expiry):
+            self._next_expiry = expires_at
+        result = RememberResult(
+            key=request.key,
+            namespace=request.namespace,
+            kind=request.kind,
+            status="stored" if old is None else "updated",
+            vector_id=f"vec_{vector_id}",
+            embedding_dimensions=self.embedder.dimensions,
+            indexed_at=now,
+            expires_at=expires_at,
+        )
+        return result, fact
+
+    def forget(self, key: str, namespace: str = "default") -> None:
+        """Delete a memory, or raise `NotFound`."""
+        h = key_hash(namespace, key)
+        with self._pending_lock:
+            self._pending.pop((namespace, key), None)
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                f"SELECT vector_id FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?", [namespace, key]
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No memory with key {key!r} in namespace {namespace!r}.")
+            conn.execute(f"DELETE FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?", [namespace, key])
+            self.index.stage_delete(conn, [row[0]])
+        self.index.apply()
+
+    def purge_expired(self) -> int:
+        """Delete memories whose TTL has passed; returns how many."""
+        now = utcnow()
+        if self._next_expiry is None or self._next_expiry > now:
+            return 0
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "DELETE FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING namespace, key, vector_id",
+                [now],
+            ).fetchall()
+            self.index.stage_delete(conn, [r[2] for r in rows])
+        if rows:
+            self.index.apply()
+            with self._pending_lock:
+                for namespace, key, _ in rows:
+                    self._pending.pop((namespace, key), None)
+        self._refresh_next_expiry()
+        return len(rows)
+
+    def _refresh_next_expiry(self) -> None:
+        row = self.db.fetchone("SELECT min(expires_at) FROM memories WHERE expires_at IS NOT NULL")
+        self._next_expiry = row[0] if row else None
+
+    # ----------------------------------------------------------------- read
+
+    def recall(self, key: str, namespace: str = "default") -> MemoryRecord:
+        """A memory by exact key (counts as an access), or `NotFound`."""
+        self.purge_expired()
+        h = key_hash(namespace, key)
+        rows = self.db.fetchall(f"SELECT {_COLUMNS} FROM memories WHERE key_hash = {h}")
+        row = next((r for r in rows if r[0] == namespace and r[1] == key), None)
+        if row is None:
+            raise NotFound(f"No memory with key {key!r} in namespace {namespace!r}.")
+        now = utcnow()
+        with self._pending_lock:
+            pending = self._pending.setdefault((namespace, key), [0, now])
+            pending[0] += 1
+            pending[1] = now
+            count = row[10] + pending[0]
+        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self._flush_access()
+        return _record(row, accessed_count=count, last_accessed=now)
+
+    def list(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
+        """Memories, most recently updated first."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        self.purge_expired()
+        self._flush_access()
+        where, params = ("WHERE namespace = ?", [namespace]) if namespace else ("", [])
+        rows = self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM memories {where} ORDER BY updated_at DESC, key LIMIT {int(limit)} OFFSET {int(offset)}",
+            params,
+        )
+        return [_record(r) for r in rows]
+
+    def retrieve(self, request: RagRequest) -> list[RagResult]:
+        """Ranked memories for a query (cosine similarity >= score_threshold)."""
+        self.purge_expired()
+        query_vector = self.embedder.embed([request.query])[0]
+        where, params = _filter_sql(request.filter)
+        k = request.top_k
+        candidates = self.index.search(query_vector, k * OVERFETCH if where else k + 4)
+        rows = self._rows_for(candidates, where, params)
+        if where and len(rows) < k and len(candidates) >= k * OVERFETCH:
+            # The filter is selective: search only among the matching memories.
+            allowed = {r[0] for r in self.db.fetchall(f"SELECT vector_id FROM memories WHERE {where}", params)}
+            candidates = self.index.search(query_vector, k, allowed=allowed) if allowed else []
+            rows = self._rows_for(candidates, where, params)
+        results = []
+        for vector_id, cosine in candidates:
+            score = max(cosine, 0.0)  # the seed's scores are 0..1; opposite meaning is just "unrelated"
+            row = rows.get(vector_id)
+            if row is None or score < request.score_threshold:
+                continue
+            metadata = json.loads(row[4]) if request.include_metadata else None
+            results.append(
+                RagResult(key=row[1], namespace=row[0], kind=row[2], value=json.loads(row[3]), score=round(score, 6),
+                          metadata=metadata, rank=len(results) + 1)
+            )
+            if len(results) == k:
+                break
+        return results
+
+    def _rows_for(self, candidates: list[tuple[int, float]], where: str, params: list[Any]) -> dict[int, tuple]:
+        if not candidates:
+            return {}
+        ids = sql_int_list(vector_id for vector_id, _ in candidates)
+        extra = f" AND {where}" if where else ""
+        rows = self.db.fetchall(
+            f"SELECT vector_id, {_COLUMNS} FROM memories WHERE vector_id IN ({ids})"
+            f" AND (expires_at IS NULL OR expires_at > ?){extra}",
+            [utcnow(), *params],
+        )
+        return {r[0]: r[1:] for r in rows}
+
+    def count(self) -> int:
+        return self.db.fetchone("SELECT count(*) FROM memories")[0]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _flush_access(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = time.monotonic()
+        if not pending:
+            return
+        with self.db.transaction() as conn:
+            for (namespace, key), (delta, last) in pending.items():
+                conn.execute(
+                    "UPDATE memories SET accessed_count = accessed_count + ?, last_accessed = ? "
+                    f"WHERE key_hash = {key_hash(namespace, key)} AND namespace = ? AND key = ?",
+                    [delta, last, namespace, key],
+                )
+
+    def close(self) -> None:
+        self._flush_access()
+
+
+def _filter_sql(flt: MemoryMetadataFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt.namespace:
+        clauses.append("namespace = ?")
+        params.append(flt.namespace)
+    if flt.kind:
+        clauses.append("kind = ?")
+        params.append(flt.kind)
+    if flt.category is not None:
+        clauses.append("category = ?")
+        params.append(flt.category)
+    if flt.tags:
+        clauses.append("list_has_all(tags, ?::VARCHAR[])")
+        params.append(list(flt.tags))
+    for name, value in flt.metadata_conditions().items():
+        if isinstance(value, str):
+            clauses.append("json_extract_string(metadata, ?) = ?")
+        else:
+            clauses.append("json_extract(metadata, ?) = ?::JSON")
+            value = json.dumps(value)
+        params.extend([_json_path(name), value])
+    return " AND ".join(clauses), params
+
+
+def _json_path(name: str) -> str:
+    return "$." + json.dumps(name)
+
+
+def _record(row: tuple, accessed_count: int | None = None, last_accessed: datetime | None = None) -> MemoryRecord:
+    return MemoryRecord(
+        namespace=row[0],
+        key=row[1],
+        kind=row[2],
+        value=json.loads(row[3]),
+        metadata=json.loads(row[4]),
+        created_at=row[7],
+        updated_at=row[8],
+        expires_at=row[9],
+        accessed_count=row[10] if accessed_count is None else accessed_count,
+        last_accessed=(row[11] if last_accessed is None else last_accessed),
+    )
