@@ -206,3 +206,14 @@ def test_rag_answer_cites_memories(mem_engine: Engine):
     for citation in response.citations:
         assert f"[{citation.n}]" in response.answer
         assert citation.source == f"default/{response.results[citation.n - 1].key}"
+
+
+def test_remember_many_is_all_or_nothing(mem_engine: Engine):
+    results = mem_engine.remember_many([{"key": f"k{i}", "value": f"note number {i}"} for i in range(50)])
+    assert [r.status for r in results] == ["stored"] * 50
+    assert len({r.vector_id for r in results}) == 50
+    with pytest.raises(InvalidRequest):
+        mem_engine.remember_many([{"key": "fine", "value": "ok"}, {"key": "bad", "value": "x", "kind": "knowledge"}])
+    with pytest.raises(NotFound):
+        mem_engine.recall("fine")
+    assert mem_engine.memory.count() == 50 and mem_engine.index("memory").count == 50

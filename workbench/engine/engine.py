@@ -183,15 +183,22 @@ class Engine:
 
     def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
         """Store (or replace) a memory; knowledge memories also become graph facts."""
-        req: RememberRequest = validate(RememberRequest, request)
-        result, fact = self.memory.remember(req)
-        if fact is not None:
-            self.graph.store_fact(
-                fact["subject"], fact["predicate"], fact["object"], ttl_seconds=req.ttl_seconds,
-                source=fact.get("source") or f"memory:{req.namespace}/{req.key}",
-                confidence=float(fact.get("confidence", 1.0)),
-            )
-        return result
+        return self.remember_many([request])[0]
+
+    def remember_many(self, requests: list[RememberRequest | dict[str, Any]]) -> list[RememberResult]:
+        """Store many memories in one batch: all are stored, or none (bulk import)."""
+        if len(requests) > 10_000:
+            raise InvalidRequest("remember_many takes at most 10,000 memories per call.")
+        reqs: list[RememberRequest] = [validate(RememberRequest, r) for r in requests]
+        stored = self.memory.remember_many(reqs)
+        for req, (_, fact) in zip(reqs, stored):
+            if fact is not None:
+                self.graph.store_fact(
+                    fact["subject"], fact["predicate"], fact["object"], ttl_seconds=req.ttl_seconds,
+                    source=fact.get("source") or f"memory:{req.namespace}/{req.key}",
+                    confidence=float(fact.get("confidence", 1.0)),
+                )
+        return [result for result, _ in stored]
 
     def recall(self, key: str, namespace: str = "default") -> MemoryRecord:
         """A memory by exact key, or `NotFound`."""

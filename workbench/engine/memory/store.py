@@ -110,6 +110,58 @@ class MemoryStore:
 
     def remember(self, request: RememberRequest) -> tuple[RememberResult, dict[str, Any] | None]:
         """Store or replace a memory. Returns the result and, for knowledge, the fact to record."""
+        return self.remember_many([request])[0]
+
+    def remember_many(self, requests: list[RememberRequest]) -> list[tuple[RememberResult, dict[str, Any] | None]]:
+        """Store or replace memories with one embedding batch and one transaction.
+
+        All are validated before anything is written; then all are stored, or
+        none (a later duplicate key in the batch replaces an earlier one).
+        """
+        prepared = [self._prepare(r) for r in requests]
+        vectors = self.embedder.embed([p["text"][:20_000] for p in prepared]) if prepared else None
+        now = utcnow()
+        results = []
+        self._flush_access()
+        with self.db.transaction() as conn:
+            ids = [int(r[0]) for r in conn.execute(f"SELECT nextval('vector_id_seq') FROM range({len(prepared)})").fetchall()]
+            for item, vector_id in zip(prepared, ids):
+                req: RememberRequest = item["request"]
+                h = key_hash(req.namespace, req.key)
+                expires_at = now + timedelta(seconds=item["ttl"]) if item["ttl"] else None
+                old = conn.execute(
+                    f"SELECT vector_id FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?",
+                    [req.namespace, req.key],
+                ).fetchone()
+                values = [req.kind, item["encoded"], item["text"], item["metadata"], item["category"], item["tags"],
+                          vector_id]
+                if old is None:
+                    conn.execute(
+                        "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                        [req.namespace, req.key, h, *values, now, now, expires_at],
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE memories SET kind = ?, value = ?, text = ?, metadata = ?, category = ?, tags = ?, "
+                        f"vector_id = ?, updated_at = ?, expires_at = ? WHERE key_hash = {h} AND namespace = ? AND key = ?",
+                        [*values, now, expires_at, req.namespace, req.key],
+                    )
+                    self.index.stage_delete(conn, [old[0]])
+                if expires_at is not None and (self._next_expiry is None or expires_at < self._next_expiry):
+                    self._next_expiry = expires_at
+                result = RememberResult(
+                    key=req.key, namespace=req.namespace, kind=req.kind, status="stored" if old is None else "updated",
+                    vector_id=f"vec_{vector_id}", embedding_dimensions=self.embedder.dimensions, indexed_at=now,
+                    expires_at=expires_at,
+                )
+                results.append((result, item["fact"]))
+            if prepared:
+                self.index.stage_add(conn, ids, vectors)
+        self.index.apply()
+        self.index.maybe_save()
+        return results
+
+    def _prepare(self, request: RememberRequest) -> dict[str, Any]:
         try:
             encoded = json.dumps(request.value, ensure_ascii=False, allow_nan=False)
             metadata_json = json.dumps(request.metadata, ensure_ascii=False, allow_nan=False)
@@ -117,54 +169,20 @@ class MemoryStore:
             raise InvalidRequest(f"Invalid request: value and metadata must be JSON-serialisable ({exc}).") from None
         if len(encoded.encode()) > MAX_VALUE_BYTES:
             raise InvalidRequest(f"Invalid request: value is larger than {MAX_VALUE_BYTES // 1000} kB.")
-        fact = check_knowledge_value(request.value) if request.kind == "knowledge" else None
-        text = memory_text(request.kind, request.value)
-        vector = self.embedder.embed([text[:20_000]])
-        now = utcnow()
         ttl = request.ttl_seconds
         if ttl is None and request.kind == "conversation":
             ttl = self.conversation_ttl_seconds
-        expires_at = now + timedelta(seconds=ttl) if ttl else None
-        metadata = request.metadata
-        category = metadata.get("category")
-        tags = list(metadata.get("tags") or [])
-        h = key_hash(request.namespace, request.key)
-        self._flush_access()
-        with self.db.transaction() as conn:
-            vector_id = conn.execute("SELECT nextval('vector_id_seq')").fetchone()[0]
-            old = conn.execute(
-                f"SELECT vector_id FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?",
-                [request.namespace, request.key],
-            ).fetchone()
-            if old is None:
-                conn.execute(
-                    "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-                    [request.namespace, request.key, h, request.kind, encoded, text, metadata_json, category, tags,
-                     vector_id, now, now, expires_at],
-                )
-            else:
-                conn.execute(
-                    "UPDATE memories SET kind = ?, value = ?, text = ?, metadata = ?, category = ?, tags = ?, "
-                    f"vector_id = ?, updated_at = ?, expires_at = ? WHERE key_hash = {h} AND namespace = ? AND key = ?",
-                    [request.kind, encoded, text, metadata_json, category, tags, vector_id, now, expires_at,
-                     request.namespace, request.key],
-                )
-                self.index.stage_delete(conn, [old[0]])
-            self.index.stage_add(conn, [vector_id], vector)
-        self.index.apply()
-        if expires_at is not None and (self._next_expiry is None or expires_at < self._next_expiry):
-            self._next_expiry = expires_at
-        result = RememberResult(
-            key=request.key,
-            namespace=request.namespace,
-            kind=request.kind,
-            status="stored" if old is None else "updated",
-            vector_id=f"vec_{vector_id}",
-            embedding_dimensions=self.embedder.dimensions,
-            indexed_at=now,
-            expires_at=expires_at,
-        )
-        return result, fact
+        fact = check_knowledge_value(request.value) if request.kind == "knowledge" else None
+        return {
+            "request": request,
+            "encoded": encoded,
+            "metadata": metadata_json,
+            "text": memory_text(request.kind, request.value),
+            "fact": fact,
+            "ttl": ttl,
+            "category": request.metadata.get("category"),
+            "tags": list(request.metadata.get("tags") or []),
+        }
 
     def forget(self, key: str, namespace: str = "default") -> None:
         """Delete a memory, or raise `NotFound`."""
