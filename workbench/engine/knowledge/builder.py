@@ -23,7 +23,9 @@ CORPUS_CHARS = 3000
 GROUNDED = 0.6
 SYSTEM = (
     "You build a knowledge base. Extract short, specific, factual statements about the subject from the corpus. "
-    "Each item is one sentence. Do not repeat known items."
+    "For each item give: text, one factual sentence; type, a one-word category such as Biography, Work or "
+    "Skill; confidence, how sure you are from 0 to 100 percent (100 when the corpus states it). "
+    "Do not repeat known items."
 )
 
 
