@@ -35,6 +35,7 @@ $(TEST_DEPS): $(DEPS)
 
 bench: $(DEPS)
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
