@@ -75,6 +75,9 @@ class WorkbenchConfig(BaseModel):
     models_dirs: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     n_ctx: int = Field(8192, ge=512, le=1_048_576)
+    #: embedder for memory and knowledge: None = the packaged all-MiniLM-L6-v2,
+    #: or PROVIDER:MODEL of a configured OpenAI-compatible provider
+    embedder: str | None = Field(None, max_length=200)
     #: how long "conversation" memories live when remember() gives no TTL
     conversation_ttl_seconds: int = Field(7 * 86400, ge=60, le=10 * 365 * 86400)
 

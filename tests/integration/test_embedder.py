@@ -104,3 +104,40 @@ def test_openai_compatible_embeddings_errors(embeddings_server):
     unreachable = OpenAICompatEmbedder("wire", "m", "http://127.0.0.1:9/v1", "k", timeout_s=2)
     with pytest.raises(ProviderUnreachable, match="Cannot reach"):
         unreachable.embed(["a"])
+
+
+def test_configured_remote_embedder_and_collection_guard(embeddings_server, workbench_home, embedder):
+    from workbench.engine.engine import Engine
+    from workbench.engine.errors import StoreError
+
+    with Engine(workbench_home) as engine:
+        engine.add_provider("wire", "openai", embeddings_server, ["text-embedding-wire"])
+        engine.set_provider_key("wire", _EmbeddingsHandler.key)
+        engine._save_config(embedder="wire:text-embedding-wire")
+    with Engine(workbench_home) as engine:
+        assert engine.embedder.model_id == "wire:text-embedding-wire"
+        stored = engine.remember({"key": "k", "value": "remote vectors"})
+        assert stored.embedding_dimensions == 8
+        assert [r.key for r in engine.rag_retrieve({"query": "remote vectors", "score_threshold": 0.9}).results] == ["k"]
+    # The memory collection was written by the remote embedder: the default one may not mix in.
+    with Engine(workbench_home, embedder=embedder) as engine:
+        with pytest.raises(StoreError, match="was embedded with wire:text-embedding-wire"):
+            engine.remember({"key": "k2", "value": "local vectors"})
+        engine.index("kb.other")  # a new collection takes the current embedder
+
+
+def test_configured_embedder_must_be_an_openai_provider(workbench_home):
+    from workbench.engine.engine import Engine
+    from workbench.engine.errors import InvalidRequest, ModelNotFound
+
+    with Engine(workbench_home) as engine:
+        engine._save_config(embedder="nowhere:model")
+    with Engine(workbench_home) as engine:
+        with pytest.raises(ModelNotFound, match="nowhere:model"):
+            engine.embedder
+    with Engine(workbench_home) as engine:
+        engine.add_provider("claude", "anthropic", "https://api.anthropic.com", ["claude-x"])
+        engine._save_config(embedder="claude:claude-x")
+    with Engine(workbench_home) as engine:
+        with pytest.raises(InvalidRequest, match="no embeddings API"):
+            engine.embedder

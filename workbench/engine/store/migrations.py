@@ -207,4 +207,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "embedder of each vector collection",
+        (
+            # Vectors of different embedders must never share an index.
+            "CREATE TABLE collection_embedders (collection VARCHAR PRIMARY KEY, embedder VARCHAR NOT NULL)",
+        ),
+    ),
 )
