@@ -74,3 +74,19 @@ def test_embedder_module_does_not_import_torch():
     loaded = _loaded_after("import workbench.engine.memory.embedder")
     for heavy in ("torch", "sentence_transformers", "transformers"):
         assert heavy not in loaded, heavy
+
+
+def test_engine_implements_every_engine_api_method():
+    """EngineAPI is what the remote client must also implement: Engine has all of it."""
+    import inspect
+
+    from workbench.engine.api import EngineAPI
+    from workbench.engine.engine import Engine
+
+    wanted = [name for name in dir(EngineAPI) if not name.startswith("_") and callable(getattr(EngineAPI, name))]
+    assert {"remember", "rag_retrieve", "ingest", "search", "answer", "neighbours"} <= set(wanted)
+    for name in wanted:
+        method = getattr(Engine, name, None)
+        assert callable(method), f"Engine lacks {name}"
+        api_params = list(inspect.signature(getattr(EngineAPI, name)).parameters)
+        assert list(inspect.signature(method).parameters) == api_params, name
