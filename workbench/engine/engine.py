@@ -72,6 +72,8 @@ from workbench.engine.store.db import Database, utcnow
 log = logging.getLogger("workbench.engine")
 
 TITLE_CHARS = 60
+#: cosine similarity below which a passage without a shared term is not evidence
+ANSWER_MIN_SIMILARITY = 0.3
 
 
 class Engine:
@@ -259,7 +261,11 @@ class Engine:
         """Answer a question from a collection; each sentence cites chunks as [n]."""
         started = time.perf_counter()
         req: AnswerRequest = validate(AnswerRequest, request)
-        hits = self.knowledge.search(SearchRequest(query=req.question, collection=req.collection, top_k=req.top_k)).hits
+        found = self.knowledge.search(SearchRequest(query=req.question, collection=req.collection, top_k=req.top_k)).hits
+        # Vector search always returns the nearest chunks, however far: only
+        # passages sharing a term with the question or close in meaning (or
+        # pinned) count.
+        hits = [h for h in found if h.pinned or h.bm25_rank is not None or (h.vector_score or 0.0) >= ANSWER_MIN_SIMILARITY]
         if not hits:
             return AnswerResponse(question=req.question, text="No passage in the collection matches the question.",
                                   citations=[], hits=[], model=None,

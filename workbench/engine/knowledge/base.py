@@ -80,7 +80,9 @@ class KnowledgeBase:
         ones are replaced; documents under a given folder whose files are
         gone are removed; a file whose content is already in the collection
         under another path is reported as a duplicate. A file that cannot be
-        read or parsed is reported and skipped; the batch goes on.
+        read or parsed is reported and skipped (the batch goes on), and an
+        earlier version of it is removed: the collection never answers with
+        text its files no longer hold.
         """
         started = time.perf_counter()
         collection = request.collection
@@ -112,56 +114,78 @@ class KnowledgeBase:
             for path in [p for p, (i, _) in existing.items() if i in gone]:
                 hashes.pop(existing.pop(path)[1], None)
 
+        # Hash every file first, so that duplicates are judged against what the
+        # collection will hold after this run, not against content being replaced.
+        digests: dict[str, tuple[str, int] | str] = {}
+        for file in files:
+            try:
+                data = file.read_bytes()
+                digests[str(file)] = (hashlib.sha256(data).hexdigest(), len(data))
+            except OSError as exc:
+                digests[str(file)] = f"unreadable: {exc.strerror or type(exc).__name__}"
+        for path, state in digests.items():
+            if path in existing and (isinstance(state, str) or state[0] != existing[path][1]):
+                if hashes.get(existing[path][1]) == path:
+                    del hashes[existing[path][1]]
+
         total = len(files)
         done = 0
         pending: list[_Pending] = []
         pending_chunks = 0
+        stale: list[int] = []  # documents whose file can no longer be indexed
         yield Progress(stage="ingest", done=0, total=total, message=f"{total} files")
         for file in files:
             path = str(file)
-            try:
-                data = file.read_bytes()
-            except OSError as exc:
-                report.skipped.append(FileIssue(path=path, reason=f"unreadable: {exc.strerror or type(exc).__name__}"))
-                done += 1
+            state = digests[path]
+            done += 1
+            if isinstance(state, str):
+                report.skipped.append(FileIssue(path=path, reason=state))
+                if path in existing:
+                    stale.append(existing.pop(path)[0])
                 continue
-            digest = hashlib.sha256(data).hexdigest()
+            digest, size = state
             if path in existing and existing[path][1] == digest:
                 report.unchanged += 1
-                done += 1
                 continue
             original = hashes.get(digest)
             if original is not None and original != path:
                 report.duplicates.append(FileIssue(path=path, reason=f"same content as {original}"))
-                done += 1
+                if path in existing:
+                    stale.append(existing.pop(path)[0])
                 continue
             try:
                 doc = load_file(file)
                 chunks = chunk_document(doc, request.max_chars, request.overlap_chars)
+                if not chunks:
+                    raise LoadError("no text to index")
             except LoadError as exc:
                 report.skipped.append(FileIssue(path=path, reason=str(exc)))
-                done += 1
-                continue
-            if not chunks:
-                report.skipped.append(FileIssue(path=path, reason="no text to index"))
-                done += 1
+                if path in existing:
+                    stale.append(existing.pop(path)[0])
                 continue
             hashes[digest] = path
-            pending.append(_Pending(path, digest, len(data), doc, chunks, existing.get(path, (None, None))[0]))
+            pending.append(_Pending(path, digest, size, doc, chunks, existing.get(path, (None, None))[0]))
             pending_chunks += len(chunks)
             if pending_chunks >= BATCH_CHUNKS:
-                done += self._commit(collection, index, pending, request.pinned, report)
+                self._commit(collection, index, pending, request.pinned, report)
                 pending, pending_chunks = [], 0
                 yield Progress(stage="ingest", done=done, total=total, message=path)
+            elif done % 100 == 0:
+                yield Progress(stage="ingest", done=done, total=total, message=path)
         if pending:
-            done += self._commit(collection, index, pending, request.pinned, report)
+            self._commit(collection, index, pending, request.pinned, report)
+        if stale:
+            with self.db.transaction() as conn:
+                self._delete_documents(conn, index, stale)
+            index.apply()
+            report.removed += len(stale)
         index.save()
         report.seconds = round(time.perf_counter() - started, 3)
         yield Progress(stage="ingest", done=total, total=total, message="done")
         yield IngestFinished(report=report)
 
-    def _commit(self, collection: str, index: VectorIndex, batch: list[_Pending], pinned: bool, report: IngestReport) -> int:
-        """Embed and write a batch of documents in one transaction; returns how many."""
+    def _commit(self, collection: str, index: VectorIndex, batch: list[_Pending], pinned: bool, report: IngestReport) -> None:
+        """Embed and write a batch of documents in one transaction."""
         texts = [embed_text(c) for item in batch for c in item.chunks]
         vectors = self.embedder.embed(texts)
         now = utcnow()
@@ -202,7 +226,6 @@ class KnowledgeBase:
             else:
                 report.updated += 1
         report.chunks_written += len(texts)
-        return len(batch)
 
     def _stage_chunks(
         self, conn: Any, collection: str, batch: list[_Pending], ids: list[int], owners: list[int], lengths: list[int]
