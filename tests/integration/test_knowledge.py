@@ -12,6 +12,7 @@ import pytest
 from tests.unit.test_loaders import minimal_pdf
 from workbench.engine.engine import Engine
 from workbench.engine.errors import InvalidRequest, NotFound
+from workbench.engine.knowledge.base import BATCH_CHUNKS
 from workbench.engine.schemas import IngestFinished, IngestReport, Progress
 
 GUIDE_MD = """\
@@ -205,17 +206,20 @@ def test_progress_across_several_batches_never_goes_back(mem_engine: Engine, tmp
     docs = tmp_path / "many"
     docs.mkdir()
     sentence = "Sentence {i} of file {f} talks about harbour number {i} and its cranes."
-    for f in range(6):
+    files = BATCH_CHUNKS // 60 + 2
+    for f in range(files):
         text = "\n\n".join(sentence.format(i=i, f=f) for i in range(60))
         (docs / f"file{f}.txt").write_text(text, encoding="utf-8")
     events, report = ingest(mem_engine, docs, max_chars=100, overlap_chars=0)
     progress = [e for e in events if isinstance(e, Progress)]
-    assert report.added == 6 and report.chunks_written == 360
-    # 360 chunks are more than one embedding batch: progress is reported in between.
+    assert report.added == files and report.chunks_written == 60 * files
+    # More chunks than one commit batch: progress is reported in between,
+    # including while a batch is being embedded.
     assert any(0 < p.done < p.total for p in progress)
+    assert any(p.stage == "embedding" and p.done < p.total for p in progress)
     assert [p.done for p in progress] == sorted(p.done for p in progress)
-    assert progress[-1].done == progress[-1].total == 6
-    assert assert_consistent(mem_engine) == 360
+    assert progress[-1].done == progress[-1].total == files
+    assert assert_consistent(mem_engine) == 60 * files
 
 
 def test_every_document_is_stored_whole(mem_engine: Engine, tmp_path: Path):

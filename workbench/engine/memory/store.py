@@ -305,18 +305,27 @@ class MemoryStore:
     # ------------------------------------------------------------ lifecycle
 
     def _flush_access(self) -> None:
+        """Write the pending access statistics in one statement."""
+        import numpy as np
+
         with self._pending_lock:
             pending, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
         if not pending:
             return
+        items = list(pending.items())
+        staged = {  # noqa: F841 - read by DuckDB's replacement scan below
+            "h": np.asarray([key_hash(ns, key) for (ns, key), _ in items], dtype=np.int64),
+            "ns": np.asarray([ns for (ns, _), _ in items], dtype=object),
+            "k": np.asarray([key for (_, key), _ in items], dtype=object),
+            "delta": np.asarray([delta for _, (delta, _) in items], dtype=np.int64),
+            "last": np.asarray([last.timestamp() for _, (_, last) in items], dtype=np.float64),
+        }
         with self.db.transaction() as conn:
-            for (namespace, key), (delta, last) in pending.items():
-                conn.execute(
-                    "UPDATE memories SET accessed_count = accessed_count + ?, last_accessed = ? "
-                    f"WHERE key_hash = {key_hash(namespace, key)} AND namespace = ? AND key = ?",
-                    [delta, last, namespace, key],
-                )
+            conn.execute(
+                "UPDATE memories SET accessed_count = accessed_count + s.delta, last_accessed = to_timestamp(s.last) "
+                "FROM staged s WHERE memories.key_hash = s.h AND memories.namespace = s.ns AND memories.key = s.k"
+            )
 
     def close(self) -> None:
         self._flush_access()
