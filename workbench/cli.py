@@ -11,7 +11,9 @@ import json
 from contextlib import closing
 import os
 import re
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -292,9 +294,18 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
 
     out = sys.stdout
     result = None
+    # Ctrl-C only sets a flag while the answer streams; the loop raises it.
+    # A KeyboardInterrupt raised by Python's own handler can land inside a
+    # ctypes callback of llama.cpp, where it is printed and swallowed.
+    interrupted = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     with closing(engine.chat(request)) as events:  # closing stores a partial answer as cancelled
         try:
             for event in events:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 if isinstance(event, TokenDelta):
                     out.write(_terminal_safe(event.text, out))
                     out.flush()
@@ -305,10 +316,15 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
                 elif isinstance(event, RunFailed):
                     out.write("\n")
                     raise error_from_code(event.code, event.error)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             out.write("\n[cancelled]\n")
             out.flush()
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
     out.write("\n")
     out.flush()
     return result
