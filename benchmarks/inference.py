@@ -62,6 +62,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from machine import cpu_busy, cpu_model, other_load, package_version
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PROMPT = (
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     load_before = os.getloadavg()
-    busy_before = _cpu_busy()
+    busy_before = cpu_busy()
 
     from workbench.config import WorkbenchConfig
     from workbench.engine.engine import Engine
@@ -342,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_warm = run_raw(llama, messages, args.max_tokens, prompt_tokens)
 
         log(f"stream comparison: {args.rounds} rounds, max_tokens {args.max_tokens}")
-        section_busy = _cpu_busy()
+        section_busy = cpu_busy()
         runs = interleaved(
             args.rounds,
             {
@@ -376,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             "paired_median_ttft_overhead_ms": paired_ttft,
             # per-token cost of our path, robust to outliers (median inter-token gap, ours - raw)
             "itl_overhead_us": round((ours["median_itl_ms"] - raw["median_itl_ms"]) * 1000, 1),
-            "other_processes_busy_cpus": _other_load(section_busy),
+            "other_processes_busy_cpus": other_load(section_busy),
             "targets": {"throughput_ratio": ">= 0.95", "ttft_overhead_ms": "<= 20"},
             "targets_met": {
                 "throughput_ratio": throughput_ratio >= 0.95,
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         breakdown = None
         if not args.no_breakdown:
             log(f"breakdown: {args.rounds} rounds")
-            section_busy = _cpu_busy()
+            section_busy = cpu_busy()
             no_persist = {"messages": messages, "params": params, "persist": False}
             layer_runs = interleaved(
                 args.rounds,
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                     "extra_us_per_token": round((n / tps - n / base) / n * 1e6, 1),
                     "texts_match_raw": {r["text"] for r in rs} == {r["text"] for r in layer_runs["raw"]},
                 }
-            breakdown["other_processes_busy_cpus"] = _other_load(section_busy)
+            breakdown["other_processes_busy_cpus"] = other_load(section_busy)
 
         # ---------------------------------------------- 2. chat prefix reuse
         history = build_history(llama, args.history_tokens)
@@ -444,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
 
         log(f"chat prefix reuse: warm-up, then {args.chat_rounds} sessions")
         chat_round()
-        section_busy = _cpu_busy()
+        section_busy = cpu_busy()
         chat_runs = []
         for r in range(args.chat_rounds):
             chat_runs.append(chat_round())
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "turn1_answers_identical": len({c["turn1"]["text"] for c in chat_runs}) == 1,
             "turn2_answers_identical": len({c["turn2"]["text"] for c in chat_runs}) == 1,
             "second_turn_ttft_ratio": round(ratio, 4),
-            "other_processes_busy_cpus": _other_load(section_busy),
+            "other_processes_busy_cpus": other_load(section_busy),
             "target": "second_turn_ttft_ratio <= 0.3",
             "target_met": ratio <= 0.3,
         }
@@ -485,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "inference",
             "model_file": path.name,
             "model_size_bytes": path.stat().st_size,
-            "llama_cpp_python": _version("llama_cpp_python"),
+            "llama_cpp_python": package_version("llama_cpp_python"),
             "n_threads": getattr(llama, "n_threads", llama.context_params.n_threads),
             "n_threads_batch": getattr(llama, "n_threads_batch", llama.context_params.n_threads_batch),
             "physical_cores": physical_cores(),
@@ -498,11 +500,11 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_count": os.cpu_count(),
                 "platform": platform.platform(),
                 "python": platform.python_version(),
-                "processor": _cpu_model(),
+                "processor": cpu_model(),
                 "loadavg_before": [round(x, 2) for x in load_before],
                 "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                 # CPUs kept busy by other processes during the run (0 = quiet machine)
-                "other_processes_busy_cpus": _other_load(busy_before),
+                "other_processes_busy_cpus": other_load(busy_before),
             },
             "model_load_ms": round(load_ms, 1),
             "stream": stream,
@@ -558,48 +560,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
             break
         n += 1
     return n
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def _cpu_busy() -> tuple[float, float, float] | None:
-    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds used by this process)."""
-    try:
-        with open("/proc/stat", encoding="utf-8") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        tick = os.sysconf("SC_CLK_TCK")
-        times = os.times()
-        return time.perf_counter(), (sum(fields[:8]) - idle) / tick, times.user + times.system
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _other_load(before: tuple[float, float, float] | None) -> float | None:
-    """Average number of CPUs that other processes kept busy since `before`."""
-    after = _cpu_busy()
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    other = (after[1] - before[1]) - (after[2] - before[2])
-    return round(max(0.0, other) / (after[0] - before[0]), 3)
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
+from machine import cpu_busy, cpu_model, other_load, package_version  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEED = 1
@@ -302,7 +304,7 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
     import numpy as np
 
     n = len(data)
-    busy = _cpu_busy()
+    busy = cpu_busy()
     log(f"ann {name} n={n}: exact ground truth for {len(queries)} queries")
     t = time.perf_counter()
     truth_ids, truth_sims = exact_topk(data, queries, max(K, LID_K))
@@ -372,7 +374,7 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
         result["exact"] = {**latency_summary(exact_ms), "method": "numpy X @ q + argpartition (BLAS sgemv)",
                            "matches_blocked_ground_truth": agree}
         result["exact_p50_over_hnsw_p50"] = ratio(result["exact"]["p50_ms"], headline["p50_ms"])
-    result["other_processes_busy_cpus"] = _other_load(busy)
+    result["other_processes_busy_cpus"] = other_load(busy)
     del index
     gc.collect()
     return result
@@ -508,7 +510,7 @@ def run_ann(args: argparse.Namespace, embedder: Any = None) -> dict[str, Any]:
         "index": "raw hnswlib.Index built with VectorIndex's parameters (read from VectorIndex.__init__); "
                  "queries through VectorIndex.search on a VectorIndex shell wrapping it (no DuckDB)",
         "hnsw_parameters": params,
-        "hnswlib": _version("hnswlib"),
+        "hnswlib": package_version("hnswlib"),
         "clustered_data": sampler.describe(),
         "uniform_data": {"kind": "uniform_on_sphere", "n": uniform_n},
         "cases": cases,
@@ -642,7 +644,7 @@ def run_memory(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
         try:
             # ------------------------------------------------------ populate
             log(f"memory: populating {n:,} memories with remember_many (batches of {args.batch})")
-            busy = _cpu_busy()
+            busy = cpu_busy()
             timer = EmbedTimer(embedder)
             batch_ms: list[float] = []
             t0 = time.perf_counter()
@@ -666,12 +668,12 @@ def run_memory(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
                 "embedding_seconds": round(timer.seconds, 2),
                 "embedding_share": round(timer.seconds / populate_s, 3),
                 "batch_ms": {"p50": median(batch_ms), "first": round(batch_ms[0], 1), "last": round(batch_ms[-1], 1)},
-                "other_processes_busy_cpus": _other_load(busy),
+                "other_processes_busy_cpus": other_load(busy),
             }
             assert engine.memory.count() == n, "populate stored a different number of memories"
             index = engine.index(MEMORY_COLLECTION)
 
-            busy = _cpu_busy()
+            busy = cpu_busy()
             # -------------------------------------------------------- remember
             new_requests = [memory_request(f"new-{i:05d}", rng) for i in range(args.remember_calls + 5)]
             for req in new_requests[:5]:  # warm-up
@@ -719,7 +721,7 @@ def run_memory(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
 
             # ----------------------------- the query embedding alone (breakdown)
             _, embed_ms = timed_calls(lambda q: embedder.embed([q[0]]), queries[5:])
-            ops_busy = _other_load(busy)
+            ops_busy = other_load(busy)
         finally:
             engine.close()
 
@@ -848,7 +850,7 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
             return {"seconds": seconds, "embed_seconds": timer.seconds, "embed_calls": timer.calls,
                     "report_seconds": report.seconds}
 
-        busy = _cpu_busy()
+        busy = cpu_busy()
         encode_runs: list[float] = []
         ingest_runs: list[dict[str, Any]] = []
         for r in range(args.ingest_rounds):
@@ -857,7 +859,7 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
             log(f"ingest round {r + 1}/{args.ingest_rounds}: encode {encode_runs[-1]:.2f} s, "
                 f"ingest {ingest_runs[-1]['seconds']:.2f} s (embedding {ingest_runs[-1]['embed_seconds']:.2f} s "
                 f"in {ingest_runs[-1]['embed_calls']} calls)")
-        other = _other_load(busy)
+        other = other_load(busy)
 
     encode_s = statistics.median(encode_runs)
     ingest_s = statistics.median(r["seconds"] for r in ingest_runs)
@@ -936,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     load_before = os.getloadavg()
-    busy_before = _cpu_busy()
+    busy_before = cpu_busy()
     sections = ["ann", "memory", "ingest"] if args.section == "all" else [args.section]
     report: dict[str, Any] = {"benchmark": "memory", "quick": args.quick, "sections": sections}
 
@@ -955,8 +957,8 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": embedder.batch_size,
             "load_ms": round((time.perf_counter() - t) * 1000, 1),
             "torch_threads": _torch_threads(),
-            "sentence_transformers": _version("sentence-transformers"),
-            "torch": _version("torch"),
+            "sentence_transformers": package_version("sentence-transformers"),
+            "torch": package_version("torch"),
         }
 
     try:
@@ -975,13 +977,13 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "processor": _cpu_model(),
-        "numpy": _version("numpy"),
-        "duckdb": _version("duckdb"),
+        "processor": cpu_model(),
+        "numpy": package_version("numpy"),
+        "duckdb": package_version("duckdb"),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         # CPUs kept busy by other processes during the run (0 = quiet machine)
-        "other_processes_busy_cpus": _other_load(busy_before),
+        "other_processes_busy_cpus": other_load(busy_before),
     }
     report["runtime_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
@@ -995,48 +997,6 @@ def _torch_threads() -> int | None:
         return torch.get_num_threads()
     except ImportError:
         return None
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def _cpu_busy() -> tuple[float, float, float] | None:
-    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds used by this process)."""
-    try:
-        with open("/proc/stat", encoding="utf-8") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        tick = os.sysconf("SC_CLK_TCK")
-        times = os.times()
-        return time.perf_counter(), (sum(fields[:8]) - idle) / tick, times.user + times.system
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _other_load(before: tuple[float, float, float] | None) -> float | None:
-    """Average number of CPUs that other processes kept busy since `before`."""
-    after = _cpu_busy()
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    other = (after[1] - before[1]) - (after[2] - before[2])
-    return round(max(0.0, other) / (after[0] - before[0]), 3)
-
-
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 if __name__ == "__main__":
