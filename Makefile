@@ -36,6 +36,7 @@ $(TEST_DEPS): $(DEPS)
 bench: $(DEPS)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/memory.py
+	$(PY) benchmarks/agents.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

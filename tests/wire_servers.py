@@ -21,6 +21,17 @@ is a JSON object built to match a simple object schema.
         ...
         server.requests[-1].body           # the JSON the client sent
 
+Tool calls: when a request offers tools (OpenAI `tools`; Anthropic `tools`
+without a forced `tool_choice`) and its last message is not a tool result, the
+model "calls" tools in the provider's real streaming format: by default the
+first offered tool, with arguments built from its schema (`instance_for`);
+`server.tool_calls = [(name, arguments), ...]` scripts the calls (a `str`
+arguments value is sent verbatim, so broken JSON can be sent), and
+`server.tool_preamble` is text said before the calls. A request whose last
+message carries tool results is answered with text: the words of the tool
+result in reverse order. Tool names, tool schemas and the pairing of tool
+calls with tool results are validated as the real APIs do.
+
 `server.fail_midstream = "drop"` closes the connection in the middle of a
 stream (without the final chunk of the chunked body); `"error"` sends an error
 event in the middle of the stream (Anthropic's `event: error`, and the
@@ -164,6 +175,59 @@ def _json_pieces(text: str, size: int = 7) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
+#: tool names both APIs accept
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@dataclass
+class _ToolCallPlan:
+    id: str
+    name: str
+    #: the arguments as sent on the wire (a JSON text, or whatever the test scripted)
+    arguments: str
+
+
+def plan_tool_calls(
+    scripted: list[tuple[str, Any]] | None, offered: list[tuple[str, dict[str, Any]]], answer: str, id_prefix: str
+) -> list[_ToolCallPlan]:
+    """The calls the model makes: the scripted ones, else the first offered tool."""
+    if scripted is None:
+        name, schema = offered[0]
+        scripted = [(name, instance_for(schema, answer))]
+    return [
+        _ToolCallPlan(f"{id_prefix}{uuid.uuid4().hex[:24]}", name, args if isinstance(args, str) else json.dumps(args))
+        for name, args in scripted
+    ]
+
+
+def cut_tool_answer(
+    preamble: list[str], calls: list[_ToolCallPlan], max_tokens: int | None
+) -> tuple[list[tuple[Any, ...]], bool, int]:
+    """The events of a tool-calling answer cut at max_tokens: ("text", piece),
+    ("call", i) and ("args", i, piece); whether it was cut; the tokens used."""
+    steps: list[tuple[Any, ...]] = [("text", p) for p in preamble]
+    for i, call in enumerate(calls):
+        steps.append(("call", i))
+        steps.extend(("args", i, piece) for piece in _json_pieces(call.arguments))
+    out: list[tuple[Any, ...]] = []
+    used = 0
+    for step in steps:
+        cost = count_tokens(calls[step[1]].name) if step[0] == "call" else count_tokens(step[-1])
+        if max_tokens is not None and used + cost > max_tokens:
+            return out, True, used
+        out.append(step)
+        used += cost
+    return out, False, used
+
+
+def _tool_result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return ""
+
+
 def _mask(key: str) -> str:
     return key[:3] + "*" * max(len(key) - 7, 4) + key[-4:] if len(key) > 8 else "*" * len(key)
 
@@ -210,6 +274,10 @@ class WireServer:
         self.fail_after_chunks = 2
         #: False emulates OpenAI-compatible servers that ignore stream_options
         self.send_usage = True
+        #: the tool calls to make when a request offers tools: (name, arguments); None: the first tool
+        self.tool_calls: list[tuple[str, Any]] | None = None
+        #: text the model says before calling tools
+        self.tool_preamble = ""
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -410,11 +478,20 @@ class _Handler(BaseHTTPRequestHandler):
         stops = [stop] if isinstance(stop, str) else list(stop)
         if len(stops) > 4:
             raise _openai_error(400, "Invalid 'stop': array too long. Expected an array with maximum length 4.", param="stop")
+        offered = _openai_check_tools(body)
+        _openai_check_tool_messages(messages)
         if model not in wire.openai_models:
             raise _openai_error(404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found")
 
-        prompt = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+        if messages[-1].get("role") == "tool":
+            prompt = messages[-1].get("content") or ""
+        else:
+            prompt = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
         answer = answer_for(prompt)
+        if offered and messages[-1].get("role") != "tool" and body.get("tool_choice") != "none":
+            calls = plan_tool_calls(wire.tool_calls, offered, answer, "call_")
+            self._openai_tool_answer(record, body, model, messages, calls, max_tokens, stream)
+            return
         pieces = _word_pieces(answer)
         response_format = body.get("response_format")
         if response_format is not None:
@@ -510,6 +587,80 @@ class _Handler(BaseHTTPRequestHandler):
         send("[DONE]")
         self._end_stream()
 
+    def _openai_tool_answer(
+        self,
+        record: RecordedRequest,
+        body: dict[str, Any],
+        model: str,
+        messages: list[dict[str, Any]],
+        calls: list[_ToolCallPlan],
+        max_tokens: int | None,
+        stream: bool,
+    ) -> None:
+        """Answer with tool calls, streamed as `delta.tool_calls` fragments."""
+        steps, cut, used = cut_tool_answer(_word_pieces(self.wire.tool_preamble) if self.wire.tool_preamble else [], calls, max_tokens)
+        prompt_tokens = sum(count_tokens(str(m.get("content") or "")) + 3 for m in messages) + 3
+        record.usage = (prompt_tokens, used)
+        record.status = 200
+        finish = "length" if cut else "tool_calls"
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": used, "total_tokens": prompt_tokens + used}
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        started = sorted({step[1] for step in steps if step[0] == "call"})
+        if not stream:
+            text = "".join(step[1] for step in steps if step[0] == "text")
+            arguments = {i: "".join(step[2] for step in steps if step[0] == "args" and step[1] == i) for i in started}
+            message = {
+                "role": "assistant",
+                "content": text or None,
+                "refusal": None,
+                "tool_calls": [
+                    {"id": calls[i].id, "type": "function", "function": {"name": calls[i].name, "arguments": arguments[i]}}
+                    for i in started
+                ],
+            }
+            self._send_json(200, {
+                "id": completion_id, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": usage, "system_fingerprint": "fp_wire",
+            })
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and self.wire.send_usage
+
+        def send(delta: dict[str, Any] | None, finish_reason: str | None = None, final_usage: bool = False) -> None:
+            payload: dict[str, Any] = {
+                "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_wire",
+                "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
+            if include_usage:
+                payload["usage"] = usage if final_usage else None
+            self._chunk(f"data: {json.dumps(payload)}\n\n")
+
+        self._start_stream()
+        first: dict[str, Any] = {"role": "assistant", "content": "" if self.wire.tool_preamble else None, "refusal": None}
+        for step in steps:
+            if step[0] == "text":
+                if first:
+                    send(first)
+                    first = {}
+                send({"content": step[1]})
+            elif step[0] == "call":
+                i = step[1]
+                header = {"index": i, "id": calls[i].id, "type": "function", "function": {"name": calls[i].name, "arguments": ""}}
+                # OpenAI puts the first call's header in the chunk that opens the message.
+                send({**first, "tool_calls": [header]})
+                first = {}
+            else:
+                send({"tool_calls": [{"index": step[1], "function": {"arguments": step[2]}}]})
+        if first:
+            send(first)
+        send({}, finish)
+        if include_usage:
+            send(None, final_usage=True)
+        self._chunk("data: [DONE]\n\n")
+        self._end_stream()
+
     # ------------------------------------------------------------ Anthropic
 
     def _anthropic(self, record: RecordedRequest) -> None:
@@ -572,6 +723,9 @@ class _Handler(BaseHTTPRequestHandler):
         tool_schema: dict[str, Any] | None = None
         tools = body.get("tools") or []
         for i, tool in enumerate(tools):
+            name = tool.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                raise _anthropic_error(400, "invalid_request_error", f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
             schema = tool.get("input_schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
                 raise _anthropic_error(400, "invalid_request_error", f"tools.{i}.custom.input_schema.type: Input should be 'object'")
@@ -584,14 +738,24 @@ class _Handler(BaseHTTPRequestHandler):
                 if match is None:
                     raise _anthropic_error(400, "invalid_request_error", f"Tool '{choice.get('name')}' not found in provided tools")
                 tool_name, tool_schema = match["name"], match["input_schema"]
+        _anthropic_check_tool_messages(messages)
         model = body["model"]
         if model not in wire.anthropic_models:
             raise _anthropic_error(404, "not_found_error", f"model: {model}")
 
         last_user = next(m for m in reversed(messages) if m["role"] == "user")
         content = last_user["content"]
-        prompt = content if isinstance(content, str) else " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+        results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"] if isinstance(content, list) else []
+        if results:
+            prompt = " ".join(_tool_result_text(b.get("content")) for b in results)
+        else:
+            prompt = content if isinstance(content, str) else " ".join(b.get("text", "") for b in content if isinstance(b, dict))
         answer = answer_for(prompt)
+        if tools and tool_schema is None and not results and (choice or {}).get("type") != "none":
+            offered = [(t["name"], t["input_schema"]) for t in tools]
+            calls = plan_tool_calls(wire.tool_calls, offered, answer, "toolu_")
+            self._anthropic_tool_answer(record, body, model, messages, calls, max_tokens)
+            return
         if tool_schema is not None:
             pieces = _json_pieces(json.dumps(instance_for(tool_schema, answer)))
         else:
@@ -684,3 +848,201 @@ class _Handler(BaseHTTPRequestHandler):
         )
         send("message_stop", {"type": "message_stop"})
         self._end_stream()
+
+    def _anthropic_tool_answer(
+        self,
+        record: RecordedRequest,
+        body: dict[str, Any],
+        model: str,
+        messages: list[dict[str, Any]],
+        calls: list[_ToolCallPlan],
+        max_tokens: int,
+    ) -> None:
+        """Answer with tool_use blocks: content_block_start, input_json_delta pieces, content_block_stop."""
+        preamble = _word_pieces(self.wire.tool_preamble) if self.wire.tool_preamble else []
+        steps, cut, used = cut_tool_answer(preamble, calls, max_tokens)
+        system = body.get("system")
+        system_text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system or [])
+        prompt_tokens = count_tokens(system_text or "") + sum(
+            count_tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4 for m in messages
+        )
+        record.usage = (prompt_tokens, used)
+        record.status = 200
+        stop_reason = "max_tokens" if cut else "tool_use"
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        if not body.get("stream"):
+            blocks: list[dict[str, Any]] = []
+            text = "".join(step[1] for step in steps if step[0] == "text")
+            if text:
+                blocks.append({"type": "text", "text": text})
+            for i in sorted({step[1] for step in steps if step[0] == "call"}):
+                try:
+                    value = json.loads(calls[i].arguments)
+                except ValueError:
+                    value = {}
+                blocks.append({"type": "tool_use", "id": calls[i].id, "name": calls[i].name, "input": value})
+            self._send_json(200, {
+                "id": message_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
+                "stop_reason": stop_reason, "stop_sequence": None,
+                "usage": {"input_tokens": prompt_tokens, "output_tokens": used},
+            })
+            return
+
+        def send(event: str, payload: dict[str, Any]) -> None:
+            self._chunk(f"event: {event}\ndata: {json.dumps(payload)}\n\n")
+
+        self._start_stream({"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+        send("message_start", {"type": "message_start", "message": {
+            "id": message_id, "type": "message", "role": "assistant", "content": [], "model": model,
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": prompt_tokens, "output_tokens": 1},
+        }})
+        index = -1
+        text_open = False
+        for step in steps:
+            if step[0] == "text":
+                if not text_open:
+                    index += 1
+                    text_open = True
+                    send("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+                send("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": step[1]}})
+            elif step[0] == "call":
+                if index >= 0:
+                    send("content_block_stop", {"type": "content_block_stop", "index": index})
+                text_open = False
+                index += 1
+                call = calls[step[1]]
+                send("content_block_start", {"type": "content_block_start", "index": index,
+                                             "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}})
+                send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                             "delta": {"type": "input_json_delta", "partial_json": ""}})
+            else:
+                send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                             "delta": {"type": "input_json_delta", "partial_json": step[2]}})
+        if index >= 0:
+            send("content_block_stop", {"type": "content_block_stop", "index": index})
+        send("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                               "usage": {"output_tokens": used}})
+        send("message_stop", {"type": "message_stop"})
+        self._end_stream()
+
+
+# ------------------------------------------------------- tool validation
+
+
+def _openai_check_tools(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Validate `tools` and `tool_choice` as OpenAI does; the offered (name, parameters)."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if tools is None:
+        if choice is not None:
+            raise _openai_error(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice")
+        return []
+    if not isinstance(tools, list):
+        raise _openai_error(400, f"Invalid type for 'tools': expected an array, but got {type(tools).__name__} instead.", param="tools")
+    offered: list[tuple[str, dict[str, Any]]] = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise _openai_error(400, f"Invalid value for 'tools[{i}].type': expected 'function'.", param=f"tools[{i}].type")
+        function = tool.get("function")
+        if not isinstance(function, dict) or "name" not in function:
+            raise _openai_error(400, f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name")
+        name = function["name"]
+        if not isinstance(name, str) or len(name) > 64:
+            raise _openai_error(400, f"Invalid 'tools[{i}].function.name': string too long. Expected a string with maximum length 64.", param=f"tools[{i}].function.name")
+        if not _TOOL_NAME.match(name):
+            raise _openai_error(400, f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", param=f"tools[{i}].function.name")
+        for key in function:
+            if key not in ("name", "description", "parameters", "strict"):
+                raise _openai_error(400, f"Unrecognized request argument supplied: tools[{i}].function.{key}")
+        if "description" in function and not isinstance(function["description"], str):
+            raise _openai_error(400, f"Invalid type for 'tools[{i}].function.description': expected a string, but got {type(function['description']).__name__} instead.")
+        parameters = function.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(parameters, dict) or parameters.get("type") != "object":
+            raise _openai_error(400, f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'.", param=f"tools[{i}].function.parameters")
+        offered.append((name, parameters))
+    if choice is not None and choice not in ("none", "auto", "required") and not (
+        isinstance(choice, dict) and choice.get("type") == "function"
+    ):
+        raise _openai_error(400, "Invalid value for 'tool_choice'.", param="tool_choice")
+    return offered
+
+
+def _openai_check_tool_messages(messages: list[dict[str, Any]]) -> None:
+    """Tool messages answer the calls of the assistant message before them, every one of them."""
+    pending: list[str] = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        content = m.get("content")
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            if not call_id:
+                raise _openai_error(400, "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.", param=f"messages.[{i}].tool_call_id")
+            if call_id not in pending:
+                raise _openai_error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", param=f"messages.[{i}].role")
+            pending.remove(call_id)
+            if not isinstance(content, str):
+                raise _openai_error(400, f"Invalid type for 'messages[{i}].content': expected a string.", param=f"messages.[{i}].content")
+            continue
+        if pending:
+            raise _openai_error(
+                400,
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}",
+                param="messages",
+            )
+        calls = m.get("tool_calls")
+        if calls is not None:
+            if role != "assistant":
+                raise _openai_error(400, f"Unrecognized request argument supplied: messages[{i}].tool_calls")
+            for j, call in enumerate(calls):
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(function, dict) or not call.get("id") or call.get("type") != "function":
+                    raise _openai_error(400, f"Missing required parameter: 'messages[{i}].tool_calls[{j}].function'.")
+                if not isinstance(function.get("arguments"), str):
+                    raise _openai_error(400, f"Invalid type for 'messages[{i}].tool_calls[{j}].function.arguments': expected a string, but got {type(function.get('arguments')).__name__} instead.")
+                pending.append(call["id"])
+        elif content is None:
+            raise _openai_error(400, f"Invalid value for 'messages[{i}].content': expected a string, got null.", param=f"messages.[{i}].content")
+    if pending:
+        raise _openai_error(
+            400,
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}",
+            param="messages",
+        )
+
+
+def _anthropic_check_tool_messages(messages: list[dict[str, Any]]) -> None:
+    """Every tool_use block is answered by a tool_result block in the very next message, and only those."""
+    previous_uses: list[str] = []
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        blocks = content if isinstance(content, list) else []
+        results = [b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
+        for j, block in enumerate(blocks):
+            if not isinstance(block, dict) or block.get("type") not in ("text", "tool_use", "tool_result", "image", "document"):
+                raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: Input tag does not match any of the expected tags")
+            if block["type"] == "tool_result" and m.get("role") != "user":
+                raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: tool_result blocks may only appear in user messages")
+            if block["type"] == "tool_use":
+                if m.get("role") != "assistant":
+                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: tool_use blocks may only appear in assistant messages")
+                if not isinstance(block.get("input"), dict):
+                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary")
+                if not block.get("id") or not isinstance(block.get("name"), str):
+                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}.tool_use.id: Field required")
+        unexpected = [r for r in results if r not in previous_uses]
+        if unexpected:
+            raise _anthropic_error(
+                400, "invalid_request_error",
+                f"messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {unexpected[0]}. "
+                "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+            )
+        missing = [u for u in previous_uses if u not in results]
+        if missing:
+            raise _anthropic_error(
+                400, "invalid_request_error",
+                f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+            )
+        previous_uses = [b.get("id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]

@@ -28,7 +28,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="A local-first agent workbench: chat with local or remote models, and give them memory and knowledge, from the terminal.",
+        description="A local-first agent workbench: chat with local or remote models, give them memory, knowledge and tools, and run agents, from the terminal.",
         epilog="With no command, opens the line chat. Run `workbench COMMAND --help` for a command's options.",
     )
     parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
     del_key.add_argument("name")
     _add_knowledge_commands(commands)
+    from workbench import cli_agents
+
+    cli_agents.add_commands(commands)
     _accept_home_everywhere(parser)
     return parser
 
@@ -765,16 +768,26 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(argv if argv is not None else sys.argv[1:])
+    server_command = None
+    if "--" in argv and "mcp" in argv[: argv.index("--")]:
+        # `workbench mcp add NAME [OPTIONS] -- COMMAND ...`: the command is the server's, untouched.
+        cut = argv.index("--")
+        argv, server_command = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if getattr(args, "mcp_command", None) == "add":
+        args.server_command = server_command
     if args.command is None:
         # Until the TUI exists, the workbench opens on the line chat.
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "chat"])
+        args = parser.parse_args([*argv, "chat"])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from workbench.engine.errors import WorkbenchError
 
     try:
-        return COMMANDS[args.command](args)
+        from workbench import cli_agents
+
+        return {**COMMANDS, **cli_agents.COMMANDS}[args.command](args)
     except WorkbenchError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}))

@@ -80,6 +80,10 @@ class WorkbenchConfig(BaseModel):
     embedder: str | None = Field(None, max_length=200)
     #: how long "conversation" memories live when remember() gives no TTL
     conversation_ttl_seconds: int = Field(7 * 86400, ge=60, le=10 * 365 * 86400)
+    #: folders the file, shell, git and python tools are confined to (none: those tools refuse)
+    workspace_roots: list[str] = Field(default_factory=list, max_length=50)
+    #: let the HTTP tool reach private, loopback and link-local addresses
+    allow_private_network: bool = False
 
     @field_validator("providers")
     @classmethod

@@ -28,8 +28,24 @@ from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
 from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
 from workbench.engine.schemas import (
+    AgentDefinition,
+    AgentEvent,
+    AgentPage,
+    AgentRunRecord,
     AnswerRequest,
     AnswerResponse,
+    ApprovalRecord,
+    AuditRecord,
+    Capabilities,
+    MCPServerInfo,
+    RoleModelRequest,
+    RunEventRecord,
+    RunRequest,
+    Skill,
+    SkillsRequest,
+    ToolExecuteRequest,
+    ToolExecution,
+    ToolInfo,
     Citation,
     CollectionInfo,
     DocumentInfo,
@@ -63,10 +79,18 @@ from workbench.engine.schemas import (
     RunStarted,
     Session,
     TokenDelta,
+    ToolCall,
     Usage,
     validate,
 )
+from workbench.engine.agents import builder as agent_builder
+from workbench.engine.agents.approvals import Approvals
+from workbench.engine.agents.routing import ToolRouter
+from workbench.engine.agents.runner import AgentRunner
+from workbench.engine.agents.store import AgentStore
 from workbench.engine.store.conversations import ConversationStore, new_id
+from workbench.engine.tools.base import ToolContext
+from workbench.engine.tools.registry import ToolRegistry
 from workbench.engine.store.db import Database, utcnow
 
 log = logging.getLogger("workbench.engine")
@@ -92,7 +116,13 @@ class Engine:
         self._memory: MemoryStore | None = None
         self._knowledge: KnowledgeBase | None = None
         self._graph: KnowledgeGraph | None = None
+        self._tools: Any = None
+        self._mcp: Any = None
+        self._router: Any = None
         self._lazy = threading.Lock()
+        self.agents = AgentStore(self.db)
+        self.approvals = Approvals(self.db)
+        self.runner = AgentRunner(self)
         #: receives index rebuild progress (done, total); front ends may set it
         self.on_index_progress: Callable[[str, int, int], None] | None = None
 
@@ -105,6 +135,10 @@ class Engine:
     def close(self) -> None:
         """Flush memory statistics, save indexes, release models, the database and the lock."""
         try:
+            if self._mcp is not None:
+                self._mcp.close()
+            if self._tools is not None:
+                self._tools.close()
             if self._memory is not None:
                 self._memory.close()
             for index in self._indexes.values():
@@ -121,10 +155,7 @@ class Engine:
     def embedder(self) -> Embedder:
         """The embedder (loads in the background on first use)."""
         with self._lazy:
-            if self._embedder is None:
-                self._embedder = self.models.embedder(self.config.embedder)
-                self._embedder.start_loading()
-            return self._embedder
+            return self._embedder_unlocked()
 
     def index(self, name: str) -> VectorIndex:
         """The vector index of a collection, opened (or rebuilt) on first use."""
@@ -176,7 +207,47 @@ class Engine:
                 self._graph = self._graph or graph
         return self._graph
 
-    def _json_generate(self, model: str | None, max_tokens: int = 512) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
+    @property
+    def tools(self) -> ToolRegistry:
+        """Every tool: built-in ones, then those of the configured MCP servers."""
+        with self._lazy:
+            if self._tools is None:
+                from workbench.engine.tools.builtin import builtin_tools
+
+                self._tools = ToolRegistry(self.db, [("", builtin_tools), ("mcp.", lambda: self.mcp.tools())])
+            return self._tools
+
+    @property
+    def mcp(self) -> Any:
+        """The MCP client manager (servers start when their tools are first listed)."""
+        if self._mcp is None:
+            from workbench.engine.tools.mcp import MCPManager
+
+            manager = MCPManager(self.home, self.db)
+            with self._lazy:
+                self._mcp = self._mcp or manager
+        return self._mcp
+
+    @property
+    def tool_router(self) -> ToolRouter:
+        with self._lazy:
+            if self._router is None:
+                self._router = ToolRouter(self._embedder_unlocked())
+            return self._router
+
+    def _embedder_unlocked(self) -> Embedder:
+        """The embedder, created on first use; the caller holds `_lazy`."""
+        if self._embedder is None:
+            self._embedder = self.models.embedder(self.config.embedder)
+            self._embedder.start_loading()
+        return self._embedder
+
+    def tool_context(self, agent_id: str | None = None) -> ToolContext:
+        return ToolContext(roots=[Path(r) for r in self.config.workspace_roots],
+                           allow_private_network=self.config.allow_private_network, engine=self, agent_id=agent_id)
+
+    def _json_generate(self, model: str | None, max_tokens: int = 512, repetition_penalty: float | None = None,
+                       ) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
         """A constrained, greedy, unsaved generation for the knowledge features."""
 
         def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
@@ -187,7 +258,8 @@ class Engine:
                     "system": system,
                     "model": model,
                     "persist": False,
-                    "params": {"temperature": 0.0, "max_tokens": max_tokens},
+                    "params": {"temperature": 0.0, "max_tokens": max_tokens,
+                               **({"repetition_penalty": repetition_penalty} if repetition_penalty else {})},
                     "response_format": response_format,
                 }
             )
@@ -333,6 +405,179 @@ class Engine:
             for f in self.graph.facts_with_knowledge_id(identifier)
         ]
 
+    # ----------------------------------------------------------------- tools
+
+    def list_tools(self) -> list[ToolInfo]:
+        """Built-in tools and the tools of every configured MCP server."""
+        return [ToolRegistry.info(tool) for tool in self.tools.tools()]
+
+    def execute_tool(self, request: ToolExecuteRequest | dict[str, Any]) -> ToolExecution:
+        """Run one tool now, for the person asking (validated, bounded and audited like an agent's call)."""
+        req: ToolExecuteRequest = validate(ToolExecuteRequest, request)
+        tool = self.tools.get(req.tool)
+        if req.agent_id is not None:
+            agent = self.agents.get(req.agent_id)
+            if tool not in self.tools.allowed(agent.tools):
+                raise InvalidRequest(f"Agent {agent.id!r} is not allowed to use {tool.name}.")
+        return self.tools.execute(tool, req.arguments, self.tool_context(req.agent_id), agent_id=req.agent_id)
+
+    def tool_audit(self, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+        """Every recorded tool execution, newest first."""
+        return self.tools.audit(run_id, agent_id, tool, limit, offset)
+
+    def add_mcp_server(self, name: str, command: list[str], env: dict[str, str] | None = None,
+                       permission: str = "exec", tool_permissions: dict[str, str] | None = None) -> MCPServerInfo:
+        """Configure an MCP server (started over stdio when its tools are first needed)."""
+        return self.mcp.add_server(name, command, env=env, permission=permission, tool_permissions=tool_permissions)
+
+    def list_mcp_servers(self) -> list[MCPServerInfo]:
+        return self.mcp.list_servers()
+
+    def remove_mcp_server(self, name: str) -> None:
+        self.mcp.remove_server(name)
+
+    def accept_mcp_changes(self, server: str, tool: str | None = None) -> None:
+        """Re-pin an MCP server's tool descriptions after reviewing a flagged change."""
+        self.mcp.accept_changes(server, tool)
+
+    def workspace_roots(self) -> list[str]:
+        """Folders the file, shell, git and python tools are confined to."""
+        return list(self.config.workspace_roots)
+
+    def add_workspace_root(self, path: str) -> list[str]:
+        """Add a folder (it must exist; stored resolved) to the workspace roots."""
+        resolved = Path(path).expanduser().resolve()
+        if not resolved.is_dir():
+            raise InvalidRequest(f"{path} is not a folder.")
+        if resolved == Path(resolved.anchor):
+            raise InvalidRequest("The file-system root cannot be a workspace root.")
+        roots = [r for r in self.config.workspace_roots if r != str(resolved)] + [str(resolved)]
+        self._save_config(workspace_roots=roots)
+        return roots
+
+    def remove_workspace_root(self, path: str) -> list[str]:
+        resolved = str(Path(path).expanduser().resolve())
+        if resolved not in self.config.workspace_roots and path not in self.config.workspace_roots:
+            raise NotFound(f"{path} is not a workspace root.")
+        roots = [r for r in self.config.workspace_roots if r not in (resolved, path)]
+        self._save_config(workspace_roots=roots)
+        return roots
+
+    # ---------------------------------------------------------------- agents
+
+    def create_agent(self, definition: AgentDefinition | dict[str, Any]) -> AgentDefinition:
+        """Store a new agent (a duplicate id is a `Conflict`)."""
+        return self.agents.create(definition)
+
+    def get_agent(self, agent_id: str) -> AgentDefinition:
+        return self.agents.get(agent_id)
+
+    def list_agents(self, page: int = 1, per_page: int = 20, sort: str = "-created_at", role: str | None = None,
+                    status: str | None = None, parent: str | None = None, query: str | None = None) -> AgentPage:
+        return self.agents.list(page, per_page, sort, role, status, parent, query)
+
+    def update_agent(self, agent_id: str, changes: dict[str, Any]) -> AgentDefinition:
+        """Partially update an agent (nested settings merge key by key)."""
+        return self.agents.update(agent_id, changes)
+
+    def delete_agent(self, agent_id: str) -> None:
+        self.agents.delete(agent_id)
+
+    def export_agent(self, agent_id: str) -> str:
+        """The agent, its skills, knowledge references and prompt template as one YAML document."""
+        return self.agents.export(agent_id)
+
+    def import_agent(self, text: str, replace: bool = False) -> AgentDefinition:
+        """Create an agent from an export (`replace` overwrites an existing one with the same id)."""
+        agent = self.agents.parse_export(text, self.home / "templates")
+        if replace:
+            try:
+                existing = self.agents.get(agent.id)
+            except NotFound:
+                existing = None
+            if existing is not None:
+                return self.agents.replace(agent.model_copy(update={"created_at": existing.created_at}))
+        return self.agents.create(agent)
+
+    def generate_skills(self, request: SkillsRequest | dict[str, Any]) -> list[Skill]:
+        """Skills of an occupation, generated under a JSON schema in deepening cycles."""
+        req: SkillsRequest = validate(SkillsRequest, request)
+        model = self.models.resolve(req.model).id
+        return agent_builder.generate_skills(
+            req, self._json_generate(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY))
+
+    def create_agent_from_role_model(self, request: RoleModelRequest | dict[str, Any]) -> AgentDefinition:
+        """Create an agent, then generate its knowledge and skills (status building -> ready | failed)."""
+        req: RoleModelRequest = validate(RoleModelRequest, request)
+        model = self.models.resolve(req.model).id
+        definition = {"name": req.role_model.name, "occupation": req.role_model.occupation,
+                      "instructions": f"You are {req.role_model.name}, working as {req.role_model.occupation}.",
+                      **req.overrides, "id": req.agent_id, "status": "building"}
+        agent = self.agents.create(definition)
+        built = agent_builder.build(agent, req.deepening_cycles, req.corpus_text, self, model)
+        return self.agents.replace(built)
+
+    def enrich_agent(self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "",
+                     model: str | None = None) -> AgentDefinition:
+        """Run more knowledge and skill cycles for an agent and merge what is new."""
+        if not 1 <= additional_cycles <= 5:
+            raise InvalidRequest("additional_cycles must be 1..5.")
+        agent = self.agents.get(agent_id)
+        model_id = self.models.resolve(model or agent.model).id
+        return self.agents.replace(agent_builder.build(agent, additional_cycles, corpus_text, self, model_id))
+
+    def capabilities(self, agent_id: str) -> Capabilities:
+        """What an agent knows and can do: generated knowledge, skills, tools, collections."""
+        agent = self.agents.get(agent_id)
+        return Capabilities(agent_id=agent.id, name=agent.name, occupation=agent.occupation, status=agent.status,
+                            knowledge=agent.generated_knowledge, skills=agent.generated_skills, tools=agent.tools,
+                            knowledge_collections=agent.knowledge_collections)
+
+    # ------------------------------------------------------------ agent runs
+
+    def run_agent(self, request: RunRequest | dict[str, Any]) -> Iterator[AgentEvent]:
+        """Run an agent on a task, streaming its events; approvals pause it until `resolve_approval`."""
+        req: RunRequest = validate(RunRequest, request)
+        agent = self.agents.get(req.agent_id)
+        if agent.status != "ready":
+            raise InvalidRequest(f"Agent {agent.id!r} is {agent.status}, not ready to run.")
+        return self.runner.run(agent, req)
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Ask a running run to stop (at its next step or approval wait)."""
+        return self.runner.cancel(run_id)
+
+    def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
+        """Agent runs, newest first."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
+        rows = self.db.fetchall(sql, [*([agent_id] if agent_id else []), limit, offset])
+        return [_run_record(r) for r in rows]
+
+    def get_run(self, run_id: str) -> AgentRunRecord:
+        row = self.db.fetchone("SELECT * FROM agent_runs WHERE id = ?", [run_id])
+        if row is None:
+            raise NotFound(f"No run {run_id!r}.")
+        return _run_record(row)
+
+    def run_events(self, run_id: str) -> list[RunEventRecord]:
+        """Every persisted event of a run, in order."""
+        self.get_run(run_id)
+        rows = self.db.fetchall("SELECT run_id, seq, type, payload, created_at FROM run_events WHERE run_id = ? "
+                                "ORDER BY seq", [run_id])
+        return [RunEventRecord(run_id=r[0], seq=r[1], type=r[2], payload=json.loads(r[3]), created_at=r[4])
+                for r in rows]
+
+    def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
+        return self.approvals.pending(run_id)
+
+    def resolve_approval(self, approval_id: str, approve: bool, reason: str | None = None) -> ApprovalRecord:
+        """Approve or deny a pending tool call."""
+        return self.approvals.resolve(approval_id, approve, reason)
+
     # ---------------------------------------------------------------- models
 
     def list_models(self) -> list[ModelInfo]:
@@ -391,8 +636,20 @@ class Engine:
             model_spec = req.model
             title = req.title or _title_from(req.messages)
             new_session = (title, system)
+        if req.persist and any(m.role == "tool" or m.tool_calls for m in req.messages):
+            # The store keeps role and content only: without the call ids, a
+            # stored tool exchange could neither be listed nor replayed.
+            raise InvalidRequest(
+                "Sessions do not store tool calls and tool results yet; send requests carrying them "
+                "with persist false and keep the conversation on your side."
+            )
         model = self.models.chat_model(model_spec)
-        model.check(req.params, req.response_format)
+        if req.tools and not model.supports_tools:
+            raise InvalidRequest(
+                f"{model.model_id} cannot take tools in a chat request: local models call tools through agents "
+                "(`workbench run`); pick a remote OpenAI-compatible or Anthropic model for native tool calls."
+            )
+        model.check(req.params, req.response_format, req.tools)
         messages = ([ChatMessage(role="system", content=system)] if system else []) + history + req.messages
         return self._run(model, req, messages, session_id if req.persist else None, new_session)
 
@@ -419,12 +676,16 @@ class Engine:
         started = time.perf_counter()
         first_token_at: float | None = None
         parts: list[str] = []
+        calls: list[ToolCall] = []
         end: StreamEnd | None = None
-        stream = model.stream(messages, req.params, req.response_format)
+        stream = model.stream(messages, req.params, req.response_format, tools=req.tools)
         try:
             for item in stream:
                 if isinstance(item, StreamEnd):
                     end = item
+                    continue
+                if isinstance(item, ToolCall):  # complete calls: they reach the caller on the result
+                    calls.append(item)
                     continue
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
@@ -435,7 +696,7 @@ class Engine:
             # generator ran: keep what was said, marked cancelled.
             stream.close()
             end = StreamEnd("cancelled", 0, len(parts))
-            self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at)
+            self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
             raise
         except WorkbenchError as exc:
             yield RunFailed(run_id=run_id, code=exc.code, error=str(exc))
@@ -452,7 +713,7 @@ class Engine:
         if end is None:
             yield RunFailed(run_id=run_id, code="provider_error", error="The model stream ended without finishing.")
             return
-        result = self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at)
+        result = self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
         yield RunFinished(result=result)
 
     def _finish(
@@ -466,6 +727,7 @@ class Engine:
         end: StreamEnd,
         started: float,
         first_token_at: float | None,
+        tool_calls: list[ToolCall] | None = None,
     ) -> GenerationResult:
         now = time.perf_counter()
         text = "".join(parts)
@@ -488,6 +750,7 @@ class Engine:
             time_to_first_token_ms=(first_token_at - started) * 1000 if first_token_at else None,
             params=req.params.explicit(),
             created_at=utcnow(),
+            tool_calls=tool_calls or [],
         )
         if session_id is not None:
             response_format = req.response_format.model_dump(by_alias=True, exclude_none=True) if req.response_format else None
@@ -532,6 +795,12 @@ class Engine:
         save_config(self.home, config)
         self.config = config
         self.models.config = config
+
+
+def _run_record(row: tuple) -> AgentRunRecord:
+    return AgentRunRecord(id=row[0], agent_id=row[1], task=row[2], model=row[3], status=row[4], answer=row[5],
+                          error=row[6], steps=row[7], prompt_tokens=row[8], completion_tokens=row[9],
+                          started_at=row[10], finished_at=row[11], duration_ms=row[12])
 
 
 def validate_provider(**data: Any) -> ProviderConfig:

@@ -83,3 +83,9 @@ def error_from_code(code: str, message: str) -> WorkbenchError:
             return cls(message)
         classes.extend(cls.__subclasses__())
     return WorkbenchError(message)
+
+
+class Conflict(WorkbenchError):
+    """A resource with this id already exists."""
+
+    code = "conflict"

@@ -25,7 +25,10 @@ MAX_SEED = 2**32 - 1
 DEFAULT_MAX_TOKENS = 1024
 
 Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "content_filter", "cancelled"]
+#: roles a chat request may carry: "tool" messages answer an assistant's tool calls
+MessageRole = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_calls"]
+TOOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$"
 
 
 class _Model(BaseModel):
@@ -121,9 +124,30 @@ def _check_schema_values(node: Any) -> None:
         raise ValueError("response_format schema must not contain NaN or infinite numbers")
 
 
+class ToolSpec(_Model):
+    """A tool offered to a model: name, what it does, and a JSON Schema of its arguments."""
+
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = Field("", max_length=4000)
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolCall(_Model):
+    """A model's request to call a tool (`id` pairs it with the "tool" message answering it)."""
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class ChatMessage(_Model):
-    role: Role
+    role: MessageRole
     content: str = Field(max_length=MAX_MESSAGE_CHARS)
+    #: on assistant messages: the tool calls the model made
+    tool_calls: list[ToolCall] | None = None
+    #: on "tool" messages: the call this result answers, and the tool's name
+    tool_call_id: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=128)
 
 
 class Usage(_Model):
@@ -150,6 +174,8 @@ class GenerationResult(_Model):
     time_to_first_token_ms: float | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
+    #: the tools the model called (finish_reason "tool_calls"), with parsed arguments
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class ChatRequest(_Model):
@@ -167,6 +193,21 @@ class ChatRequest(_Model):
     response_format: ResponseFormat | None = None
     persist: bool = True
     title: str | None = Field(None, max_length=200)
+    #: tools the model may call (native tool calling; remote providers only)
+    tools: list[ToolSpec] | None = Field(None, max_length=128)
+
+    @model_validator(mode="after")
+    def _check_tools(self) -> ChatRequest:
+        names = [t.name for t in self.tools or []]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tool names must be unique (repeated: {', '.join(duplicates)})")
+        for message in self.messages:
+            if message.role == "tool" and not message.tool_call_id:
+                raise ValueError('a "tool" message needs the tool_call_id of the call it answers')
+            if message.tool_calls and message.role != "assistant":
+                raise ValueError("only assistant messages carry tool_calls")
+        return self
 
 
 # --------------------------------------------------------------------- events
@@ -589,6 +630,328 @@ class KnowledgeResult(_Model):
     cycles_run: int
     items: list[KnowledgeItem]
     latency_ms: float
+
+
+# ------------------------------------------------------ tools and approvals
+
+Permission = Literal["read", "write", "exec", "network"]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class ToolInfo(_Model):
+    """A tool as users and models see it (built-in or from an MCP server)."""
+
+    name: str
+    description: str
+    permission: Permission
+    parameters: dict[str, Any]
+    source: str = "builtin"
+    examples: list[str] = Field(default_factory=list)
+    #: e.g. an MCP server changed this tool's description since it was pinned
+    warning: str | None = None
+
+
+class ToolExecuteRequest(_Model):
+    """Run one tool directly (CLI `tools run`, API `/v1/tools/{id}/execute`)."""
+
+    tool: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    agent_id: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class AuditRecord(_Model):
+    id: str
+    run_id: str | None
+    agent_id: str | None
+    tool: str
+    permission: str
+    arguments: dict[str, Any]
+    #: ok, error, invalid, denied, refused, timeout
+    status: str
+    result: str | None
+    error: str | None
+    duration_ms: float
+    created_at: datetime
+
+
+class ToolExecution(_Model):
+    """The outcome of one tool call: output on success, else a clear error."""
+
+    tool: str
+    ok: bool
+    status: str
+    output: str | None = None
+    error: str | None = None
+    duration_ms: float
+    audit_id: str
+
+
+class ApprovalRecord(_Model):
+    id: str
+    run_id: str | None
+    agent_id: str | None
+    tool: str
+    arguments: dict[str, Any]
+    permission: str
+    #: pending, approved, denied, expired
+    status: str
+    reason: str | None = None
+    created_at: datetime
+    decided_at: datetime | None = None
+
+
+class MCPServerInfo(_Model):
+    name: str
+    command: list[str]
+    permission: Permission
+    running: bool
+    tools: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+# ------------------------------------------------------------------- agents
+
+AgentRole = Literal["parent", "child", "micro"]
+AgentStatus = Literal["ready", "building", "failed"]
+
+
+class Skill(_Model):
+    skill_id: str
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    category: str = Field("general", max_length=100)
+
+
+class MemorySettings(_Model):
+    #: recall this agent's memories into the prompt
+    enabled: bool = True
+    #: the memory namespace (default: "agent:<id>")
+    namespace: str | None = Field(None, max_length=200)
+    recall_top_k: int = Field(3, ge=0, le=20)
+    #: store each finished run's task and answer as a conversation memory
+    remember_runs: bool = False
+
+
+class RoutingSettings(_Model):
+    """Tool routing: offer only the tools closest in meaning to the task in each step."""
+
+    enabled: bool = True
+    #: at most this many tools per step
+    top_k: int = Field(3, ge=1, le=50)
+    #: offer only tools scoring within this much (cosine) of the best one
+    margin: float = Field(0.05, ge=0.0, le=2.0)
+    #: before any tool has run, a best score at least this high means the task
+    #: needs a tool: the first step must call one (None: the model may always answer)
+    require_tool_score: float | None = Field(0.3, ge=-1.0, le=1.0)
+
+
+class ApprovalPolicy(_Model):
+    #: permission classes that pause the run for a person's decision
+    require: list[Permission] = Field(default_factory=lambda: ["write", "exec", "network"])
+    #: how long a pending approval waits before it counts as denied
+    timeout_s: float = Field(600.0, gt=0, le=7 * 86400)
+
+
+def _guard_models():  # imported late: the guard package defines its own pydantic models
+    from workbench.engine.guard.policy import GuardPolicy, TripwirePolicy, Violation
+
+    return GuardPolicy, TripwirePolicy, Violation
+
+
+GuardPolicy, TripwirePolicy, Violation = _guard_models()
+
+
+class AgentDefinition(_Model):
+    """An agent: who it is, what it may use, and the limits it runs under."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    instructions: str = Field("", max_length=100_000)
+    model: str | None = Field(None, max_length=500)
+    #: allowed tool names; "mcp.time.*"-style patterns allowed
+    tools: list[str] = Field(default_factory=list, max_length=200)
+    knowledge_collections: list[str] = Field(default_factory=list, max_length=50)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    guardrails: GuardPolicy = Field(default_factory=GuardPolicy)
+    tripwires: TripwirePolicy = Field(default_factory=TripwirePolicy)
+    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    max_steps: int = Field(6, ge=1, le=100)
+    role: AgentRole = "parent"
+    parent: str | None = Field(None, pattern=ID_PATTERN)
+    #: a built-in prompt template name (basic, xml, cot) or a template file path
+    template: str = Field("basic", max_length=1000)
+    occupation: str | None = Field(None, max_length=200)
+    status: AgentStatus = "ready"
+    generated_knowledge: list[KnowledgeItem] = Field(default_factory=list)
+    generated_skills: list[Skill] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _check_parent(self) -> AgentDefinition:
+        if self.parent == self.id:
+            raise ValueError("an agent cannot be its own parent")
+        if self.role == "parent" and self.parent is not None:
+            raise ValueError("a parent agent has no parent (use role child or micro)")
+        return self
+
+
+class AgentPage(_Model):
+    items: list[AgentDefinition]
+    total: int
+    page: int
+    per_page: int
+
+
+class Capabilities(_Model):
+    agent_id: str
+    name: str
+    occupation: str | None
+    status: AgentStatus
+    knowledge: list[KnowledgeItem]
+    skills: list[Skill]
+    tools: list[str]
+    knowledge_collections: list[str]
+
+
+class RoleModel(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    occupation: str = Field(min_length=1, max_length=200)
+
+
+class RoleModelRequest(_Model):
+    agent_id: str = Field(pattern=ID_PATTERN)
+    role_model: RoleModel
+    deepening_cycles: int = Field(1, ge=0, le=5)
+    corpus_text: str = Field("", max_length=200_000)
+    model: str | None = None
+    #: further definition fields (instructions, tools, ...) for the new agent
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class SkillsRequest(_Model):
+    occupation: str = Field(min_length=1, max_length=200)
+    deepening_cycles: int = Field(1, ge=0, le=5)
+    corpus_text: str = Field("", max_length=200_000)
+    model: str | None = None
+
+
+# ---------------------------------------------------------------- agent runs
+
+
+class RunRequest(_Model):
+    agent_id: str = Field(pattern=ID_PATTERN)
+    task: str = Field(min_length=1, max_length=20_000)
+    #: overrides of the agent's own settings for this run
+    model: str | None = None
+    max_steps: int | None = Field(None, ge=1, le=100)
+
+
+class AgentRunRecord(_Model):
+    id: str
+    agent_id: str
+    task: str
+    model: str
+    #: running, finished, failed, blocked, cancelled, max_steps, interrupted
+    status: str
+    answer: str | None = None
+    error: str | None = None
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+
+
+class AgentRunStarted(_Model):
+    type: Literal["agent_run_started"] = "agent_run_started"
+    run_id: str
+    agent_id: str
+    model: str
+    task: str
+
+
+class StepStarted(_Model):
+    type: Literal["step_started"] = "step_started"
+    run_id: str
+    step: int
+    offered_tools: list[str]
+
+
+class ToolCallProposed(_Model):
+    type: Literal["tool_call_proposed"] = "tool_call_proposed"
+    run_id: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    permission: str
+
+
+class ApprovalRequested(_Model):
+    type: Literal["approval_requested"] = "approval_requested"
+    run_id: str
+    approval: ApprovalRecord
+
+
+class ApprovalResolved(_Model):
+    type: Literal["approval_resolved"] = "approval_resolved"
+    run_id: str
+    approval: ApprovalRecord
+
+
+class ToolResult(_Model):
+    type: Literal["tool_result"] = "tool_result"
+    run_id: str
+    step: int
+    call_id: str
+    execution: ToolExecution
+
+
+class GuardrailTriggered(_Model):
+    type: Literal["guardrail"] = "guardrail"
+    run_id: str
+    step: int
+    violation: Violation
+
+
+class StepFinished(_Model):
+    type: Literal["step_finished"] = "step_finished"
+    run_id: str
+    step: int
+    #: final_answer, tool_call, invalid
+    action: str
+    output: str
+    model_ms: float
+    overhead_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class AgentRunFinished(_Model):
+    type: Literal["agent_run_finished"] = "agent_run_finished"
+    run: AgentRunRecord
+
+
+AgentEvent = Annotated[
+    Union[
+        AgentRunStarted, StepStarted, TokenDelta, ToolCallProposed, ApprovalRequested, ApprovalResolved,
+        ToolResult, GuardrailTriggered, StepFinished, AgentRunFinished,
+    ],
+    Field(discriminator="type"),
+]
+
+
+class RunEventRecord(_Model):
+    run_id: str
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
 
 
 # ------------------------------------------------------------------- helpers

@@ -109,7 +109,7 @@ def check_schema(schema: dict[str, Any]) -> None:
     from workbench.engine.errors import InvalidRequest
 
     try:
-        _gbnf(json.dumps(prepare_schema(schema)[0], sort_keys=True))
+        _gbnf(json.dumps(prepare_schema(schema)[0]))
     except Exception as exc:  # the converter asserts and raises on what it cannot express
         detail = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise InvalidRequest(f"The local model cannot enforce this JSON Schema ({detail}).") from None
@@ -122,4 +122,4 @@ def json_grammar(schema: dict[str, Any] | None) -> Any:
     from llama_cpp import LlamaGrammar
 
     prepared = prepare_schema(schema)[0] if schema is not None else {"type": "object"}
-    return LlamaGrammar.from_string(_gbnf(json.dumps(prepared, sort_keys=True)), verbose=False)
+    return LlamaGrammar.from_string(_gbnf(json.dumps(prepared)), verbose=False)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.errors import ContextOverflow, ModelBusy, ModelLoadError, ModelNotFound
+from workbench.engine.errors import ContextOverflow, InvalidRequest, ModelBusy, ModelLoadError, ModelNotFound
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
 from workbench.engine.inference.grammar import check_schema, json_grammar, prepare_schema
 from workbench.engine.schemas import (
@@ -27,6 +27,7 @@ from workbench.engine.schemas import (
     FinishReason,
     ResponseFormat,
     SamplingParams,
+    ToolSpec,
 )
 
 GGUF_MAGIC = b"GGUF"
@@ -156,8 +157,15 @@ class _TokenCounter:
         return scores
 
 
+NO_NATIVE_TOOLS = (
+    "Local models call tools through agents (`workbench run`); a chat request with tools needs a remote "
+    "OpenAI-compatible or Anthropic model."
+)
+
+
 class LlamaCppChatModel(ChatModel):
     provider = "llama.cpp"
+    supports_tools = False
 
     def __init__(self, model_id: str, path: Path, n_ctx: int = 8192) -> None:
         self.model_id = model_id
@@ -168,7 +176,14 @@ class LlamaCppChatModel(ChatModel):
         """Load the model now (otherwise the first generation does it)."""
         return load_llama(self.path, self.n_ctx)
 
-    def check(self, params: SamplingParams, response_format: ResponseFormat | None = None) -> None:
+    def check(
+        self,
+        params: SamplingParams,
+        response_format: ResponseFormat | None = None,
+        tools: list[ToolSpec] | None = None,
+    ) -> None:
+        if tools:
+            raise InvalidRequest(NO_NATIVE_TOOLS)
         if response_format is not None and response_format.is_json and response_format.schema_ is not None:
             check_schema(response_format.schema_)
 
@@ -197,7 +212,10 @@ class LlamaCppChatModel(ChatModel):
         messages: list[ChatMessage],
         params: SamplingParams,
         response_format: ResponseFormat | None = None,
+        tools: list[ToolSpec] | None = None,
     ) -> Iterator[StreamItem]:
+        if tools:
+            raise InvalidRequest(NO_NATIVE_TOOLS)
         schema = response_format.schema_ if response_format is not None and response_format.is_json else None
         if schema is None or prepare_schema(schema)[1] or params.temperature == 0:
             # The grammar enforces the whole schema (or sampling is greedy, so
@@ -233,6 +251,7 @@ class LlamaCppChatModel(ChatModel):
         params: SamplingParams,
         response_format: ResponseFormat | None,
     ) -> Iterator[StreamItem]:
+        from jinja2 import TemplateError
         from llama_cpp import LogitsProcessorList
 
         kwargs = self.completion_kwargs(params, response_format)
@@ -242,13 +261,20 @@ class LlamaCppChatModel(ChatModel):
             finish: FinishReason = "stop"
             try:
                 chunks = llama.create_chat_completion(
-                    messages=[m.model_dump() for m in messages],
+                    messages=chat_template_messages(messages),
                     stream=True,
                     logits_processor=LogitsProcessorList([counter]),
                     **kwargs,
                 )
             except ValueError as exc:
                 raise _context_error(exc, llama) from None
+            except TemplateError as exc:
+                # The GGUF's chat template is rendered in Jinja2's sandbox; one
+                # that reaches for unsafe attributes is refused there.
+                raise ModelLoadError(
+                    f"The chat template inside {self.path.name} cannot be used ({type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:120]}); use another model file."
+                ) from None
             try:
                 for chunk in chunks:
                     choice = chunk["choices"][0]
@@ -267,6 +293,32 @@ class LlamaCppChatModel(ChatModel):
         # a stop sequence) is not part of the answer, as llama.cpp counts it.
         completion_tokens = counter.sampled - 1 if finish == "stop" and counter.sampled else counter.sampled
         yield StreamEnd(finish, counter.prompt_tokens, completion_tokens)
+
+
+def chat_template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Messages as the model's chat template takes them: roles system, user, assistant.
+
+    An assistant's tool calls become JSON text (`{"tool": name, "arguments": {...}}`,
+    one per line) and a "tool" message becomes a user message
+    `Tool result (name): content`, so a conversation with tool turns still renders.
+    """
+    import json
+
+    names: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "tool":
+            name = m.name or names.get(m.tool_call_id or "") or "tool"
+            out.append({"role": "user", "content": f"Tool result ({name}): {m.content}"})
+        elif m.role == "assistant" and m.tool_calls:
+            lines = [m.content] if m.content else []
+            for call in m.tool_calls:
+                names[call.id] = call.name
+                lines.append(json.dumps({"tool": call.name, "arguments": call.arguments}, ensure_ascii=False))
+            out.append({"role": "assistant", "content": "\n".join(lines)})
+        else:
+            out.append(m.model_dump(include={"role", "content"}, exclude_none=True))
+    return out
 
 
 def _is_valid(validator: Any, text: str) -> bool:

@@ -215,4 +215,88 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE collection_embedders (collection VARCHAR PRIMARY KEY, embedder VARCHAR NOT NULL)",
         ),
     ),
+    Migration(
+        5,
+        "agents, runs, approvals, tool audit, MCP pins",
+        (
+            """
+            CREATE TABLE agents (
+                id          VARCHAR PRIMARY KEY,
+                name        VARCHAR NOT NULL,
+                role        VARCHAR NOT NULL,
+                status      VARCHAR NOT NULL,
+                definition  JSON NOT NULL,      -- the whole AgentDefinition
+                created_at  TIMESTAMPTZ NOT NULL,
+                updated_at  TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE agent_runs (
+                id                VARCHAR PRIMARY KEY,
+                agent_id          VARCHAR NOT NULL,
+                task              VARCHAR NOT NULL,
+                model             VARCHAR NOT NULL,
+                status            VARCHAR NOT NULL,  -- running, finished, failed, blocked, cancelled, interrupted
+                answer            VARCHAR,
+                error             VARCHAR,
+                steps             INTEGER NOT NULL,
+                prompt_tokens     INTEGER NOT NULL,
+                completion_tokens INTEGER NOT NULL,
+                started_at        TIMESTAMPTZ NOT NULL,
+                finished_at       TIMESTAMPTZ,
+                duration_ms       DOUBLE
+            )
+            """,
+            "CREATE INDEX agent_runs_by_agent ON agent_runs (agent_id)",
+            """
+            CREATE TABLE run_events (
+                run_id     VARCHAR NOT NULL,
+                seq        INTEGER NOT NULL,
+                type       VARCHAR NOT NULL,
+                payload    JSON NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (run_id, seq)
+            )
+            """,
+            """
+            CREATE TABLE approvals (
+                id          VARCHAR PRIMARY KEY,
+                run_id      VARCHAR,
+                agent_id    VARCHAR,
+                tool        VARCHAR NOT NULL,
+                arguments   JSON NOT NULL,
+                permission  VARCHAR NOT NULL,
+                status      VARCHAR NOT NULL,  -- pending, approved, denied, expired
+                reason      VARCHAR,
+                created_at  TIMESTAMPTZ NOT NULL,
+                decided_at  TIMESTAMPTZ
+            )
+            """,
+            """
+            CREATE TABLE tool_audit (
+                id          VARCHAR PRIMARY KEY,
+                run_id      VARCHAR,
+                agent_id    VARCHAR,
+                tool        VARCHAR NOT NULL,
+                permission  VARCHAR NOT NULL,
+                arguments   JSON NOT NULL,
+                status      VARCHAR NOT NULL,  -- ok, error, invalid, denied, refused, timeout
+                result      VARCHAR,
+                error       VARCHAR,
+                duration_ms DOUBLE NOT NULL,
+                created_at  TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE mcp_pins (
+                server      VARCHAR NOT NULL,
+                tool        VARCHAR NOT NULL,
+                description VARCHAR NOT NULL,
+                schema_hash VARCHAR NOT NULL,
+                pinned_at   TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (server, tool)
+            )
+            """,
+        ),
+    ),
 )

@@ -1,0 +1,596 @@
+"""The agent runner: one loop for every model.
+
+    build the prompt (instructions, cited knowledge, memories, the task)
+    repeat up to max_steps:
+        check the budget tripwires
+        route: offer the allowed tools closest to the task (and the last result)
+        ask the model for one step (local: under a JSON-Schema grammar;
+                                    remote: the provider's native tool calling)
+        final answer  -> response guardrails, dangerous-output tripwire, finish
+        tool call     -> guardrails, loop check, approval if the permission needs it,
+                         execute through the registry (validated, bounded, audited),
+                         feed the result (or the error, or the denial) back
+
+Everything the run does is an event (`workbench.engine.schemas.AgentEvent`);
+every event but token deltas is persisted in `run_events`, and the run's row in
+`agent_runs` is kept current, so the Clinic can show any run, even one that
+was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.agents.step import FINAL, PROTOCOL, Proposal, describe_tools, parse_step, step_schema
+from workbench.engine.errors import WorkbenchError
+from workbench.engine.inference.base import ChatModel, StreamEnd
+from workbench.engine.schemas import (
+    AgentDefinition,
+    AgentEvent,
+    AgentRunFinished,
+    AgentRunRecord,
+    AgentRunStarted,
+    ApprovalRequested,
+    ApprovalResolved,
+    ChatMessage,
+    GuardrailTriggered,
+    ResponseFormat,
+    RunRequest,
+    SamplingParams,
+    StepFinished,
+    StepStarted,
+    ToolCall,
+    ToolCallProposed,
+    ToolExecution,
+    ToolResult,
+    ToolSpec,
+)
+from workbench.engine.store.conversations import new_id
+from workbench.engine.store.db import utcnow
+from workbench.engine.tools.base import Tool, ToolContext
+
+log = logging.getLogger("workbench.agents")
+
+#: tool output fed back to the model is cut to this many characters
+FEEDBACK_CHARS = 2000
+#: tokens one step may generate
+#: tokens a local step may generate
+STEP_MAX_TOKENS = 768
+#: the one retry of a step cut off by the token limit
+RETRY_TEMPERATURE = 0.5
+RETRY_SEED = 7
+RETRY_REPETITION_PENALTY = 1.3
+#: small models loop on a phrase when greedy; a mild penalty stops that
+STEP_REPETITION_PENALTY = 1.1
+#: an identical call proposed this many times ends the run
+LOOP_LIMIT = 3
+#: knowledge passages and how close (cosine) a vector-only hit must be
+KNOWLEDGE_TOP_K = 3
+KNOWLEDGE_MIN_SIMILARITY = 0.3
+
+
+@dataclass
+class StepPlan:
+    offered: list[str]
+    proposal: Proposal
+    raw: str
+    #: the proposal parsed and its arguments fit the chosen tool's schema
+    valid: bool
+    model_ms: float
+    route_ms: float
+    completion_tokens: int
+
+
+@dataclass
+class _Run:
+    """The mutable state of one run."""
+
+    record: AgentRunRecord
+    agent: AgentDefinition
+    messages: list[ChatMessage]
+    started: float
+    cancelled: threading.Event
+    #: the task as given (record.task has secrets redacted)
+    task: str = ""
+    seq: int = 0
+    pending: list[tuple[int, str, str]] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)
+    last_result: str = ""
+
+
+class AgentRunner:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        # Runs left "running" by a process that died can never finish.
+        engine.db.execute(
+            "UPDATE agent_runs SET status = 'interrupted', error = 'the workbench stopped during this run' "
+            "WHERE status = 'running'"
+        )
+
+    def cancel(self, run_id: str) -> bool:
+        with self._lock:
+            event = self._cancel.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, agent: AgentDefinition, request: RunRequest) -> Iterator[AgentEvent]:
+        """Prepare the run (errors raise here), then stream its events."""
+        from workbench.engine.guard.policy import Guardrails
+
+        engine = self.engine
+        model = engine.models.chat_model(request.model or agent.model)
+        tools = engine.tools.allowed(agent.tools)
+        max_steps = request.max_steps or agent.max_steps
+        # A key pasted into a task is never stored (the prompt guardrail reports it in the run).
+        task = Guardrails(agent.guardrails).redact(request.task)
+        record = AgentRunRecord(
+            id=new_id("run"), agent_id=agent.id, task=task, model=model.model_id, status="running",
+            started_at=utcnow(),
+        )
+        engine.db.execute(
+            "INSERT INTO agent_runs VALUES (?, ?, ?, ?, 'running', NULL, NULL, 0, 0, 0, ?, NULL, NULL)",
+            [record.id, agent.id, record.task, model.model_id, record.started_at],
+        )
+        cancelled = threading.Event()
+        with self._lock:
+            self._cancel[record.id] = cancelled
+        state = _Run(record=record, agent=agent, messages=[], started=time.perf_counter(), cancelled=cancelled,
+                     task=request.task)
+        return self._loop(state, model, tools, max_steps)
+
+    def _loop(self, state: _Run, model: ChatModel, tools: list[Tool], max_steps: int) -> Iterator[AgentEvent]:
+        from workbench.engine.guard.policy import Guardrails
+        from workbench.engine.guard.tripwires import Tripwires
+
+        engine, agent, record = self.engine, state.agent, state.record
+        guard = Guardrails(agent.guardrails)
+        trips = Tripwires(agent.tripwires, max_steps)
+        # Anomalies are judged against this agent's recent steps, not only this run's.
+        history = engine.db.fetchall(
+            "SELECT CAST(json_extract(e.payload, '$.completion_tokens') AS DOUBLE) FROM run_events e "
+            "JOIN agent_runs r ON r.id = e.run_id WHERE r.agent_id = ? AND e.type = 'step_finished' "
+            "ORDER BY e.created_at DESC LIMIT 200", [agent.id])
+        trips.seed("step_completion_tokens", [row[0] for row in history if row[0] is not None])
+        context = ToolContext(
+            roots=[Path(root) for root in engine.config.workspace_roots],
+            allow_private_network=engine.config.allow_private_network,
+            engine=engine, agent_id=agent.id, run_id=record.id,
+        )
+        try:
+            yield self._emit(state, AgentRunStarted(run_id=record.id, agent_id=agent.id, model=record.model,
+                                                    task=record.task))
+            prompt = guard.check_prompt(state.task)
+            for violation in prompt.violations:
+                yield self._emit(state, GuardrailTriggered(run_id=record.id, step=0, violation=violation))
+            if prompt.blocked:
+                yield self._finish(state, "blocked", error=_reason(prompt.violations))
+                return
+            state.messages = self._prompt(agent, prompt.text, tools, model)
+            native = getattr(model, "supports_tools", False)
+            for step in range(1, max_steps + 1):
+                if state.cancelled.is_set():
+                    yield self._finish(state, "cancelled", error="The run was cancelled.")
+                    return
+                budget = trips.check_budget(step - 1, record.prompt_tokens + record.completion_tokens)
+                if budget:
+                    for violation in budget:
+                        yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=violation))
+                    yield self._finish(state, "blocked", error=_reason(budget))
+                    return
+                step_started = time.perf_counter()
+                offered, route_ms, require_tool = self._route(state, tools)
+                yield self._emit(state, StepStarted(run_id=record.id, step=step,
+                                                    offered_tools=[t.name for t in offered]))
+                model_started = time.perf_counter()
+                if native:
+                    proposal, raw, end, call_id = self._native_step(model, state.messages, offered)
+                else:
+                    proposal, raw, end = self._local_step(model, state.messages, offered, require_tool=require_tool)
+                    call_id = new_id("call")
+                model_ms = (time.perf_counter() - model_started) * 1000 + route_ms
+                record.steps = step
+                record.prompt_tokens += end.prompt_tokens
+                record.completion_tokens += end.completion_tokens
+                anomaly = trips.observe("step_completion_tokens", float(end.completion_tokens))
+                if anomaly is not None:
+                    yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=anomaly))
+                waited_ms = 0.0
+                tool_ms = 0.0
+                outcome: str | None = None  # a terminal status, when the run ends in this step
+                error: str | None = None
+                if proposal.error is not None and proposal.action not in {t.name for t in offered}:
+                    self._feed_back(state, native, raw, None, call_id, f"Error: {proposal.error}")
+                    action = "invalid"
+                elif proposal.action == FINAL:
+                    action = FINAL
+                    checked = guard.check_response(proposal.answer or "")
+                    violations = checked.violations + trips.check_output(checked.text)
+                    for violation in violations:
+                        yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=violation))
+                    if any(v.action == "block" for v in violations):
+                        outcome, error = "blocked", _reason([v for v in violations if v.action == "block"])
+                    else:
+                        record.answer = checked.text
+                        outcome = "finished"
+                else:
+                    action = "tool_call"
+                    tool = next(t for t in offered if t.name == proposal.action)
+                    result_text, waited_ms, tool_ms, stop = yield from self._call(
+                        state, guard, trips, context, tool, proposal, call_id, step
+                    )
+                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
+                                                                  arguments=proposal.arguments),
+                                    call_id, result_text, tool_name=tool.name)
+                    if stop is not None:
+                        outcome, error = stop
+                overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
+                yield self._emit(state, StepFinished(
+                    run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
+                    model_ms=round(model_ms, 3),
+                    overhead_ms=round(max(overhead_ms, 0.0), 3), prompt_tokens=end.prompt_tokens,
+                    completion_tokens=end.completion_tokens,
+                ))
+                if outcome is not None:
+                    yield self._finish(state, outcome, error=error)
+                    return
+            yield self._finish(state, "max_steps",
+                               error=f"The agent used all {max_steps} steps without a final answer.")
+        except GeneratorExit:
+            self._close(state, "cancelled", "The run was stopped by its consumer.")
+            raise
+        except WorkbenchError as exc:
+            yield self._finish(state, "failed", error=str(exc))
+        except Exception as exc:  # a bug: the run ends failed, the log has the trace
+            log.exception("agent run %s failed", record.id)
+            yield self._finish(state, "failed", error=f"The run failed unexpectedly ({type(exc).__name__}).")
+        finally:
+            with self._lock:
+                self._cancel.pop(record.id, None)
+
+    def plan_step(self, agent: AgentDefinition, task: str, *, constrained: bool = True) -> StepPlan:
+        """What the agent would do first for `task`, without running any tool or storing anything.
+
+        Used to measure tool selection (with and without routing, with and
+        without the grammar) on the default model.
+        """
+        from jsonschema import Draft202012Validator
+
+        model = self.engine.models.chat_model(agent.model)
+        tools = self.engine.tools.allowed(agent.tools)
+        record = AgentRunRecord(id="plan", agent_id=agent.id, task=task, model=model.model_id, status="running",
+                                started_at=utcnow())
+        state = _Run(record=record, agent=agent, messages=self._prompt(agent, task, tools, model),
+                     started=time.perf_counter(), cancelled=threading.Event())
+        offered, route_ms, require_tool = self._route(state, tools)
+        started = time.perf_counter()
+        proposal, raw, end = self._local_step(model, state.messages, offered, constrained=constrained,
+                                              require_tool=require_tool)
+        model_ms = (time.perf_counter() - started) * 1000
+        valid = proposal.error is None
+        if valid and proposal.action != FINAL:
+            tool = next(t for t in offered if t.name == proposal.action)
+            valid = not any(Draft202012Validator(tool.parameters).iter_errors(proposal.arguments))
+        return StepPlan(offered=[t.name for t in offered], proposal=proposal, raw=raw, valid=valid,
+                        model_ms=model_ms, route_ms=route_ms, completion_tokens=end.completion_tokens)
+
+    # --------------------------------------------------------------- prompt
+
+    def _prompt(self, agent: AgentDefinition, task: str, tools: list[Tool], model: ChatModel) -> list[ChatMessage]:
+        from workbench.engine.agents.templates import get_template, render
+
+        engine = self.engine
+        knowledge: list[dict[str, Any]] = []
+        for collection in agent.knowledge_collections:
+            try:
+                hits = engine.search({"query": task, "collection": collection, "top_k": KNOWLEDGE_TOP_K}).hits
+            except WorkbenchError as exc:
+                log.warning("knowledge search of %s failed: %s", collection, exc)
+                continue
+            for hit in hits:
+                if hit.pinned or hit.bm25_rank is not None or (hit.vector_score or 0.0) >= KNOWLEDGE_MIN_SIMILARITY:
+                    knowledge.append({"n": len(knowledge) + 1, "source": hit.path, "text": hit.text[:1500]})
+        memories: list[dict[str, Any]] = []
+        if agent.memory.enabled and agent.memory.recall_top_k:
+            namespace = agent.memory.namespace or f"agent:{agent.id}"
+            if engine.db.fetchone("SELECT 1 FROM memories WHERE namespace = ? LIMIT 1", [namespace]):
+                found = engine.rag_retrieve({"query": task, "top_k": agent.memory.recall_top_k,
+                                             "filter": {"namespace": namespace}})
+                memories = [{"key": r.key, "text": _memory_text(r.value)} for r in found.results]
+        rendered = render(get_template(agent.template), {
+            "agent_name": agent.name,
+            "instructions": agent.instructions,
+            "task": task,
+            # a local model is shown the tools of each step with that step (see _local_step)
+            "tools": [{"name": t.name, "description": t.description} for t in tools]
+            if getattr(model, "supports_tools", False) else [],
+            "knowledge": knowledge,
+            "memories": memories,
+            "skills": [{"name": s.name, "description": s.description} for s in agent.generated_skills],
+        })
+        system = rendered.system
+        if not getattr(model, "supports_tools", False):
+            system = f"{system}\n\n{PROTOCOL}".strip()
+        return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=rendered.user)]
+
+    def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
+        """The tools to offer in this step, the time routing took, and whether a tool call is required."""
+        routing = state.agent.routing
+        if not routing.enabled or not tools:
+            return tools, 0.0, False
+        started = time.perf_counter()
+        query = state.record.task if not state.last_result else f"{state.record.task}\n{state.last_result[:500]}"
+        offered, best = self.engine.tool_router.route(query, tools, routing.top_k, routing.margin)
+        require = (routing.require_tool_score is not None and not state.calls and best >= routing.require_tool_score)
+        return offered, (time.perf_counter() - started) * 1000, require
+
+    # ---------------------------------------------------------------- steps
+
+    def _local_step(self, model: ChatModel, messages: list[ChatMessage], offered: list[Tool],
+                    constrained: bool = True, require_tool: bool = False) -> tuple[Proposal, str, StreamEnd]:
+        schema = step_schema(offered, allow_final=not (require_tool and offered))
+        if not offered:
+            tools_text = "No tools are available now: give the final answer."
+        elif require_tool and offered:
+            tools_text = "Call one of these tools now:\n" + describe_tools(offered)
+        else:
+            tools_text = "Tools you can use now:\n" + describe_tools(offered)
+        system = f"{messages[0].content}\n\n{tools_text}"
+        step_messages = [ChatMessage(role="system", content=system), *messages[1:]]
+        params = SamplingParams(temperature=0.0, max_tokens=STEP_MAX_TOKENS, repetition_penalty=STEP_REPETITION_PENALTY)
+        response_format = ResponseFormat(type="json_object", schema=schema) if constrained else None
+        text, end, _ = _collect(model.stream(step_messages, params, response_format))
+        if end.finish_reason == "length" and constrained:
+            # A greedy small model can loop inside a string until the token limit:
+            # sample once more, reproducibly, with a stronger repetition penalty.
+            retry = SamplingParams(temperature=RETRY_TEMPERATURE, seed=RETRY_SEED, max_tokens=STEP_MAX_TOKENS,
+                                   repetition_penalty=RETRY_REPETITION_PENALTY)
+            text, again, _ = _collect(model.stream(step_messages, retry, response_format))
+            end = StreamEnd(again.finish_reason, end.prompt_tokens + again.prompt_tokens,
+                            end.completion_tokens + again.completion_tokens)
+        if not constrained:
+            text = _strip_fences(text)
+        if end.finish_reason == "length":
+            return Proposal(action="invalid", error="Your reply was cut off; keep it shorter."), text, end
+        return parse_step(text, offered), text, end
+
+    def _native_step(self, model: ChatModel, messages: list[ChatMessage],
+                     offered: list[Tool]) -> tuple[Proposal, str, StreamEnd, str]:
+        specs = [ToolSpec(name=t.name, description=t.description, parameters=t.parameters) for t in offered]
+        params = SamplingParams(temperature=0.0, max_tokens=1024)
+        text, end, calls = _collect(model.stream(messages, params, None, tools=specs or None))
+        if calls:
+            call = calls[0]  # one call per step: the others are asked for again if still needed
+            raw = json.dumps({"action": call.name, "arguments": call.arguments}, ensure_ascii=False)
+            if call.name not in {t.name for t in offered}:
+                return Proposal(action="invalid", error=f"{call.name!r} is not a tool you can use now."), raw, end, call.id
+            return Proposal(action=call.name, arguments=call.arguments), raw, end, call.id
+        if not text.strip():
+            return Proposal(action="invalid", error="Your reply was empty."), text, end, new_id("call")
+        return Proposal(action=FINAL, answer=text), text, end, new_id("call")
+
+    def _call(self, state: _Run, guard: Any, trips: Any, context: ToolContext, tool: Tool, proposal: Proposal,
+              call_id: str, step: int):
+        """Run one proposed call through guardrails, loop check, approval and the registry.
+
+        A generator (events out) returning (text fed back, approval wait ms, tool ms, stop).
+        """
+        engine, record = self.engine, state.record
+        registry = engine.tools
+        # What is stored and shown never carries a detected secret (such a call is refused below).
+        shown = _redacted(guard, proposal.arguments)
+        yield self._emit(state, ToolCallProposed(run_id=record.id, step=step, call_id=call_id, tool=tool.name,
+                                                 arguments=shown, permission=tool.permission))
+        if proposal.error is not None:
+            execution = registry.record_refusal(tool, proposal.arguments, "invalid", proposal.error,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return f"Error: {proposal.error}", 0.0, 0.0, None
+        problem = registry.validation_error(tool, proposal.arguments)
+        if problem is not None:
+            execution = registry.record_refusal(tool, proposal.arguments, "invalid", problem,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return f"Error: {problem}", 0.0, 0.0, None
+        checked = guard.check_tool_call(tool.name, proposal.arguments)
+        violations = checked.violations + trips.check_output(_flatten(proposal.arguments))
+        for violation in violations:
+            yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=violation))
+        blocking = [v for v in violations if v.action == "block"]
+        if blocking:
+            reason = _reason(blocking)
+            execution = registry.record_refusal(tool, shown, "refused", reason,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return f"Refused by policy: {reason}", 0.0, 0.0, None
+        signature = tool.name + json.dumps(proposal.arguments, sort_keys=True, ensure_ascii=False)
+        state.calls[signature] = state.calls.get(signature, 0) + 1
+        if state.calls[signature] >= LOOP_LIMIT:
+            reason = f"The agent called {tool.name} with the same arguments {LOOP_LIMIT} times; the loop was stopped."
+            execution = registry.record_refusal(tool, proposal.arguments, "refused", reason,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return reason, 0.0, 0.0, ("failed", reason)
+        if state.calls[signature] > 1:
+            note = (f"You already called {tool.name} with these arguments and got the result above. "
+                    "Use it: answer, or call something different.")
+            execution = registry.record_refusal(tool, proposal.arguments, "refused", note,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return note, 0.0, 0.0, None
+        waited_ms = 0.0
+        if tool.permission in state.agent.approvals.require or tool.warning:
+            approvals = engine.approvals
+            pending = approvals.request(record.id, record.agent_id, tool.name, proposal.arguments, tool.permission)
+            self._flush(state)
+            wait_started = time.perf_counter()
+            yield self._emit(state, ApprovalRequested(run_id=record.id, approval=pending))
+            decided = approvals.wait(pending.id, state.agent.approvals.timeout_s, state.cancelled)
+            waited_ms = (time.perf_counter() - wait_started) * 1000
+            yield self._emit(state, ApprovalResolved(run_id=record.id, approval=decided))
+            if decided.status != "approved":
+                why = f" ({decided.reason})" if decided.reason else ""
+                text = f"The user {'denied' if decided.status == 'denied' else 'did not approve'} this call{why}."
+                execution = registry.record_refusal(tool, proposal.arguments, "denied", text,
+                                                    run_id=record.id, agent_id=record.agent_id)
+                yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+                if state.cancelled.is_set():
+                    return text, waited_ms, 0.0, ("cancelled", "The run was cancelled.")
+                return text + " Do not retry it; answer without it or try something else.", waited_ms, 0.0, None
+        tool_started = time.perf_counter()
+        execution = registry.execute(tool, proposal.arguments, context, run_id=record.id, agent_id=record.agent_id)
+        tool_ms = (time.perf_counter() - tool_started) * 1000
+        output = execution.output or ""
+        if execution.ok:
+            result = guard.check_tool_result(tool.name, output)
+            for violation in result.violations:
+                yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=violation))
+            if result.text != output:
+                execution = execution.model_copy(update={"output": result.text})
+            text = result.text
+        else:
+            text = f"Error: {execution.error}"
+        yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+        anomaly = trips.observe("tool_ms", execution.duration_ms)
+        if anomaly is not None:
+            yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=anomaly))
+        state.last_result = text
+        return text, waited_ms, tool_ms, None
+
+    def _feed_back(self, state: _Run, native: bool, raw: str, call: ToolCall | None, call_id: str, text: str,
+                   tool_name: str | None = None) -> None:
+        text = text if len(text) <= FEEDBACK_CHARS else text[:FEEDBACK_CHARS] + " [...truncated]"
+        if native and call is not None:
+            state.messages.append(ChatMessage(role="assistant", content="", tool_calls=[call]))
+            state.messages.append(ChatMessage(role="tool", content=text, tool_call_id=call_id, name=tool_name))
+            return
+        state.messages.append(ChatMessage(role="assistant", content=raw or "(no reply)"))
+        label = f"Result of {tool_name}" if tool_name else "Result"
+        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}"))
+
+    # ---------------------------------------------------------- persistence
+
+    def _emit(self, state: _Run, event: Any) -> Any:
+        state.seq += 1
+        state.pending.append((state.seq, event.type, event.model_dump_json()))
+        if event.type in ("step_finished", "approval_requested", "agent_run_finished"):
+            self._flush(state)
+        return event
+
+    def _flush(self, state: _Run) -> None:
+        if not state.pending:
+            return
+        record = state.record
+        now = utcnow()
+        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(state.pending))
+        params = [value for seq, kind, payload in state.pending for value in (record.id, seq, kind, payload, now)]
+        with self.engine.db.transaction() as conn:
+            conn.execute(f"INSERT INTO run_events VALUES {values}", params)
+            conn.execute(
+                "UPDATE agent_runs SET steps = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+                [record.steps, record.prompt_tokens, record.completion_tokens, record.id],
+            )
+        state.pending.clear()
+
+    def _close(self, state: _Run, status: str, error: str | None) -> AgentRunRecord:
+        record = state.record
+        record.status = status
+        record.error = error
+        record.finished_at = utcnow()
+        record.duration_ms = round((time.perf_counter() - state.started) * 1000, 3)
+        self._flush(state)
+        self.engine.db.execute(
+            "UPDATE agent_runs SET status = ?, answer = ?, error = ?, steps = ?, prompt_tokens = ?, "
+            "completion_tokens = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
+            [status, record.answer, error, record.steps, record.prompt_tokens, record.completion_tokens,
+             record.finished_at, record.duration_ms, record.id],
+        )
+        if status == "finished" and state.agent.memory.remember_runs and record.answer:
+            namespace = state.agent.memory.namespace or f"agent:{state.agent.id}"
+            self.engine.remember({"key": f"run:{record.id}", "namespace": namespace, "kind": "conversation",
+                                  "value": {"task": record.task, "answer": record.answer}})
+        return record
+
+    def _finish(self, state: _Run, status: str, error: str | None = None) -> AgentRunFinished:
+        record = self._close(state, status, error)
+        event = AgentRunFinished(run=record.model_copy())
+        state.seq += 1
+        self.engine.db.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
+                               [record.id, state.seq, event.type, event.model_dump_json(), utcnow()])
+        return event
+
+
+def _collect(stream: Iterator[Any]) -> tuple[str, StreamEnd, list[ToolCall]]:
+    parts: list[str] = []
+    calls: list[ToolCall] = []
+    end: StreamEnd | None = None
+    try:
+        for item in stream:
+            if isinstance(item, StreamEnd):
+                end = item
+            elif isinstance(item, ToolCall):
+                calls.append(item)
+            else:
+                parts.append(item)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    if end is None:
+        end = StreamEnd("stop", 0, len(parts))
+    return "".join(parts), end, calls
+
+
+def _redacted(guard: Any, value: Any) -> Any:
+    """`value` with every string passed through the guardrails' redaction."""
+    if isinstance(value, str):
+        return guard.redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(guard, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(guard, item) for item in value]
+    return value
+
+
+def _flatten(value: Any) -> str:
+    """The string values of tool arguments joined by spaces (an argv list reads as a command line)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return " ".join(_flatten(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_flatten(v) for v in value)
+    return json.dumps(value)
+
+
+def _strip_fences(text: str) -> str:
+    """Free-form replies often wrap JSON in a code fence; accept that much, nothing more."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped.strip()
+
+
+def _reason(violations: list[Any]) -> str:
+    return "; ".join(v.detail for v in violations[:3]) or "a guardrail blocked the run"
+
+
+def _memory_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:1000]
+
+
+__all__ = ["AgentRunner", "ToolExecution"]

@@ -1,0 +1,84 @@
+"""The `Tool` port: what every tool (built-in or MCP) looks like to the registry.
+
+A tool is data plus one function. The registry validates arguments against
+`parameters` (a JSON Schema) before `run` is called, enforces the timeout and
+the output cap, asks for approval according to `permission`, and audits every
+execution. A tool's `run` only does its job: it raises `ToolError` with one
+user-facing sentence when it cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.engine.errors import WorkbenchError
+
+Permission = Literal["read", "write", "exec", "network"]
+PERMISSIONS: tuple[Permission, ...] = ("read", "write", "exec", "network")
+
+#: default caps; a tool may set its own, lower or higher
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_OUTPUT_CHARS = 16_000
+
+
+class ToolError(WorkbenchError):
+    """A tool refused its arguments or failed; the message goes back to the model."""
+
+    code = "tool_error"
+
+
+class ToolDenied(WorkbenchError):
+    """A person denied the call, or a policy refused it."""
+
+    code = "tool_denied"
+
+
+@dataclass
+class ToolContext:
+    """What a tool may touch. Built by the engine for each run (or each CLI call)."""
+
+    #: workspace roots that file, shell, git and python tools are confined to
+    roots: list[Path] = field(default_factory=list)
+    #: let HTTP fetch reach private, loopback and link-local addresses
+    allow_private_network: bool = False
+    #: the engine, for knowledge and memory tools (typed loosely to avoid a cycle)
+    engine: Any = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    #: the caps of this call, set by the registry from the tool's own
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+
+
+ToolFunction = Callable[[dict[str, Any], ToolContext], Any]
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    #: JSON Schema of the arguments object
+    parameters: dict[str, Any]
+    permission: Permission
+    run: ToolFunction
+    #: example requests a person would solve with this tool (used by tool routing)
+    examples: list[str] = field(default_factory=list)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: "builtin" or "mcp:<server>"
+    source: str = "builtin"
+    #: set when an MCP server's description changed since it was pinned
+    warning: str | None = None
+
+
+def object_schema(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A closed JSON object schema (no extra keys), the shape every built-in tool takes."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }

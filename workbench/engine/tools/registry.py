@@ -1,0 +1,222 @@
+"""The tool registry: one place where every tool call is validated, bounded and audited.
+
+Built-in tools and MCP tools are `Tool`s. Whoever calls a tool (an agent run,
+the CLI, the API) goes through `ToolRegistry.execute`, which
+
+* validates the arguments against the tool's JSON Schema,
+* runs the tool with its timeout (a worker thread is the backstop; subprocess
+  tools kill their own process groups earlier),
+* caps the output it returns,
+* records the call — tool, arguments, result or error, duration — in the
+  `tool_audit` table, whatever the outcome.
+
+Approval is not decided here: the agent runner asks a person before it calls
+`execute` (see `workbench.engine.agents.approvals`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError
+from workbench.engine.schemas import AuditRecord, ToolExecution, ToolInfo
+from workbench.engine.store.conversations import new_id
+from workbench.engine.store.db import Database, utcnow
+from workbench.engine.tools.base import Tool, ToolContext, ToolError
+
+log = logging.getLogger("workbench.tools")
+
+#: how much of a result or error the audit table keeps
+AUDIT_TEXT_CHARS = 4000
+#: how much of an argument object the audit table keeps (as JSON)
+AUDIT_ARGS_CHARS = 8000
+
+
+def render_output(value: Any) -> str:
+    """A tool's return value as text for the model and the audit log."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=1, default=str)
+
+
+def cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... output truncated: {len(text) - limit} more characters]"
+
+
+class ToolRegistry:
+    """Every tool this engine can run, looked up by name."""
+
+    def __init__(self, db: Database, providers: Iterable[tuple[str, Callable[[], list[Tool]]]]) -> None:
+        self.db = db
+        #: (name prefix, function returning tools); called on every listing, so
+        #: MCP servers may change. A provider whose prefix no allowlist pattern
+        #: starts with is not asked (MCP servers start only when needed).
+        self._providers = list(providers)
+        self._static: dict[str, Tool] | None = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+        self._validators: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---------------------------------------------------------------- lookup
+
+    def tools(self, patterns: list[str] | None = None) -> list[Tool]:
+        """All tools (or those a provider could match `patterns` with), sorted by name; the first provider wins."""
+        found: dict[str, Tool] = {}
+        for prefix, provider in self._providers:
+            if patterns is not None and prefix and not any(
+                p.startswith(prefix) or prefix.startswith(p.rstrip("*")) for p in patterns
+            ):
+                continue
+            for tool in provider():
+                found.setdefault(tool.name, tool)
+        return [found[name] for name in sorted(found)]
+
+    def get(self, name: str) -> Tool:
+        for tool in self.tools([name]):
+            if tool.name == name:
+                return tool
+        raise NotFound(f"No tool named {name!r}; `workbench tools list` shows them.")
+
+    def allowed(self, patterns: list[str]) -> list[Tool]:
+        """The tools an allowlist admits (exact names or patterns like `mcp.time.*`)."""
+        if not patterns:
+            return []
+        return [t for t in self.tools(patterns) if any(fnmatch.fnmatchcase(t.name, p) for p in patterns)]
+
+    @staticmethod
+    def info(tool: Tool) -> ToolInfo:
+        return ToolInfo(
+            name=tool.name, description=tool.description, permission=tool.permission,
+            parameters=tool.parameters, source=tool.source, examples=tool.examples, warning=tool.warning,
+        )
+
+    # ------------------------------------------------------------ validation
+
+    def validation_error(self, tool: Tool, arguments: Any) -> str | None:
+        """Why `arguments` do not fit the tool's schema (one sentence), or None."""
+        from jsonschema import Draft202012Validator
+
+        if not isinstance(arguments, dict):
+            return f"The arguments of {tool.name} must be a JSON object."
+        key = f"{tool.name}:{json.dumps(tool.parameters, sort_keys=True)}"
+        validator = self._validators.get(key)
+        if validator is None:
+            validator = self._validators[key] = Draft202012Validator(tool.parameters)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+        if not errors:
+            return None
+        error = errors[0]
+        where = ".".join(str(p) for p in error.path) or "arguments"
+        return f"Invalid arguments for {tool.name}: {where}: {error.message[:300]}."
+
+    # ------------------------------------------------------------- execution
+
+    def execute(
+        self,
+        tool: Tool,
+        arguments: Any,
+        context: ToolContext,
+        *,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> ToolExecution:
+        """Validate, run with the tool's limits, cap the output, audit. Never raises for tool failures."""
+        started = time.perf_counter()
+        problem = self.validation_error(tool, arguments)
+        if problem is not None:
+            return self._record(tool, arguments, "invalid", None, problem, started, run_id, agent_id)
+        call_context = ToolContext(
+            roots=context.roots, allow_private_network=context.allow_private_network, engine=context.engine,
+            agent_id=agent_id, run_id=run_id, timeout_s=tool.timeout_s, max_output_chars=tool.max_output_chars,
+        )
+        future = self._pool.submit(tool.run, arguments, call_context)
+        try:
+            value = future.result(timeout=tool.timeout_s + 5.0)
+        except FutureTimeout:
+            future.cancel()
+            return self._record(tool, arguments, "timeout", None,
+                                f"{tool.name} did not finish within {tool.timeout_s:g} s.", started, run_id, agent_id)
+        except ToolError as exc:
+            return self._record(tool, arguments, "error", None, str(exc), started, run_id, agent_id)
+        except WorkbenchError as exc:
+            return self._record(tool, arguments, "error", None, str(exc), started, run_id, agent_id)
+        except Exception as exc:  # a bug in a tool: the run goes on, the log has the trace
+            log.exception("tool %s failed", tool.name)
+            return self._record(tool, arguments, "error", None,
+                                f"{tool.name} failed unexpectedly ({type(exc).__name__}).", started, run_id, agent_id)
+        output = cap(render_output(value), tool.max_output_chars)
+        return self._record(tool, arguments, "ok", output, None, started, run_id, agent_id)
+
+    def record_refusal(
+        self, tool: Tool, arguments: Any, status: str, reason: str, *, run_id: str | None, agent_id: str | None
+    ) -> ToolExecution:
+        """Audit a call that was not run: denied by a person, refused by a guardrail."""
+        return self._record(tool, arguments, status, None, reason, time.perf_counter(), run_id, agent_id)
+
+    def _record(
+        self,
+        tool: Tool,
+        arguments: Any,
+        status: str,
+        output: str | None,
+        error: str | None,
+        started: float,
+        run_id: str | None,
+        agent_id: str | None,
+    ) -> ToolExecution:
+        duration_ms = (time.perf_counter() - started) * 1000
+        audit_id = new_id("aud")
+        args_json = json.dumps(arguments if isinstance(arguments, dict) else {"value": arguments},
+                               ensure_ascii=False, default=str)
+        if len(args_json) > AUDIT_ARGS_CHARS:
+            args_json = json.dumps({"truncated": args_json[:AUDIT_ARGS_CHARS]})
+        self.db.execute(
+            "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [audit_id, run_id, agent_id, tool.name, tool.permission, args_json, status,
+             cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
+             error[:AUDIT_TEXT_CHARS] if error else None, duration_ms, utcnow()],
+        )
+        return ToolExecution(tool=tool.name, ok=status == "ok", status=status, output=output, error=error,
+                             duration_ms=round(duration_ms, 3), audit_id=audit_id)
+
+    # ----------------------------------------------------------------- audit
+
+    def audit(
+        self,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tool: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditRecord]:
+        """Recorded tool executions, newest first."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        where, params = [], []
+        for column, value in (("run_id", run_id), ("agent_id", agent_id), ("tool", tool)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM tool_audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        rows = self.db.fetchall(sql, [*params, limit, offset])
+        return [
+            AuditRecord(id=r[0], run_id=r[1], agent_id=r[2], tool=r[3], permission=r[4], arguments=json.loads(r[5]),
+                        status=r[6], result=r[7], error=r[8], duration_ms=r[9], created_at=r[10])
+            for r in rows
+        ]
