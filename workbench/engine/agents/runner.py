@@ -69,6 +69,8 @@ RETRY_SEED = 7
 RETRY_REPETITION_PENALTY = 1.3
 #: small models loop on a phrase when greedy; a mild penalty stops that
 STEP_REPETITION_PENALTY = 1.1
+#: said after each result fed back to a local model
+NEXT_STEP = "If this result answers the task, give the final answer now; otherwise call the next tool."
 #: an identical call proposed this many times ends the run
 LOOP_LIMIT = 3
 #: knowledge passages and how close (cosine) a vector-only hit must be
@@ -103,6 +105,8 @@ class _Run:
     pending: list[tuple[int, str, str]] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     last_result: str = ""
+    #: the next local step offers only the final answer (set after a repeated call)
+    answer_next: bool = False
 
 
 class AgentRunner:
@@ -192,6 +196,8 @@ class AgentRunner:
                     return
                 step_started = time.perf_counter()
                 offered, route_ms, require_tool = self._route(state, tools)
+                if state.answer_next and not native:
+                    offered, require_tool, state.answer_next = [], False, False
                 yield self._emit(state, StepStarted(run_id=record.id, step=step,
                                                     offered_tools=[t.name for t in offered]))
                 model_started = time.perf_counter()
@@ -424,8 +430,11 @@ class AgentRunner:
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return reason, 0.0, 0.0, ("failed", reason)
         if state.calls[signature] > 1:
+            # Small models repeat a call whose result they already have: the next
+            # step may only answer (a remote model keeps its tools and may go on).
+            state.answer_next = True
             note = (f"You already called {tool.name} with these arguments and got the result above. "
-                    "Use it: answer, or call something different.")
+                    "Use it: answer now.")
             execution = registry.record_refusal(tool, proposal.arguments, "refused", note,
                                                 run_id=record.id, agent_id=record.agent_id)
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
@@ -478,7 +487,7 @@ class AgentRunner:
             return
         state.messages.append(ChatMessage(role="assistant", content=raw or "(no reply)"))
         label = f"Result of {tool_name}" if tool_name else "Result"
-        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}"))
+        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}\n\n{NEXT_STEP}"))
 
     # ---------------------------------------------------------- persistence
 
