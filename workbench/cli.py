@@ -72,8 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     remove = providers_commands.add_parser("remove", help="remove a provider and its key")
     remove.add_argument("name")
 
-    keys = commands.add_parser("keys", help="store provider API keys in the OS keyring", description="Provider API keys live only in the OS keyring.")
+    keys = commands.add_parser("keys", help="provider keys (OS keyring) and API keys of the local server",
+                               description="Provider API keys live only in the OS keyring. Server API keys are "
+                               "shown once at creation and stored hashed.")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    create_key = keys_commands.add_parser("create", help="create a server API key (printed once)")
+    create_key.add_argument("--name", required=True)
+    create_key.add_argument("--scopes", default="read:*,write:*,execute:*",
+                            help="comma-separated ACTION:RESOURCE scopes, e.g. read:*,write:agents,execute:tools "
+                            "(default read:*,write:*,execute:*; * grants everything)")
+    keys_commands.add_parser("list", help="list server API keys (never their secrets)")
+    revoke_key = keys_commands.add_parser("revoke", help="revoke a server API key at once")
+    revoke_key.add_argument("key_id", metavar="ID")
     set_key = keys_commands.add_parser("set-provider", help="store a provider's API key (prompted, or read from stdin)")
     set_key.add_argument("name")
     del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
@@ -504,7 +514,28 @@ def cmd_keys(args: argparse.Namespace) -> int:
         deleted = secrets.delete_provider_key(args.name)
         print(f"Deleted the {args.name} key." if deleted else f"No key was stored for {args.name}.")
         return 0
-    raise InvalidRequest("Choose an action: `workbench keys set-provider NAME` or `workbench keys delete-provider NAME`.")
+    if args.keys_command == "create":
+        scopes = [part.strip() for part in args.scopes.split(",") if part.strip()]
+        with _open_engine(args) as engine:
+            info, key = engine.api_keys.create(args.name, scopes)
+        print(key)
+        print(_plain(f"Created key {info.id} ({info.name}; scopes {', '.join(info.scopes)}). "
+                     "It is shown only now: store it safely."), file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        with _open_engine(args) as engine:
+            keys = engine.api_keys.list()
+        if not keys:
+            print("No server API keys. Create one with `workbench keys create --name NAME`.")
+        for key in keys:
+            print(_plain(f"{key.id}  {key.name:20} {','.join(key.scopes):30} created {key.created_at:%Y-%m-%d %H:%M}"))
+        return 0
+    if args.keys_command == "revoke":
+        with _open_engine(args) as engine:
+            info = engine.api_keys.revoke(args.key_id)
+        print(_plain(f"Revoked key {info.id} ({info.name})."))
+        return 0
+    raise InvalidRequest("Choose an action: keys create|list|revoke, or keys set-provider|delete-provider NAME.")
 
 
 def _progress_bar(done: int, total: int, message: str) -> None:

@@ -120,6 +120,16 @@ def add_commands(commands: Any) -> None:
     mcp_accept.add_argument("name")
     mcp_accept.add_argument("--tool")
 
+    serve = commands.add_parser(
+        "serve", help="serve the API on localhost (OpenAI-compatible and more)",
+        description="Serve the Workbench API. Every route but /health needs an API key (`workbench keys create`). "
+        "Loopback only unless --allow-remote.",
+    )
+    serve.add_argument("--listen", action="append", metavar="HOST:PORT",
+                       help="address to listen on (repeatable; default 127.0.0.1:8765)")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow non-loopback addresses (needs an existing API key)")
+
     workspace = commands.add_parser("workspace", help="folders the file, shell, git and python tools may use")
     ws_actions = workspace.add_subparsers(dest="workspace_command", metavar="ACTION")
     ws_actions.add_parser("list", help="list workspace roots")
@@ -493,7 +503,19 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from workbench.server.run import DEFAULT_LISTEN, serve
+
+    def ready(addresses: list[str]) -> None:
+        print(_plain(f"Serving on {', '.join('http://' + v for v in addresses)} (Ctrl-C stops)."), file=sys.stderr)
+
+    with _open_engine(args) as engine:
+        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready)
+    return 0
+
+
 COMMANDS = {
+    "serve": cmd_serve,
     "agents": cmd_agents,
     "run": cmd_run,
     "runs": cmd_runs,

@@ -88,6 +88,7 @@ from workbench.engine.agents.approvals import Approvals
 from workbench.engine.agents.routing import ToolRouter
 from workbench.engine.agents.runner import AgentRunner
 from workbench.engine.agents.store import AgentStore
+from workbench.engine.store.apikeys import APIKeys
 from workbench.engine.store.conversations import ConversationStore, new_id
 from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.registry import ToolRegistry
@@ -121,6 +122,7 @@ class Engine:
         self._router: Any = None
         self._lazy = threading.Lock()
         self.agents = AgentStore(self.db)
+        self.api_keys = APIKeys(self.db)
         self.approvals = Approvals(self.db)
         self.runner = AgentRunner(self)
         #: receives index rebuild progress (done, total); front ends may set it

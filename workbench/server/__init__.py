@@ -1,1 +1,1 @@
-"""The localhost HTTP server (talks to the engine only through EngineAPI)."""
+"""The local HTTP server: a thin layer over `EngineAPI` (FastAPI + uvicorn), opt-in."""

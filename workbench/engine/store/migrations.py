@@ -299,4 +299,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "API keys of the local server",
+        (
+            """
+            CREATE TABLE api_keys (
+                id           VARCHAR PRIMARY KEY,
+                name         VARCHAR NOT NULL,
+                secret_hash  VARCHAR NOT NULL,   -- sha256 of the secret part; the key itself is never stored
+                scopes       JSON NOT NULL,
+                created_at   TIMESTAMPTZ NOT NULL,
+                revoked_at   TIMESTAMPTZ,
+                last_used_at TIMESTAMPTZ
+            )
+            """,
+        ),
+    ),
 )

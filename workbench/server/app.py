@@ -1,0 +1,77 @@
+"""The FastAPI application: security middleware, error shapes, and the routers.
+
+Routes are thin: they validate a request, call the engine, and shape the
+answer like the API family they imitate. Engine calls block, so routes are
+plain `def` functions (FastAPI runs them in its thread pool).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.server.security import APIError, RateLimiter, SecurityMiddleware, ServerSettings, error_response
+
+#: WorkbenchError codes -> HTTP status
+STATUS = {
+    "invalid_request": 400,
+    "context_overflow": 400,
+    "tool_error": 400,
+    "not_found": 404,
+    "model_not_found": 404,
+    "conflict": 409,
+    "tool_denied": 403,
+    "model_busy": 503,
+    "store_locked": 503,
+    "provider_error": 502,
+    "provider_auth_error": 502,
+    "provider_unreachable": 502,
+    "model_load_error": 500,
+}
+
+
+def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+
+    from workbench import __version__
+    from workbench.engine.errors import WorkbenchError
+    from workbench.server.routes import auth, health, native
+
+    settings = settings or ServerSettings()
+    app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None,
+                  description="The local Workbench API: OpenAI-compatible and seed-compatible routes over one engine.")
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> Any:
+        return error_response(request, exc)
+
+    @app.exception_handler(WorkbenchError)
+    async def _engine_error(request: Request, exc: WorkbenchError) -> Any:
+        status = STATUS.get(exc.code, 500)
+        code = exc.code.upper() if status != 409 else "CONFLICT_ERROR.DUPLICATE_RESOURCE"
+        return error_response(request, APIError(status, code, str(exc)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Any:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        message = f"Invalid request: {where}: {first.get('msg', 'is invalid')}."
+        return error_response(request, APIError(422, "VALIDATION_ERROR", message))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Any:
+        import logging
+
+        logging.getLogger("workbench.server").exception("request %s failed",
+                                                        getattr(request.state, "request_id", "?"))
+        return error_response(request, APIError(500, "INTERNAL_ERROR",
+                                                f"The request failed unexpectedly ({type(exc).__name__})."))
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(native.router)
+    app.add_middleware(SecurityMiddleware, settings=settings)
+    return app

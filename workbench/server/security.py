@@ -1,0 +1,288 @@
+"""The server's security layer: one code path for every route.
+
+* `SecurityMiddleware` (pure ASGI, so streaming responses pass untouched):
+  request ids, Host and Origin checks (DNS rebinding, cross-site requests),
+  keys in query strings refused, body size limits, rate-limit headers.
+* `require(scope)`: a FastAPI dependency that authenticates the API key
+  (`Authorization: Bearer` or `X-API-Key`, compared in constant time by the
+  key store), checks the scope, and applies the per-key rate limit.
+* `error_response`: errors in the shape of the API family a path belongs to
+  (OpenAI, Chrysalis envelope, Zahara, AI Agents Platform); keys and secrets
+  never appear in them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+KEY_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", "x-api-key"})
+VERSION = "1.0.0"
+
+
+@dataclass
+class ServerSettings:
+    #: every port this server listens on (the Host header must name one of them)
+    ports: set[int] = field(default_factory=lambda: {8765})
+    #: extra host names accepted when serving beyond loopback (--allow-remote)
+    extra_hosts: set[str] = field(default_factory=set)
+    rate_limit_per_minute: int = 100
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+class APIError(Exception):
+    """An error answered in the shape of the path's API family."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers or {}
+
+
+# ------------------------------------------------------------------ errors
+
+
+def family(path: str) -> str:
+    if path.startswith("/api/v1/execute"):
+        return "platform"
+    if path.startswith("/api/v1/"):
+        return "chrysalis"
+    if path in ("/execute", "/run"):
+        return "zahara"
+    if path.startswith("/v1/"):
+        return "openai"
+    return "workbench"
+
+
+def error_body(path: str, status: int, code: str, message: str, request_id: str, details: Any = None,
+               started: float | None = None) -> dict[str, Any]:
+    kind = family(path)
+    if kind == "chrysalis":
+        return {"success": False, "error": {"code": code, "message": message, "details": details},
+                "meta": meta(request_id)}
+    if kind == "zahara":
+        duration = round((time.perf_counter() - started) * 1000, 3) if started else 0.0
+        return {"error": message, "code": code, "request_id": request_id, "duration_ms": duration,
+                "service": "workbench"}
+    if kind == "openai":
+        return {"error": {"message": message, "type": _openai_type(status), "code": code, "param": None},
+                "request_id": request_id}
+    return {"error": {"code": code, "message": message, "details": details}, "request_id": request_id}
+
+
+def _openai_type(status: int) -> str:
+    return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+            404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+            422: "invalid_request_error", 429: "rate_limit_error"}.get(status, "api_error")
+
+
+def meta(request_id: str) -> dict[str, Any]:
+    return {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat(), "version": VERSION}
+
+
+def error_response(request: Any, error: APIError) -> Any:
+    from fastapi.responses import JSONResponse
+
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
+    started = getattr(request.state, "started", None)
+    body = error_body(request.url.path, error.status, error.code, error.message, request_id, error.details, started)
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:20]}"
+
+
+# ------------------------------------------------------------- middleware
+
+
+class SecurityMiddleware:
+    """Checks every HTTP request before any route sees it."""
+
+    def __init__(self, app: Any, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started"] = time.perf_counter()
+        path = scope.get("path", "")
+
+        problem = self._check(scope, headers)
+        if problem is not None:
+            status, code, message = problem
+            await _send_json(send, status, error_body(path, status, code, message, request_id, None,
+                                                      state["started"]), {"x-request-id": request_id})
+            return
+
+        limit = self.settings.max_body_bytes
+        received = 0
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"x-request-id", request_id.encode())]
+                for name, value in (state.get("rate_headers") or {}).items():
+                    extra.append((name.lower().encode(), str(value).encode()))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _BodyTooLarge:
+            await _send_json(send, 413, error_body(path, 413, "REQUEST_TOO_LARGE",
+                                                   f"The request body is over {limit:,} bytes.", request_id),
+                             {"x-request-id": request_id})
+
+    def _check(self, scope: dict[str, Any], headers: dict[str, str]) -> tuple[int, str, str] | None:
+        host = headers.get("host", "")
+        if not self._host_allowed(host):
+            return 421, "INVALID_HOST", "The Host header must name this server (a loopback name and its port)."
+        origin = headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin):
+            return 403, "FORBIDDEN_ORIGIN", "Cross-origin requests are refused."
+        query = scope.get("query_string", b"").decode("latin-1")
+        if query and any(name.lower() in KEY_PARAMS for name, _ in parse_qsl(query, keep_blank_values=True)):
+            return 400, "KEY_IN_URL", "API keys in URLs are refused (they end up in logs): send an X-API-Key header."
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return 400, "INVALID_REQUEST", "Content-Length must be a number."
+            if int(length) > self.settings.max_body_bytes:
+                return 413, "REQUEST_TOO_LARGE", f"The request body is over {self.settings.max_body_bytes:,} bytes."
+        return None
+
+    def _names(self) -> set[str]:
+        return set(LOOPBACK_NAMES) | {h.lower() for h in self.settings.extra_hosts}
+
+    def _host_allowed(self, host: str) -> bool:
+        name, port = _split_host(host)
+        return name is not None and name in self._names() and port in self.settings.ports
+
+    def _origin_allowed(self, origin: str) -> bool:
+        if origin == "null":
+            return False
+        match = re.match(r"^https?://(.+)$", origin)
+        return match is not None and self._host_allowed(match.group(1))
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _split_host(host: str) -> tuple[str | None, int | None]:
+    host = host.strip().lower()
+    match = re.match(r"^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$", host)
+    if not match:
+        return None, None
+    port = int(match.group(2)) if match.group(2) else 80
+    return match.group(1), port
+
+
+async def _send_json(send: Callable, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+# ----------------------------------------------------------- rate limits
+
+
+class RateLimiter:
+    """A fixed one-minute window per key (limit, remaining, reset like the seed's headers)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._windows: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key_id: str) -> tuple[bool, dict[str, int]]:
+        now = int(time.time())
+        window = now - now % 60
+        with self._lock:
+            start, count = self._windows.get(key_id, (window, 0))
+            if start != window:
+                start, count = window, 0
+            allowed = count < self.per_minute
+            if allowed:
+                count += 1
+            self._windows[key_id] = (start, count)
+        headers = {"X-RateLimit-Limit": self.per_minute, "X-RateLimit-Remaining": max(self.per_minute - count, 0),
+                   "X-RateLimit-Reset": start + 60}
+        return allowed, headers
+
+
+# ------------------------------------------------------------------ auth
+
+
+def presented_key(request: Any) -> str | None:
+    """The key from `Authorization: Bearer` or `X-API-Key` (one path for both)."""
+    bearer = request.headers.get("authorization", "")
+    header_key = request.headers.get("x-api-key")
+    from_bearer = bearer[7:].strip() if bearer[:7].lower() == "bearer " else None
+    if from_bearer and header_key and from_bearer != header_key.strip():
+        raise APIError(401, "AUTHENTICATION_ERROR.CONFLICTING_KEYS",
+                       "Authorization and X-API-Key carry different keys; send one.")
+    return from_bearer or (header_key.strip() if header_key else None)
+
+
+def require(scope: str) -> Callable[..., Any]:
+    """A dependency: the request's key must be valid, active, within its rate limit and grant `scope`."""
+
+    def check(request: Request) -> Any:
+        key = presented_key(request)
+        if not key:
+            raise APIError(401, "AUTHENTICATION_ERROR.MISSING_AUTHORIZATION",
+                           "An API key is required: send Authorization: Bearer KEY or X-API-Key: KEY.",
+                           headers={"WWW-Authenticate": "Bearer"})
+        app_state = request.app.state
+        info = app_state.engine.api_keys.verify(key)
+        if info is None:
+            raise APIError(401, "AUTHENTICATION_ERROR.INVALID_TOKEN", "The API key is invalid or revoked.",
+                           headers={"WWW-Authenticate": "Bearer"})
+        allowed, headers = app_state.rate_limiter.hit(info.id)
+        request.scope.setdefault("state", {})["rate_headers"] = headers
+        if not allowed:
+            retry = max(headers["X-RateLimit-Reset"] - int(time.time()), 1)
+            raise APIError(429, "RATE_LIMIT_EXCEEDED", f"Rate limit exceeded. Retry after {retry} seconds",
+                           details={"limit": headers["X-RateLimit-Limit"], "window": "1m",
+                                    "retry_after": retry},
+                           headers={"Retry-After": str(retry), **{k: str(v) for k, v in headers.items()}})
+        if not info.allows(scope):
+            raise APIError(403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE",
+                           f"This key lacks the scope {scope}.")
+        request.state.api_key = info
+        return info
+
+    check.__name__ = f"require_{scope.replace(':', '_').replace('*', 'all')}"
+    return check
