@@ -229,3 +229,16 @@ def test_serve_answers_on_loopback_and_cleans_up(workbench_home: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert "Serving on" in err
     assert not (workbench_home / "server.json").exists()
+
+
+def test_unknown_paths_and_methods_answer_in_the_family_shape(live) -> None:
+    with live.client() as client:
+        missing = client.get("/v1/nope", headers={"X-Request-Id": "r-404"})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+        assert missing.headers["x-request-id"] == "r-404"
+        wrong = client.get("/execute")
+        assert wrong.status_code == 405 and wrong.json()["service"] == "workbench"
+        broken = client.post("/workbench/v1/approvals/apr_x", content=b"{not json",
+                             headers={"content-type": "application/json"})
+        assert broken.status_code == 400
+        assert broken.json()["error"]["details"] == {"field": "body", "issue": "is not valid JSON"}

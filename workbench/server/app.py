@@ -32,10 +32,12 @@ STATUS = {
 def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from workbench import __version__
     from workbench.engine.errors import WorkbenchError
     from workbench.server.routes import auth, health, native
+    from workbench.server.routes import soma, tasks
 
     settings = settings or ServerSettings()
     app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None,
@@ -57,21 +59,37 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Any:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
-        message = f"Invalid request: {where}: {first.get('msg', 'is invalid')}."
-        return error_response(request, APIError(422, "VALIDATION_ERROR", message))
+        if first.get("type") == "json_invalid":
+            field, issue = "body", "is not valid JSON"
+        else:
+            field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+            issue = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+        return error_response(request, APIError(400, "VALIDATION_ERROR", f"Invalid request: {field}: {issue}.",
+                                                details={"field": field, "issue": issue}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Any:
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_REQUEST"}
+        message = {404: f"No route {request.url.path}.", 405: f"{request.method} is not allowed here."}.get(
+            exc.status_code, str(exc.detail) if isinstance(exc.detail, str) else "The request is invalid.")
+        return error_response(request, APIError(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), message,
+                                                headers=dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Any:
         import logging
 
-        logging.getLogger("workbench.server").exception("request %s failed",
-                                                        getattr(request.state, "request_id", "?"))
+        request_id = getattr(request.state, "request_id", "?")
+        logging.getLogger("workbench.server").exception("request %s failed", request_id)
+        # This handler answers outside the security middleware: it adds the request id itself.
         return error_response(request, APIError(500, "INTERNAL_ERROR",
-                                                f"The request failed unexpectedly ({type(exc).__name__})."))
+                                                f"The request failed unexpectedly ({type(exc).__name__}).",
+                                                headers={"X-Request-Id": request_id}))
 
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(native.router)
+    app.include_router(soma.router)
+    app.include_router(tasks.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app
