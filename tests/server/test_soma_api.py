@@ -254,3 +254,12 @@ def test_request_id_is_echoed(live) -> None:
         response = client.get("/v1/recall/nothing-here")
     assert response.headers["x-request-id"] == "soma-test-42"
     assert response.json()["request_id"] == "soma-test-42"
+
+
+def test_models_are_chosen_from_the_list_never_by_path(live) -> None:
+    with live.client() as client:
+        for model in ("/etc/passwd", "/etc/no-such-file.gguf", "../models/x"):
+            response = client.post("/v1/infer/sync", json={"prompt": "hi", "model": model, "max_tokens": 2})
+            assert response.status_code == 404, response.text
+            assert "GET /v1/models" in response.json()["error"]["message"]
+            assert "GGUF" not in response.text and "No model file" not in response.text

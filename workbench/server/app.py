@@ -38,6 +38,7 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from workbench.engine.errors import WorkbenchError
     from workbench.server.routes import auth, health, native
     from workbench.server.routes import soma, tasks
+    from workbench.server.routes import openai
 
     settings = settings or ServerSettings()
     app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None,
@@ -91,5 +92,6 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     app.include_router(native.router)
     app.include_router(soma.router)
     app.include_router(tasks.router)
+    app.include_router(openai.router)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app

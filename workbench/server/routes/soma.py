@@ -38,6 +38,7 @@ from workbench.engine.schemas import (
     RememberRequest,
 )
 from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.routes import listed_model
 from workbench.server.security import APIError, require
 
 router = APIRouter(tags=["soma"], route_class=MetricsRoute)
@@ -75,7 +76,7 @@ def infer_sync(body: InferRequest, request: Request, _: Any = Depends(require("e
     if body.seed is not None:
         params["seed"] = body.seed
     result = _engine(request).generate({
-        "messages": [{"role": "user", "content": body.prompt}], "model": body.model, "system": body.system,
+        "messages": [{"role": "user", "content": body.prompt}], "model": listed_model(_engine(request), body.model), "system": body.system,
         "params": params, "persist": False,
     })
     return {

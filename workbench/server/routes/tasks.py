@@ -41,6 +41,7 @@ from starlette.responses import Response
 
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
+from workbench.server.routes import listed_model
 from workbench.server.security import APIError, require
 
 # ================================================================== metrics
@@ -177,7 +178,7 @@ def status_of(exc: BaseException) -> int:
     if isinstance(exc, WorkbenchError):
         return STATUS.get(exc.code, 500)
     if isinstance(exc, RequestValidationError):
-        return 422
+        return 400
     if isinstance(exc, StarletteHTTPException):
         return exc.status_code
     return 500
@@ -349,7 +350,7 @@ def _zahara(request: Request, body: Any) -> dict[str, Any]:
             raise APIError(400, "INVALID_REQUEST", "Invalid request: parameters.max_steps applies to agent runs "
                                                    "only (give parameters.agent_id).")
         try:
-            result = _generate(engine, req.task, p.model, p.system, p.max_tokens, p.temperature)
+            result = _generate(engine, req.task, listed_model(engine, p.model), p.system, p.max_tokens, p.temperature)
         except WorkbenchError:
             metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
             raise
@@ -363,7 +364,7 @@ def _zahara(request: Request, body: Any) -> dict[str, Any]:
                            f"Invalid request: parameters.{unused[0]} applies to plain generations only; an agent "
                            "run uses its own settings (model and max_steps may be overridden).")
         try:
-            run, denied = run_unattended(engine, p.agent_id, req.task, p.model, p.max_steps)
+            run, denied = run_unattended(engine, p.agent_id, req.task, listed_model(engine, p.model), p.max_steps)
         except WorkbenchError:
             metrics.observe_task(p.agent_id, time.perf_counter() - started, 0, ok=False)
             raise
