@@ -1046,3 +1046,14 @@ def _anthropic_check_tool_messages(messages: list[dict[str, Any]]) -> None:
                 f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
             )
         previous_uses = [b.get("id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+
+
+def add_model(engine, wire: WireServer, kind: str) -> str:
+    """Configure `wire` as a provider of `kind` ("openai" or "anthropic", key in the keyring); the model id."""
+    if kind == "openai":
+        engine.add_provider("wireai", "openai", wire.openai_base_url, ["gpt-wire"])
+        engine.set_provider_key("wireai", wire.api_key)
+        return "wireai:gpt-wire"
+    engine.add_provider("wireant", "anthropic", wire.anthropic_base_url, ["claude-wire"])
+    engine.set_provider_key("wireant", wire.api_key)
+    return "wireant:claude-wire"

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
-from tests.wire_servers import WireServer, answer_for
+from tests.wire_servers import WireServer, add_model, answer_for
 
 from workbench.engine.engine import Engine
 
@@ -30,17 +30,6 @@ READ_TASK = "What does the file notes.txt say?"
 def wire():
     with WireServer(api_key=f"sk-wire-{uuid.uuid4().hex}") as server:
         yield server
-
-
-def add_model(engine: Engine, wire: WireServer, kind: str) -> str:
-    """Configure the wire fake as a provider of `kind` (key in the keyring); the model id."""
-    if kind == "openai":
-        engine.add_provider("wireai", "openai", wire.openai_base_url, ["gpt-wire"])
-        engine.set_provider_key("wireai", wire.api_key)
-        return "wireai:gpt-wire"
-    engine.add_provider("wireant", "anthropic", wire.anthropic_base_url, ["claude-wire"])
-    engine.set_provider_key("wireant", wire.api_key)
-    return "wireant:claude-wire"
 
 
 def run(engine: Engine, request: dict[str, Any], decide: Callable[[Any], bool] | None = None) -> list[Any]:

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.wire_servers import WireServer, answer_for, instance_for
+from tests.wire_servers import WireServer, add_model, answer_for, instance_for
 
 from workbench.engine.errors import InvalidRequest, ProviderError
 from workbench.engine.inference.anthropic import AnthropicChatModel
@@ -48,17 +48,6 @@ QUESTION = "What is the weather in Paris?"
 def wire():
     with WireServer(api_key=f"sk-wire-{uuid.uuid4().hex}") as server:
         yield server
-
-
-def add_model(engine, wire: WireServer, kind: str) -> str:
-    """Configure the wire server as a provider of `kind` (key in the keyring); the model id."""
-    if kind == "openai":
-        engine.add_provider("wireai", "openai", wire.openai_base_url, ["gpt-wire"])
-        engine.set_provider_key("wireai", wire.api_key)
-        return "wireai:gpt-wire"
-    engine.add_provider("wireant", "anthropic", wire.anthropic_base_url, ["claude-wire"])
-    engine.set_provider_key("wireant", wire.api_key)
-    return "wireant:claude-wire"
 
 
 def user(text: str) -> list[dict]:
