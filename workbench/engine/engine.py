@@ -586,6 +586,25 @@ class Engine:
         """Every selectable model: packaged default, models folders, configured remotes."""
         return self.models.list()
 
+    def set_default_model(self, model: str) -> ModelInfo:
+        """Make `model` (an id from `list_models`) the default of new chats; saved in config.json."""
+        info = self.models.resolve(model)
+        self._save_config(default_model=info.id)
+        return next(m for m in self.models.list() if m.id == info.id)
+
+    def warm_up(self, model: str | None = None) -> None:
+        """Load the embedder and the chat model now, so the first request does not wait for them.
+
+        Remote models have nothing to load. Blocks until both are loaded; call it
+        from a background thread.
+        """
+        self.embedder.start_loading()
+        adapter = self.models.chat_model(model)
+        load = getattr(adapter, "load", None)
+        if load is not None:
+            load()
+        self.embedder.embed(["warm up"])
+
     # -------------------------------------------------------------- sessions
 
     def create_session(self, title: str = "New chat", model: str | None = None, system: str | None = None) -> Session:
@@ -594,11 +613,20 @@ class Engine:
             model = self.models.resolve(model).id
         return self.conversations.create_session(title[:200] or "New chat", model, system)
 
-    def list_sessions(self, limit: int = 50, offset: int = 0) -> list[Session]:
-        """Sessions, most recently used first."""
+    def list_sessions(self, limit: int = 50, offset: int = 0, query: str | None = None) -> list[Session]:
+        """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
-        return self.conversations.list_sessions(limit, offset)
+        if query is not None and len(query) > 200:
+            raise InvalidRequest("A session search is at most 200 characters.")
+        return self.conversations.list_sessions(limit, offset, (query or "").strip() or None)
+
+    def rename_session(self, session_id: str, title: str) -> Session:
+        """Give a session a new title (1-200 characters)."""
+        title = " ".join(title.split())
+        if not 1 <= len(title) <= 200:
+            raise InvalidRequest("A session title is 1-200 characters.")
+        return self.conversations.rename_session(session_id, title)
 
     def get_session(self, session_id: str) -> Session:
         """One session, or `NotFound`."""

@@ -60,12 +60,25 @@ class ConversationStore:
             raise NotFound(f"No session with id {session_id!r}; `workbench sessions` lists them.")
         return _session(row)
 
-    def list_sessions(self, limit: int = 50, offset: int = 0) -> list[Session]:
+    def list_sessions(self, limit: int = 50, offset: int = 0, query: str | None = None) -> list[Session]:
+        where, params = "", []
+        if query:
+            # Title or any message containing the words, case-insensitively (LIKE wildcards escaped).
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where = ("WHERE s.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+                     "WHERE m.session_id = s.id AND m.content ILIKE ? ESCAPE '\\')")
+            params = [pattern, pattern]
         rows = self.db.fetchall(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions s ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
-            [limit, offset],
+            f"SELECT {_SESSION_COLUMNS} FROM sessions s {where} ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
         )
         return [_session(r) for r in rows]
+
+    def rename_session(self, session_id: str, title: str) -> Session:
+        self.get_session(session_id)
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE sessions SET title = ? WHERE id = ?", [title, session_id])
+        return self.get_session(session_id)
 
     def delete_session(self, session_id: str) -> None:
         self.get_session(session_id)

@@ -1,0 +1,55 @@
+"""Session search and rename, and choosing the default model (used by the TUI's chat and settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.engine.errors import InvalidRequest, NotFound
+
+
+def test_search_matches_titles_and_messages_literally(engine):
+    planning = engine.create_session("Planning 100% done_x")
+    other = engine.create_session("Other")
+    assert [s.id for s in engine.list_sessions(query="100%")] == [planning.id]
+    assert [s.id for s in engine.list_sessions(query="E_X")] == [planning.id]
+    # LIKE wildcards are literal: "%" alone matches only titles containing "%".
+    assert [s.id for s in engine.list_sessions(query="%")] == [planning.id]
+    assert engine.list_sessions(query="nothing like it") == []
+    # A word only in a message of the other session finds that session.
+    from datetime import datetime, timezone
+
+    from workbench.engine.schemas import ChatMessage, GenerationResult, Usage
+
+    result = GenerationResult(id="gen_1", session_id=other.id, model="m", provider="llama.cpp",
+                              text="The quokka lives on Rottnest.", finish_reason="stop",
+                              usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2), latency_ms=1.0,
+                              created_at=datetime.now(timezone.utc))
+    engine.conversations.record_turn(other.id, [ChatMessage(role="user", content="Where?")], result, None)
+    assert [s.id for s in engine.list_sessions(query="QUOKKA")] == [other.id]
+    assert {s.id for s in engine.list_sessions(query="  ")} == {planning.id, other.id}
+    with pytest.raises(InvalidRequest):
+        engine.list_sessions(query="x" * 201)
+
+
+def test_rename_session(engine):
+    session = engine.create_session("Old")
+    renamed = engine.rename_session(session.id, "  New\n title ")
+    assert renamed.title == "New title"
+    assert engine.get_session(session.id).title == "New title"
+    with pytest.raises(InvalidRequest):
+        engine.rename_session(session.id, "   ")
+    with pytest.raises(NotFound):
+        engine.rename_session("ses_missing", "x")
+
+
+def test_set_default_model_is_saved(engine, workbench_home):
+    from workbench.engine.engine import Engine
+    from workbench.engine.errors import ModelNotFound
+
+    target = engine.list_models()[0].id
+    assert engine.set_default_model(target).is_default
+    with pytest.raises(ModelNotFound):
+        engine.set_default_model("no-such-model")
+    engine.close()
+    with Engine(workbench_home) as reopened:
+        assert [m.id for m in reopened.list_models() if m.is_default] == [target]
