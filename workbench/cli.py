@@ -29,10 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="A local-first agent workbench: chat with local or remote models, give them memory, knowledge and tools, and run agents, from the terminal.",
-        epilog="With no command, opens the line chat. Run `workbench COMMAND --help` for a command's options.",
+        epilog="With no command, opens the TUI. Run `workbench COMMAND --help` for a command's options.",
     )
     parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
+                        help="with the TUI: also serve the local API from the same process (default 127.0.0.1:8765)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="stream one answer to stdout", description="Stream one answer to stdout.")
@@ -797,6 +799,16 @@ COMMANDS = {
 }
 
 
+def _run_tui(args: argparse.Namespace) -> int:
+    """`workbench` with no command: the Textual TUI (engine opened by the app, in the background)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(f"{PROG}: error: the TUI needs a terminal; see `workbench --help` for the commands.", file=sys.stderr)
+        return 2
+    from workbench.tui.app import run_tui
+
+    return run_tui(lambda: _open_engine(args), serve=[args.serve] if args.serve else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(argv if argv is not None else sys.argv[1:])
@@ -808,12 +820,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "mcp_command", None) == "add":
         args.server_command = server_command
-    if args.command is None:
-        # Until the TUI exists, the workbench opens on the line chat.
-        args = parser.parse_args([*argv, "chat"])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from workbench.engine.errors import WorkbenchError
+
+    if args.command is None:
+        return _run_tui(args)
+    if args.serve is not None:
+        parser.error("--serve goes with the TUI (no command); use `workbench serve` to serve without it")
 
     try:
         from workbench import cli_agents
