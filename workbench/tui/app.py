@@ -138,7 +138,7 @@ class WorkbenchApp(App[None]):
         if self.model_label:
             parts.append(f"model {self.model_label}")
         where = getattr(self.engine, "base_url", None)
-        parts.append(f"connected to {where}" if where else f"home {getattr(self.engine, 'home', '')}")
+        parts.append(f"connected to {where}" if where else "in-process engine")
         if self.server is not None:
             parts.append(f"serving {self.server.address}")
         self.status = " · ".join(p for p in parts if p)
