@@ -38,9 +38,9 @@ async def settle(pilot: Any, timeout: float = 120.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"the engine did not open (state {app.engine_state})")
         await pilot.pause(0.05)
-    while any(w.is_running for w in app.workers):
+    while any(not w.is_finished for w in app.workers):
         if loop.time() > deadline:
-            raise AssertionError(f"workers still running: {[w.name for w in app.workers if w.is_running]}")
+            raise AssertionError(f"workers still running: {[w.name for w in app.workers if not w.is_finished]}")
         await pilot.pause(0.05)
     await pilot.pause()
 

@@ -157,25 +157,53 @@ class WorkbenchApp(App[None]):
 
     # ----------------------------------------------------------------- server
 
-    def start_server(self, listens: list[str]) -> None:
-        """Serve this app's engine on localhost from this process (workbench --serve, or Settings)."""
-        from workbench.server.embedded import EmbeddedServer
+    def start_server(self, listens: list[str], done: Callable[[], None] | None = None) -> None:
+        """Serve this app's engine on localhost from this process (`workbench --serve`, or Settings).
 
+        Binding, the key store and uvicorn's start run on a worker thread; `done`
+        runs on the UI thread afterwards, whether the server started or not.
+        """
         if self.engine is None or self.server is not None:
             return
-        try:
-            self.server = EmbeddedServer(self.engine, listens or None)
-            self.server.start()
-        except Exception as exc:  # noqa: BLE001
-            self.server = None
-            self.notify(clean(str(exc)), title="Server not started", severity="error", markup=False, timeout=15)
-        self.refresh_status()
+        engine = self.engine
 
-    def stop_server(self) -> None:
-        if self.server is not None:
-            server, self.server = self.server, None
+        def work() -> None:
+            from workbench.server.embedded import EmbeddedServer
+
+            server = EmbeddedServer(engine, listens or None)
+            try:
+                server.start()
+            except Exception as exc:  # noqa: BLE001 - reported, the app goes on
+                self.call_from_thread(self._server_changed, None, exc, done)
+                return
+            self.call_from_thread(self._server_changed, server, None, done)
+
+        self.run_worker(work, thread=True, group="server", exclusive=True, name="start server")
+
+    def stop_server(self, done: Callable[[], None] | None = None) -> None:
+        """Stop the embedded server (in-flight requests get a few seconds) on a worker thread."""
+        if self.server is None:
+            if done is not None:
+                done()
+            return
+        server, self.server = self.server, None
+
+        def work() -> None:
             server.stop()
+            self.call_from_thread(self._server_changed, None, None, done)
+
+        self.run_worker(work, thread=True, group="server", exclusive=True, name="stop server")
+
+    def _server_changed(self, server: Any, exc: Exception | None, done: Callable[[], None] | None) -> None:
+        if exc is not None:
+            self.notify(clean(str(exc)), title="Server not started", severity="error", markup=False, timeout=15)
+        elif server is not None:
+            self.server = server
+            note = " A new API key was created: Settings (F6) shows it once." if server.new_key else ""
+            self.notify(clean(f"Serving on {server.address}.{note}"), title="Local server", markup=False, timeout=10)
         self.refresh_status()
+        if done is not None:
+            done()
 
     def shutdown(self) -> None:
         """Stop the server and close the engine (after the app has exited)."""
