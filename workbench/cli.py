@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="With no command, opens the TUI. Run `workbench COMMAND --help` for a command's options.",
     )
     parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
+    parser.add_argument("--connect", "--remote", dest="connect", metavar="URL",
+                        help="use the Workbench server at URL (e.g. http://127.0.0.1:8765) instead of the data "
+                        "folder; the API key comes from $WORKBENCH_API_KEY. Without --connect, a server already "
+                        "running on the data folder is used automatically.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
                         help="with the TUI: also serve the local API from the same process (default 127.0.0.1:8765)")
@@ -259,9 +263,42 @@ def _plain(text: str) -> str:
 
 
 def _open_engine(args: argparse.Namespace) -> EngineAPI:
+    """The engine a command works with: in this process, or a running server's over HTTP.
+
+    * `--connect URL`: a `RemoteEngine` for URL, keyed by $WORKBENCH_API_KEY.
+    * Otherwise, when `<home>/server.json` names a live server of this home
+      (its pid exists and it holds the home's lock), a `RemoteEngine` for it,
+      keyed by $WORKBENCH_API_KEY, else by the "local-session" key that server
+      put in the OS keyring (`workbench.server.run`): a second command works
+      while `workbench serve` runs instead of failing on the database lock.
+    * Else the in-process `Engine`.
+    Serving (`serve`, the TUI's `--serve`) and `keys create|list|revoke`
+    need the data folder itself.
+    """
+    from workbench.config import resolve_home
+    from workbench.engine.errors import InvalidRequest
+
+    serving = args.command == "serve" or bool(getattr(args, "serve", None))
+    local_only = serving or (
+        args.command == "keys" and getattr(args, "keys_command", None) in ("create", "list", "revoke"))
+    url = getattr(args, "connect", None)
+    if url:
+        if local_only:
+            what = "Serving" if serving else f"`workbench keys {args.keys_command}`"
+            raise InvalidRequest(f"{what} works on the data folder itself, not through --connect.")
+        from workbench.remote import RemoteEngine
+
+        return RemoteEngine(url)
+    home = resolve_home(args.home)
+    if not local_only:
+        from workbench.remote import KEY_ENV, RemoteEngine, local_session_key, running_server_url
+
+        running = running_server_url(home)
+        if running is not None:
+            return RemoteEngine(running, os.environ.get(KEY_ENV) or local_session_key(home))
     from workbench.engine.engine import Engine
 
-    engine = Engine(args.home)
+    engine = Engine(home)
     _log_to(engine.home / "workbench.log")
     return engine
 

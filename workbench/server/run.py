@@ -1,19 +1,41 @@
-"""Serve the app with uvicorn on one or more addresses, all sharing one engine."""
+"""Serve the app with uvicorn on one or more addresses, all sharing one engine.
+
+How other processes of the same user find and use a running server (the
+DuckDB file has one owner, so a second `workbench` command cannot open it):
+
+* `<home>/server.json` holds `{"pid", "listen": ["HOST:PORT", ...]}` while the
+  server runs, and the home's owner lock records the first port (the
+  "in use" error names it).
+* At start the server creates an API key with every scope, named
+  "local-session", and stores its secret in the OS keyring under service
+  "workbench", user `server:<home>` (the resolved home path). On shutdown the
+  key is revoked and the keyring entry deleted; "local-session" keys left
+  active by a server that was killed are revoked at the next start. The CLI
+  (`workbench.cli._open_engine`) uses this key when `$WORKBENCH_API_KEY` is
+  unset; the secret is never written to a file or a log. Without a usable
+  keyring the server still runs, and clients need `$WORKBENCH_API_KEY`.
+  (`start_local_session` / `end_local_session` do this; a server embedded in
+  another process can call them too.)
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
 from workbench.engine.errors import InvalidRequest
+from workbench.remote import KEYRING_SERVICE, SERVER_FILE, keyring_user
 from workbench.server.security import LOOPBACK_NAMES, ServerSettings
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
-SERVER_FILE = "server.json"
+LOCAL_SESSION_KEY = "local-session"
+
+log = logging.getLogger("workbench.server")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -76,13 +98,58 @@ def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = Fa
     app = create_app(engine, settings)
     marker = Path(engine.home) / SERVER_FILE
     bound = [f"{h}:{s.getsockname()[1]}" for (h, _), s in zip(addresses, sockets)]
-    marker.write_text(json.dumps({"pid": os.getpid(), "listen": bound}))
-    if on_ready is not None:
-        on_ready(bound)
+    key_id = None
     try:
+        # The key exists before server.json does: whoever finds the marker finds the key too.
+        key_id = start_local_session(engine)
+        marker.write_text(json.dumps({"pid": os.getpid(), "listen": bound}))
+        _set_owner_port(engine, sockets[0].getsockname()[1])
+        if on_ready is not None:
+            on_ready(bound)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         uvicorn.Server(config).run(sockets=sockets)
     finally:
         marker.unlink(missing_ok=True)
+        _set_owner_port(engine, None)
+        end_local_session(engine, key_id)
         for sock in sockets:
             sock.close()
+
+
+def start_local_session(engine: Any) -> str:
+    """Create the all-scopes "local-session" key and put its secret in the OS keyring; its id."""
+    for stale in engine.api_keys.list():
+        if stale.name == LOCAL_SESSION_KEY:  # left by a server that was killed: one process owns the home
+            engine.api_keys.revoke(stale.id)
+    info, secret = engine.api_keys.create(LOCAL_SESSION_KEY, ["*"])
+    try:
+        import keyring
+
+        keyring.set_password(KEYRING_SERVICE, keyring_user(engine.home), secret)
+    except Exception as exc:  # no keyring service: clients then need WORKBENCH_API_KEY
+        log.warning("could not store the local-session key in the OS keyring (%s)", type(exc).__name__)
+    return info.id
+
+
+def end_local_session(engine: Any, key_id: str | None) -> None:
+    if key_id is None:
+        return
+    try:
+        engine.api_keys.revoke(key_id)
+    except Exception:
+        log.exception("could not revoke the local-session key")
+    try:
+        import keyring
+
+        keyring.delete_password(KEYRING_SERVICE, keyring_user(engine.home))
+    except Exception:  # already gone, or no keyring service
+        pass
+
+
+def _set_owner_port(engine: Any, port: int | None) -> None:
+    owner = getattr(getattr(engine, "db", None), "owner", None)
+    if owner is not None:
+        try:
+            owner.set_port(port)
+        except Exception:
+            log.exception("could not record the server port in the owner lock")

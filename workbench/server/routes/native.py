@@ -1,22 +1,149 @@
-"""Workbench-native routes under `/workbench/v1`: runs, approvals, the tool audit log, the caller's key.
+"""Workbench-native routes under `/workbench/v1`: the whole `EngineAPI`, one route per method.
 
-These grow with the EngineAPI until `RemoteEngine` can cover all of it.
+`workbench.remote.RemoteEngine` is their client: every `EngineAPI` method maps
+to one route here, takes the engine's own request schema as its body where
+one exists, and answers with the engine's own response model as JSON
+(`model_dump(mode="json")`), so the client rebuilds the very same pydantic
+objects. A method that returns nothing answers 204.
+
+Routes (all need an API key; the scope is in brackets)
+  models        GET /models [read:models]; PUT /models/default [write:models];
+                POST /models/warm-up [execute:chat]
+  sessions      POST /sessions, PATCH, DELETE /sessions/{id} [write:sessions];
+                GET /sessions, /sessions/{id}, /sessions/{id}/messages [read:sessions]
+  chat          POST /chat (SSE), POST /generate [execute:chat]
+  providers     GET /providers [read:providers]; PUT /providers/{name},
+                DELETE /providers/{name}, PUT /providers/{name}/key [write:providers]
+                (the key goes to the server's OS keyring and is never echoed)
+  memory        POST /memory, POST /memory/batch, DELETE /memory/{namespace}/{key} [write:memory];
+                GET /memory, GET /memory/{namespace}/{key}, POST /memory/retrieve [read:memory]
+  knowledge     POST /knowledge/ingest (SSE), POST /knowledge/collections/{c}/pin,
+                DELETE /knowledge/collections/{c}/documents?path= [write:knowledge];
+                POST /knowledge/search, GET /knowledge/collections,
+                GET /knowledge/collections/{c}/documents [read:knowledge];
+                POST /knowledge/answer [execute:knowledge]
+  graph         POST /graph/facts, POST /graph/relationships [write:graph];
+                GET /graph/facts, /graph/neighbours, /graph/entities, /graph/knowledge [read:graph];
+                POST /graph/knowledge [execute:graph]
+  tools         GET /tools [read:tools]; POST /tools/execute [execute:tools]; GET /tools/audit [read:audit]
+  workspace     GET /workspace/roots [read:workspace]; POST, DELETE /workspace/roots [admin:workspace]
+  MCP servers   GET /mcp/servers [read:mcp]; POST /mcp/servers, DELETE /mcp/servers/{name},
+                POST /mcp/servers/{name}/accept [admin:mcp]
+  agents        POST /agents, PATCH, DELETE /agents/{id}, POST /agents/import [write:agents];
+                GET /agents, /agents/{id}, /agents/{id}/export, /agents/{id}/capabilities [read:agents];
+                POST /agents/skills, /agents/from-role-model, /agents/{id}/enrich [execute:agents]
+  runs          POST /runs (SSE) [execute:agents]; POST /runs/{id}/cancel [write:runs];
+                GET /runs, /runs/{id}, /runs/{id}/events [read:runs]
+  approvals     GET /approvals [read:approvals]; POST /approvals/{id} [write:approvals]
+  keys          GET /whoami [read:keys]
+
+Adding an MCP server starts a program of the caller's choosing, and a
+workspace root widens what the file and shell tools may touch: both need an
+`admin:` scope, which keys get only when asked for (`--scopes admin:*` or
+`*`). Ingestion reads files the server process can read: grant
+`write:knowledge` to trusted keys only.
+
+Over HTTP a model is chosen by id: a model spec that looks like a file path
+must be one `GET /models` lists (the engine would load any `.gguf` path), and
+an agent's prompt template must be built in or live in the home's
+`templates/` folder.
+
+Streams (chat, ingest, run_agent) are server-sent events: per engine event
+`event: <type>` + `data: <event JSON>`; a failure mid-stream is
+`event: error` + `{"code", "message"}`, then the stream ends. Requests that
+fail before the stream starts (validation, unknown session, agent or model)
+are ordinary HTTP errors. The engine's iterator runs on one thread of its own
+(`workbench.server.streaming`); a client that disconnects closes it, which
+cancels the generation, the ingestion or the run.
+
+Other routes are plain `def` functions (FastAPI's thread pool): each calls the
+engine once, start to end, on one thread.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from workbench.engine.errors import InvalidRequest, ModelNotFound
+from workbench.engine.schemas import (
+    AgentDefinition,
+    AnswerRequest,
+    ChatRequest,
+    IngestRequest,
+    KnowledgeRequest,
+    RagRequest,
+    RememberRequest,
+    RoleModelRequest,
+    RunRequest,
+    SearchRequest,
+    SkillsRequest,
+    ToolExecuteRequest,
+)
 from workbench.server.security import require
+from workbench.server.streaming import sse_response
 
 router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
+
+NO_CONTENT = 204
 
 
 def _engine(request: Request) -> Any:
     return request.app.state.engine
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_dump(v) for v in value]
+    return value.model_dump(mode="json")
+
+
+def _done() -> Response:
+    return Response(status_code=NO_CONTENT)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------- HTTP-only checks
+
+
+def _safe_model(engine: Any, spec: str | None) -> str | None:
+    """`spec` unchanged, unless it names a file that is not a listed model (then `ModelNotFound`)."""
+    if spec is None:
+        return None
+    wanted = spec.strip()
+    if "/" in wanted or "\\" in wanted or wanted.lower().endswith(".gguf"):
+        provider, sep, rest = wanted.partition(":")
+        remote = bool(sep and rest) and provider in {p.name for p in engine.list_providers()}
+        if not remote and wanted.lower() not in {m.id.lower() for m in engine.list_models()}:
+            raise ModelNotFound(f"The model {wanted[:120]!r} is not available over HTTP; "
+                                "GET /workbench/v1/models lists the models.")
+    return spec
+
+
+def _safe_definition(engine: Any, data: dict[str, Any]) -> None:
+    """An agent definition (or changes to one) sent over HTTP: listed models and safe templates only."""
+    model = data.get("model")
+    if isinstance(model, str):
+        _safe_model(engine, model)
+    template = data.get("template")
+    if isinstance(template, str):
+        from workbench.engine.agents.templates import builtin_templates
+
+        if template.strip() not in builtin_templates():
+            allowed = (Path(engine.home) / "templates").resolve()
+            if not Path(template).expanduser().resolve().is_relative_to(allowed):
+                raise InvalidRequest("Over HTTP an agent's template must be a built-in one (basic, xml, cot) or "
+                                     f"a file in the server's templates folder ({allowed}).")
+
+
+# ------------------------------------------------------------------ keys
 
 
 @router.get("/whoami")
@@ -25,31 +152,539 @@ def whoami(request: Request, key: Any = Depends(require("read:keys"))) -> dict[s
     return key.model_dump(mode="json")
 
 
+# ---------------------------------------------------------------- models
+
+
+@router.get("/models")
+def list_models(request: Request, _: Any = Depends(require("read:models"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_models())
+
+
+class ModelChoice(_Body):
+    model: str | None = Field(None, max_length=500)
+
+
+@router.put("/models/default")
+def set_default_model(request: Request, body: ModelChoice,
+                      _: Any = Depends(require("write:models"))) -> dict[str, Any]:
+    """Make a listed model the default of new chats (saved in the server's config)."""
+    engine = _engine(request)
+    if body.model is None:
+        raise InvalidRequest("Invalid request: model: Field required.")
+    return _dump(engine.set_default_model(_safe_model(engine, body.model)))
+
+
+@router.post("/models/warm-up", status_code=NO_CONTENT)
+def warm_up(request: Request, body: ModelChoice, _: Any = Depends(require("execute:chat"))) -> Response:
+    """Load the embedder and the chat model now (blocks until both are loaded)."""
+    engine = _engine(request)
+    engine.warm_up(_safe_model(engine, body.model))
+    return _done()
+
+
+# -------------------------------------------------------------- sessions
+
+
+class SessionCreate(_Body):
+    title: str = Field("New chat", max_length=10_000)
+    model: str | None = Field(None, max_length=500)
+    system: str | None = None
+
+
+@router.post("/sessions")
+def create_session(request: Request, body: SessionCreate,
+                   _: Any = Depends(require("write:sessions"))) -> dict[str, Any]:
+    engine = _engine(request)
+    return _dump(engine.create_session(body.title, _safe_model(engine, body.model), body.system))
+
+
+@router.get("/sessions")
+def list_sessions(request: Request, limit: int = 50, offset: int = 0, query: str | None = None,
+                  _: Any = Depends(require("read:sessions"))) -> list[dict[str, Any]]:
+    """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
+    return _dump(_engine(request).list_sessions(limit, offset, query))
+
+
+class SessionRename(_Body):
+    title: str = Field(max_length=10_000)
+
+
+@router.patch("/sessions/{session_id}")
+def rename_session(request: Request, session_id: str, body: SessionRename,
+                   _: Any = Depends(require("write:sessions"))) -> dict[str, Any]:
+    return _dump(_engine(request).rename_session(session_id, body.title))
+
+
+@router.get("/sessions/{session_id}")
+def get_session(request: Request, session_id: str, _: Any = Depends(require("read:sessions"))) -> dict[str, Any]:
+    return _dump(_engine(request).get_session(session_id))
+
+
+@router.get("/sessions/{session_id}/messages")
+def session_messages(request: Request, session_id: str,
+                     _: Any = Depends(require("read:sessions"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).session_messages(session_id))
+
+
+@router.delete("/sessions/{session_id}", status_code=NO_CONTENT)
+def delete_session(request: Request, session_id: str, _: Any = Depends(require("write:sessions"))) -> Response:
+    _engine(request).delete_session(session_id)
+    return _done()
+
+
+# ------------------------------------------------------------------ chat
+
+
+def _start_chat(engine: Any, body: ChatRequest) -> Any:
+    _safe_model(engine, body.model)
+    return engine.chat(body)
+
+
+@router.post("/chat")
+async def chat(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> Any:
+    """One chat turn as server-sent events: run_started, token..., run_finished | run_failed."""
+    # Validation, unknown sessions and models raise here, as HTTP errors, before any generation.
+    events = await run_in_threadpool(_start_chat, _engine(request), body)
+    return sse_response(events, name="native-chat")
+
+
+@router.post("/generate")
+def generate(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.generate(body))
+
+
+# ------------------------------------------------------------- providers
+
+
+class ProviderBody(_Body):
+    kind: str = Field(max_length=40)
+    base_url: str = Field(max_length=2000)
+    models: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ProviderKey(_Body):
+    api_key: str = Field(max_length=10_000)
+
+
+@router.get("/providers")
+def list_providers(request: Request, _: Any = Depends(require("read:providers"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_providers())
+
+
+@router.put("/providers/{name}")
+def add_provider(request: Request, name: str, body: ProviderBody,
+                 _: Any = Depends(require("write:providers"))) -> dict[str, Any]:
+    """Add or replace a provider (its key is set separately)."""
+    return _dump(_engine(request).add_provider(name, body.kind, body.base_url, body.models))
+
+
+@router.delete("/providers/{name}", status_code=NO_CONTENT)
+def remove_provider(request: Request, name: str, _: Any = Depends(require("write:providers"))) -> Response:
+    _engine(request).remove_provider(name)
+    return _done()
+
+
+@router.put("/providers/{name}/key", status_code=NO_CONTENT)
+def set_provider_key(request: Request, name: str, body: ProviderKey,
+                     _: Any = Depends(require("write:providers"))) -> Response:
+    """Store the provider's key in the server's OS keyring; the answer never contains it."""
+    _engine(request).set_provider_key(name, body.api_key)
+    return _done()
+
+
+# ---------------------------------------------------------------- memory
+
+
+@router.post("/memory")
+def remember(request: Request, body: RememberRequest, _: Any = Depends(require("write:memory"))) -> dict[str, Any]:
+    return _dump(_engine(request).remember(body))
+
+
+@router.post("/memory/batch")
+def remember_many(request: Request, body: list[RememberRequest] = Body(...),
+                  _: Any = Depends(require("write:memory"))) -> list[dict[str, Any]]:
+    """Store many memories: all of them, or none."""
+    return _dump(_engine(request).remember_many(list(body)))
+
+
+@router.get("/memory")
+def list_memories(request: Request, namespace: str | None = None, limit: int = 100, offset: int = 0,
+                  _: Any = Depends(require("read:memory"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_memories(namespace, limit, offset))
+
+
+@router.post("/memory/retrieve")
+def rag_retrieve(request: Request, body: RagRequest, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.rag_retrieve(body))
+
+
+@router.get("/memory/{namespace}/{key:path}")
+def recall(request: Request, namespace: str, key: str, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+    return _dump(_engine(request).recall(key, namespace))
+
+
+@router.delete("/memory/{namespace}/{key:path}", status_code=NO_CONTENT)
+def forget(request: Request, namespace: str, key: str, _: Any = Depends(require("write:memory"))) -> Response:
+    _engine(request).forget(key, namespace)
+    return _done()
+
+
+# ------------------------------------------------------------- knowledge
+
+
+@router.post("/knowledge/ingest")
+async def ingest(request: Request, body: IngestRequest, _: Any = Depends(require("write:knowledge"))) -> Any:
+    """Ingest files and folders (paths on the server's machine) as server-sent events: progress..., ingest_finished."""
+    events = await run_in_threadpool(_engine(request).ingest, body)
+    return sse_response(events, name="native-ingest")
+
+
+@router.post("/knowledge/search")
+def search(request: Request, body: SearchRequest, _: Any = Depends(require("read:knowledge"))) -> dict[str, Any]:
+    return _dump(_engine(request).search(body))
+
+
+@router.post("/knowledge/answer")
+def answer(request: Request, body: AnswerRequest, _: Any = Depends(require("execute:knowledge"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.answer(body))
+
+
+@router.get("/knowledge/collections")
+def list_collections(request: Request, _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_collections())
+
+
+@router.get("/knowledge/collections/{collection}/documents")
+def list_documents(request: Request, collection: str,
+                   _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_documents(collection))
+
+
+class PinBody(_Body):
+    path: str = Field(max_length=10_000)
+    pinned: bool = True
+
+
+@router.post("/knowledge/collections/{collection}/pin", status_code=NO_CONTENT)
+def set_pinned(request: Request, collection: str, body: PinBody,
+               _: Any = Depends(require("write:knowledge"))) -> Response:
+    _engine(request).set_pinned(collection, body.path, body.pinned)
+    return _done()
+
+
+@router.delete("/knowledge/collections/{collection}/documents", status_code=NO_CONTENT)
+def remove_document(request: Request, collection: str, path: str = Query(..., max_length=10_000),
+                    _: Any = Depends(require("write:knowledge"))) -> Response:
+    _engine(request).remove_document(collection, path)
+    return _done()
+
+
+# ------------------------------------------------------- knowledge graph
+
+
+class FactBody(_Body):
+    entity: str = Field(max_length=10_000)
+    attribute: str = Field(max_length=10_000)
+    value: str = Field(max_length=1_000_000)
+    ttl_seconds: int | None = None
+    source: str | None = Field(None, max_length=10_000)
+    confidence: float = 1.0
+    knowledge_id: str | None = Field(None, max_length=200)
+    entity_type: str | None = Field(None, max_length=200)
+
+
+class RelationBody(_Body):
+    source: str = Field(max_length=10_000)
+    target: str = Field(max_length=10_000)
+    relation_type: str = Field(max_length=200)
+    properties: dict[str, Any] | None = None
+
+
+@router.post("/graph/facts")
+def store_fact(request: Request, body: FactBody, _: Any = Depends(require("write:graph"))) -> dict[str, Any]:
+    options = body.model_dump(exclude={"entity", "attribute", "value"}, exclude_unset=True)
+    return _dump(_engine(request).store_fact(body.entity, body.attribute, body.value, **options))
+
+
+@router.get("/graph/facts")
+def retrieve_facts(request: Request, entity: str, attribute: str | None = None,
+                   _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).retrieve_facts(entity, attribute))
+
+
+@router.post("/graph/relationships")
+def create_relationship(request: Request, body: RelationBody,
+                        _: Any = Depends(require("write:graph"))) -> dict[str, Any]:
+    return _dump(_engine(request).create_relationship(body.source, body.target, body.relation_type,
+                                                      body.properties))
+
+
+@router.get("/graph/neighbours")
+def neighbours(request: Request, entity: str, max_hops: int = 1, relation_type: str | None = None,
+               direction: str = "both", _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).neighbours(entity, max_hops, relation_type, direction))
+
+
+@router.get("/graph/entities")
+def search_entities(request: Request, query: str, limit: int = 10,
+                    _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).search_entities(query, limit))
+
+
+@router.post("/graph/knowledge")
+def generate_knowledge(request: Request, body: KnowledgeRequest,
+                       _: Any = Depends(require("execute:graph"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.generate_knowledge(body))
+
+
+@router.get("/graph/knowledge")
+def list_knowledge(request: Request, identifier: str,
+                   _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_knowledge(identifier))
+
+
+# ----------------------------------------------------------------- tools
+
+
+@router.get("/tools")
+def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_tools())
+
+
+@router.post("/tools/execute")
+def execute_tool(request: Request, body: ToolExecuteRequest,
+                 _: Any = Depends(require("execute:tools"))) -> dict[str, Any]:
+    """Run one tool now (validated, confined to the workspace roots and audited like an agent's call)."""
+    return _dump(_engine(request).execute_tool(body))
+
+
+@router.get("/tools/audit")
+def tool_audit(request: Request, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
+               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+               _: Any = Depends(require("read:audit"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).tool_audit(run_id, agent_id, tool, limit, offset))
+
+
+# ------------------------------------------------------------- workspace
+
+
+class RootBody(_Body):
+    path: str = Field(min_length=1, max_length=10_000)
+
+
+@router.get("/workspace/roots")
+def workspace_roots(request: Request, _: Any = Depends(require("read:workspace"))) -> list[str]:
+    return list(_engine(request).workspace_roots())
+
+
+@router.post("/workspace/roots")
+def add_workspace_root(request: Request, body: RootBody, _: Any = Depends(require("admin:workspace"))) -> list[str]:
+    """Add a folder (on the server's machine) the file, shell, git and python tools may use."""
+    return list(_engine(request).add_workspace_root(body.path))
+
+
+@router.delete("/workspace/roots")
+def remove_workspace_root(request: Request, path: str = Query(..., min_length=1, max_length=10_000),
+                          _: Any = Depends(require("admin:workspace"))) -> list[str]:
+    return list(_engine(request).remove_workspace_root(path))
+
+
+# ----------------------------------------------------------- MCP servers
+
+
+class MCPServerBody(_Body):
+    name: str = Field(max_length=200)
+    command: list[str] = Field(min_length=1, max_length=1000)
+    env: dict[str, str] | None = None
+    permission: Literal["read", "write", "exec", "network"] = "exec"
+    tool_permissions: dict[str, str] | None = None
+
+
+class AcceptBody(_Body):
+    tool: str | None = Field(None, max_length=200)
+
+
+@router.get("/mcp/servers")
+def list_mcp_servers(request: Request, _: Any = Depends(require("read:mcp"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).list_mcp_servers())
+
+
+@router.post("/mcp/servers")
+def add_mcp_server(request: Request, body: MCPServerBody, _: Any = Depends(require("admin:mcp"))) -> dict[str, Any]:
+    """Configure an MCP server: a program the server starts over stdio when its tools are needed."""
+    return _dump(_engine(request).add_mcp_server(body.name, body.command, env=body.env, permission=body.permission,
+                                                 tool_permissions=body.tool_permissions))
+
+
+@router.delete("/mcp/servers/{name}", status_code=NO_CONTENT)
+def remove_mcp_server(request: Request, name: str, _: Any = Depends(require("admin:mcp"))) -> Response:
+    _engine(request).remove_mcp_server(name)
+    return _done()
+
+
+@router.post("/mcp/servers/{name}/accept", status_code=NO_CONTENT)
+def accept_mcp_changes(request: Request, name: str, body: AcceptBody,
+                       _: Any = Depends(require("admin:mcp"))) -> Response:
+    """Re-pin a server's tool descriptions after a reviewed change."""
+    _engine(request).accept_mcp_changes(name, body.tool)
+    return _done()
+
+
+# ---------------------------------------------------------------- agents
+
+
+class ImportBody(_Body):
+    text: str = Field(max_length=2_000_000)
+    replace: bool = False
+
+
+class EnrichBody(_Body):
+    additional_cycles: int = 1
+    corpus_text: str = Field("", max_length=200_000)
+    model: str | None = Field(None, max_length=500)
+
+
+@router.post("/agents")
+def create_agent(request: Request, body: AgentDefinition, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_definition(engine, body.model_dump(exclude_unset=True))
+    return _dump(engine.create_agent(body))
+
+
+@router.get("/agents")
+def list_agents(request: Request, page: int = 1, per_page: int = 20, sort: str = "-created_at",
+                role: str | None = None, status: str | None = None, parent: str | None = None,
+                query: str | None = None, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    return _dump(_engine(request).list_agents(page, per_page, sort, role, status, parent, query))
+
+
+@router.post("/agents/import")
+def import_agent(request: Request, body: ImportBody, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+    """Create an agent from an export (an inlined template is saved in the server's templates folder)."""
+    return _dump(_engine(request).import_agent(body.text, body.replace))
+
+
+@router.post("/agents/skills")
+def generate_skills(request: Request, body: SkillsRequest,
+                    _: Any = Depends(require("execute:agents"))) -> list[dict[str, Any]]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.generate_skills(body))
+
+
+@router.post("/agents/from-role-model")
+def create_agent_from_role_model(request: Request, body: RoleModelRequest,
+                                 _: Any = Depends(require("execute:agents"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    _safe_definition(engine, body.overrides)
+    return _dump(engine.create_agent_from_role_model(body))
+
+
+@router.get("/agents/{agent_id}")
+def get_agent(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    return _dump(_engine(request).get_agent(agent_id))
+
+
+@router.patch("/agents/{agent_id}")
+def update_agent(request: Request, agent_id: str, changes: dict[str, Any] = Body(...),
+                 _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+    """Partially update an agent (nested settings merge key by key)."""
+    engine = _engine(request)
+    _safe_definition(engine, changes)
+    return _dump(engine.update_agent(agent_id, changes))
+
+
+@router.delete("/agents/{agent_id}", status_code=NO_CONTENT)
+def delete_agent(request: Request, agent_id: str, _: Any = Depends(require("write:agents"))) -> Response:
+    _engine(request).delete_agent(agent_id)
+    return _done()
+
+
+@router.get("/agents/{agent_id}/export")
+def export_agent(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    """The agent as one YAML document, in `text`."""
+    return {"text": _engine(request).export_agent(agent_id)}
+
+
+@router.post("/agents/{agent_id}/enrich")
+def enrich_agent(request: Request, agent_id: str, body: EnrichBody,
+                 _: Any = Depends(require("execute:agents"))) -> dict[str, Any]:
+    engine = _engine(request)
+    _safe_model(engine, body.model)
+    return _dump(engine.enrich_agent(agent_id, body.additional_cycles, body.corpus_text, body.model))
+
+
+@router.get("/agents/{agent_id}/capabilities")
+def capabilities(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    return _dump(_engine(request).capabilities(agent_id))
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _start_run(engine: Any, body: RunRequest) -> Any:
+    _safe_model(engine, body.model)
+    if body.model is None:
+        _safe_model(engine, engine.get_agent(body.agent_id).model)
+    return engine.run_agent(body)
+
+
+@router.post("/runs")
+async def run_agent(request: Request, body: RunRequest, _: Any = Depends(require("execute:agents"))) -> Any:
+    """Run an agent as server-sent events; approvals pause it until POST /approvals/{id}."""
+    engine = _engine(request)
+    events = await run_in_threadpool(_start_run, engine, body)
+
+    def on_event(pump: Any, event: Any) -> None:
+        if getattr(event, "type", None) == "agent_run_started":
+            # A run waiting for an approval sends nothing: a disconnect wakes it through cancel_run.
+            run_id = event.run_id
+            pump.on_cancel = lambda: engine.cancel_run(run_id)
+
+    return sse_response(events, name="native-run", on_event=on_event)
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel_run(request: Request, run_id: str, _: Any = Depends(require("write:runs"))) -> dict[str, Any]:
+    """Ask a running run to stop; `cancelled` is false when it was not running here."""
+    return {"cancelled": bool(_engine(request).cancel_run(run_id))}
+
+
 @router.get("/runs")
 def list_runs(request: Request, agent_id: str | None = None, limit: int = Query(50, ge=1, le=1000),
               offset: int = Query(0, ge=0), _: Any = Depends(require("read:runs"))) -> list[dict[str, Any]]:
-    return [r.model_dump(mode="json") for r in _engine(request).list_runs(agent_id, limit, offset)]
+    return _dump(_engine(request).list_runs(agent_id, limit, offset))
 
 
 @router.get("/runs/{run_id}")
 def get_run(request: Request, run_id: str, _: Any = Depends(require("read:runs"))) -> dict[str, Any]:
-    return _engine(request).get_run(run_id).model_dump(mode="json")
+    return _dump(_engine(request).get_run(run_id))
 
 
 @router.get("/runs/{run_id}/events")
 def run_events(request: Request, run_id: str, _: Any = Depends(require("read:runs"))) -> list[dict[str, Any]]:
-    return [e.model_dump(mode="json") for e in _engine(request).run_events(run_id)]
+    return _dump(_engine(request).run_events(run_id))
+
+
+# ------------------------------------------------------------- approvals
 
 
 @router.get("/approvals")
 def pending_approvals(request: Request, run_id: str | None = None,
                       _: Any = Depends(require("read:approvals"))) -> list[dict[str, Any]]:
-    return [a.model_dump(mode="json") for a in _engine(request).pending_approvals(run_id)]
+    return _dump(_engine(request).pending_approvals(run_id))
 
 
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Decision(_Body):
     approve: bool
     reason: str | None = Field(None, max_length=2000)
 
@@ -58,11 +693,4 @@ class Decision(BaseModel):
 def resolve_approval(request: Request, approval_id: str, decision: Decision,
                      _: Any = Depends(require("write:approvals"))) -> dict[str, Any]:
     """Approve or deny a pending tool call of a running agent."""
-    return _engine(request).resolve_approval(approval_id, decision.approve, decision.reason).model_dump(mode="json")
-
-
-@router.get("/tools/audit")
-def tool_audit(request: Request, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-               _: Any = Depends(require("read:audit"))) -> list[dict[str, Any]]:
-    return [r.model_dump(mode="json") for r in _engine(request).tool_audit(run_id, agent_id, tool, limit, offset)]
+    return _dump(_engine(request).resolve_approval(approval_id, decision.approve, decision.reason))

@@ -47,7 +47,8 @@ Embeddings
     estimate (words and punctuation marks), not the embedder's tokenizer.
 
 Generations run on a thread of their own (not the server's thread pool), so a
-thread of the pool never holds the local model between two steps of a stream.
+thread of the pool never holds the local model between two steps of a stream
+(`workbench.server.streaming.EventPump`, shared with the native routes).
 """
 
 from __future__ import annotations
@@ -56,10 +57,9 @@ import asyncio
 import base64
 import json
 import re
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -86,6 +86,7 @@ from workbench.engine.schemas import (
 )
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import error_body, require
+from workbench.server.streaming import END, EventPump, cancel_on_disconnect
 
 #: MetricsRoute: requests are counted and timed in /metrics like the other routers' (a stream until its first token)
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=MetricsRoute)
@@ -324,58 +325,12 @@ def _tools(tools: list[Tool] | None, choice: Union[str, dict[str, Any], None]) -
 # ---------------------------------------------------------- chat: running
 
 
-_END = object()
+# The engine's iterator runs on a thread of its own (workbench.server.streaming explains why).
+_END = END
 
 
-class _EventPump:
-    """Runs the engine's event iterator on a thread of its own, handing events to the event loop.
-
-    The iterator is advanced and closed on that one thread, so the local
-    model's lock is taken and released there. `cancel()` makes the thread
-    close the iterator after the next event, which cancels the generation.
-    """
-
-    def __init__(self, events: Iterator[Any]) -> None:
-        self._events = events
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._cancelled = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="openai-chat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for event in self._events:
-                if self._cancelled.is_set():
-                    break
-                self._put(event)
-                if self._cancelled.is_set():
-                    break
-        except Exception as exc:  # the engine reports failures as RunFailed; anything else lands here
-            self._put(exc)
-        finally:
-            close = getattr(self._events, "close", None)
-            if close is not None:
-                close()
-            self._put(_END)
-
-    def _put(self, item: Any) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the event loop is gone: nobody is listening any more
-            self._cancelled.set()
-
-    async def get(self) -> Any:
-        return await self._queue.get()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-
-async def _cancel_on_disconnect(request: Request, pump: _EventPump) -> None:
-    while not await request.is_disconnected():
-        await asyncio.sleep(DISCONNECT_POLL_S)
-    pump.cancel()
+async def _cancel_on_disconnect(request: Request, pump: EventPump) -> None:
+    await cancel_on_disconnect(request, pump, DISCONNECT_POLL_S)
 
 
 def _raise_failure(item: Any) -> None:
@@ -393,7 +348,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     chat_request = await run_in_threadpool(build_chat_request, engine, body)
     # Validation, unknown models and refused tools raise here, before any generation.
     events = await run_in_threadpool(engine.chat, chat_request)
-    pump = _EventPump(events)
+    pump = EventPump(events, name="openai-chat")
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     model = chat_request.model or ""
@@ -460,7 +415,7 @@ def _completion(result: GenerationResult, completion_id: str, created: int) -> d
     }
 
 
-async def _sse(pump: _EventPump, head: list[Any], completion_id: str, created: int, model: str,
+async def _sse(pump: EventPump, head: list[Any], completion_id: str, created: int, model: str,
                include_usage: bool, path: str, request_id: str) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload: dict[str, Any] = {
