@@ -43,7 +43,15 @@ def test_start_serve_authenticate_and_stop(engine) -> None:
         assert not can_bind(port)
         key = server.new_key
         assert key is not None and key.startswith("wbk_")
-        assert [(k.name, k.scopes) for k in engine.api_keys.list()] == [("tui", ["*"])]
+        assert [(k.name, k.scopes) for k in engine.api_keys.list()] == [("tui", ["*"]), ("local-session", ["*"])]
+        # The user's other processes find the server, and its local-session key, on their own.
+        from workbench.remote import RemoteEngine, local_session_key, running_server_url
+
+        assert running_server_url(engine.home) == server.address
+        session_key = local_session_key(engine.home)
+        assert session_key is not None and session_key != key
+        with RemoteEngine(server.address, api_key=session_key) as remote:
+            assert remote.list_sessions() == []
         with httpx.Client(base_url=server.address, timeout=30) as client:
             health = client.get("/health")
             assert health.status_code == 200 and health.json()["status"] == "healthy"
@@ -54,6 +62,8 @@ def test_start_serve_authenticate_and_stop(engine) -> None:
         server.stop()
     assert not server.running and server.address == "" and server.new_key is None
     assert not marker.exists()
+    assert [k.name for k in engine.api_keys.list()] == ["tui"]  # the local-session key is revoked
+    assert local_session_key(engine.home) is None
     assert can_bind(port)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)

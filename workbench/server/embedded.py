@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.errors import InvalidRequest
-from workbench.server.run import DEFAULT_LISTEN, SERVER_FILE, bind, parse_listen, settings_for
+from workbench.server.run import (
+    DEFAULT_LISTEN,
+    SERVER_FILE,
+    _set_owner_port,
+    bind,
+    end_local_session,
+    parse_listen,
+    settings_for,
+    start_local_session,
+)
 
 #: name of the key created when the user has none
 KEY_NAME = "tui"
@@ -40,6 +49,8 @@ class EmbeddedServer:
         self._thread: threading.Thread | None = None
         self._sockets: list[Any] = []
         self._marker: Path | None = None
+        #: id of the "local-session" key whose secret is in the OS keyring while the server runs
+        self._session_key: str | None = None
 
     @property
     def running(self) -> bool:
@@ -90,6 +101,8 @@ class EmbeddedServer:
             # Before serving: while no key exists, anyone on this machine could bootstrap the first one.
             if not api_keys.any_active():
                 created, self.new_key = api_keys.create(KEY_NAME, ["*"])
+            # The key other processes of this user connect with (RemoteEngine finds it in the keyring).
+            self._session_key = start_local_session(self.engine)
             thread.start()
             deadline = time.monotonic() + START_TIMEOUT_S
             while not server.started:
@@ -98,6 +111,7 @@ class EmbeddedServer:
                 time.sleep(0.01)
             self._marker = Path(home) / SERVER_FILE
             self._marker.write_text(json.dumps({"pid": os.getpid(), "listen": self.bound}))
+            _set_owner_port(self.engine, actual[0][1])
         except Exception:
             self.stop()
             if created is not None:  # nobody ever saw it
@@ -119,6 +133,9 @@ class EmbeddedServer:
         if self._marker is not None:
             self._remove_marker(self._marker)
             self._marker = None
+            _set_owner_port(self.engine, None)
+        end_local_session(self.engine, self._session_key)
+        self._session_key = None
         self.bound = []
         self.new_key = None
 
