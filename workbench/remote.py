@@ -65,6 +65,7 @@ from workbench.engine.schemas import (
     Capabilities,
     ChatEvent,
     ChatRequest,
+    ChunkInfo,
     CollectionInfo,
     DocumentInfo,
     EntityHit,
@@ -572,6 +573,11 @@ class RemoteEngine:
     def list_documents(self, collection: str = "default") -> list[DocumentInfo]:
         rows = self._get(f"/knowledge/collections/{_seg(collection)}/documents")
         return [DocumentInfo.model_validate(d) for d in rows]
+
+    def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
+        rows = self._call("GET", f"/knowledge/collections/{_seg(collection)}/chunks",
+                          params={"path": path, "limit": limit, "offset": offset})
+        return [ChunkInfo.model_validate(c) for c in rows]
 
     def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
         self._post(f"/knowledge/collections/{_seg(collection)}/pin", {"path": path, "pinned": pinned})

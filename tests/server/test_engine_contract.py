@@ -235,6 +235,14 @@ def test_knowledge_ingest_search_answer_and_documents(api, docs: Path) -> None:
     assert answer.text
 
     baking = documents["baking.md"].path
+    (chunk,) = api.document_chunks("kb", baking)
+    assert (chunk.ordinal, chunk.path, chunk.document_id) == (0, baking, documents["baking.md"].id)
+    assert "Sourdough bread needs a starter culture" in chunk.text
+    assert api.document_chunks("kb", baking, limit=5, offset=1) == []
+    with pytest.raises(NotFound):
+        api.document_chunks("kb", str(docs / "missing.md"))
+    with pytest.raises(InvalidRequest):
+        api.document_chunks("kb", baking, limit=0)
     api.set_pinned("kb", baking, True)
     assert {Path(d.path).name: d.pinned for d in api.list_documents("kb")} == {"baking.md": True,
                                                                               "volcanoes.md": False}

@@ -119,7 +119,7 @@ def test_browse_pins_shows_chunks_and_removes_a_document(tui_engine, tmp_path):
             chunk_text = str(screen.query_one("#kb-chunk-text").render())
             assert "[@click=app.quit]x[/] and [b]markup[/b]" in chunk_text
             assert screen.query_one("#kb-chunks", DataTable).row_count == 1
-            assert "Chunks of odd.md: all 1" in str(screen.query_one("#kb-chunks-title").render())
+            assert "Chunks of odd.md (1)" in str(screen.query_one("#kb-chunks-title").render())
 
             await pilot.press("delete")
             await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", what="the dialog")

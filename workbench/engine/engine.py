@@ -47,6 +47,7 @@ from workbench.engine.schemas import (
     ToolExecution,
     ToolInfo,
     Citation,
+    ChunkInfo,
     CollectionInfo,
     DocumentInfo,
     EntityHit,
@@ -361,6 +362,12 @@ class Engine:
 
     def list_documents(self, collection: str = "default") -> list[DocumentInfo]:
         return self.knowledge.documents(collection)
+
+    def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
+        """A document's chunks in order (`NotFound` for an unknown document)."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        return self.knowledge.chunks(collection, path, limit, offset)
 
     def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
         """Pin a document so its best chunk is part of every search of its collection."""

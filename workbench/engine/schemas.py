@@ -546,6 +546,20 @@ class DocumentInfo(_Model):
     ingested_at: datetime
 
 
+class ChunkInfo(_Model):
+    """One stored chunk of a document, in document order."""
+
+    id: int
+    document_id: int
+    collection: str
+    path: str
+    ordinal: int
+    heading: str
+    start_line: int
+    end_line: int
+    text: str
+
+
 class CollectionInfo(_Model):
     name: str
     documents: int

@@ -24,6 +24,7 @@ from workbench.engine.knowledge.loaders import LoadError, LoadedDocument, iter_f
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex, sql_int_list
 from workbench.engine.schemas import (
+    ChunkInfo,
     CollectionInfo,
     DocumentInfo,
     FileIssue,
@@ -304,6 +305,17 @@ class KnowledgeBase:
                           pinned=r[7], ingested_at=r[8])
             for r in rows
         ]
+
+    def chunks(self, collection: str, path: str, limit: int, offset: int) -> list[ChunkInfo]:
+        doc_id = self._document_id(collection, path)
+        rows = self.db.fetchall(
+            "SELECT c.id, c.document_id, c.collection, d.path, c.ordinal, c.heading, c.start_line, c.end_line, c.text "
+            "FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.document_id = ? "
+            "ORDER BY c.ordinal LIMIT ? OFFSET ?",
+            [doc_id, limit, offset],
+        )
+        return [ChunkInfo(id=r[0], document_id=r[1], collection=r[2], path=r[3], ordinal=r[4], heading=r[5],
+                          start_line=r[6], end_line=r[7], text=r[8]) for r in rows]
 
     def _document_id(self, collection: str, path: str) -> int:
         resolved = os.path.abspath(os.path.expanduser(path))

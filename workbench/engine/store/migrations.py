@@ -316,4 +316,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "Idempotency-Key records of the local server",
+        (
+            """
+            CREATE TABLE idempotency_keys (
+                api_key_id   VARCHAR NOT NULL,
+                key          VARCHAR NOT NULL,
+                fingerprint  VARCHAR NOT NULL,   -- sha256 of method, path, query and the (canonical) body
+                method       VARCHAR NOT NULL,
+                path         VARCHAR NOT NULL,
+                state        VARCHAR NOT NULL,   -- in_flight, done
+                owner        VARCHAR NOT NULL,   -- the server instance handling it (others' in-flight rows are stale)
+                status       INTEGER,
+                content_type VARCHAR,
+                body         BLOB,
+                created_at   TIMESTAMPTZ NOT NULL,
+                expires_at   TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (api_key_id, key)
+            )
+            """,
+        ),
+    ),
 )

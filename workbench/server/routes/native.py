@@ -20,7 +20,8 @@ Routes (all need an API key; the scope is in brackets)
   knowledge     POST /knowledge/ingest (SSE), POST /knowledge/collections/{c}/pin,
                 DELETE /knowledge/collections/{c}/documents?path= [write:knowledge];
                 POST /knowledge/search, GET /knowledge/collections,
-                GET /knowledge/collections/{c}/documents [read:knowledge];
+                GET /knowledge/collections/{c}/documents,
+                GET /knowledge/collections/{c}/chunks?path= [read:knowledge];
                 POST /knowledge/answer [execute:knowledge]
   graph         POST /graph/facts, POST /graph/relationships [write:graph];
                 GET /graph/facts, /graph/neighbours, /graph/entities, /graph/knowledge [read:graph];
@@ -364,6 +365,13 @@ def list_collections(request: Request, _: Any = Depends(require("read:knowledge"
 def list_documents(request: Request, collection: str,
                    _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
     return _dump(_engine(request).list_documents(collection))
+
+
+@router.get("/knowledge/collections/{collection}/chunks")
+def document_chunks(request: Request, collection: str, path: str = Query(..., max_length=10_000),
+                    limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
+                    _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+    return _dump(_engine(request).document_chunks(collection, path, limit, offset))
 
 
 class PinBody(_Body):

@@ -24,7 +24,7 @@ from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.knowledge_commands import ScreenCommands
 from workbench.tui.widgets.knowledge_confirm import ConfirmDialog
 from workbench.tui.widgets.knowledge_files import common_root, human_size, short_path
-from workbench.tui.widgets.knowledge_views import document_chunks, hit_detail, ingest_rows, ingest_summary, score
+from workbench.tui.widgets.knowledge_views import hit_detail, ingest_rows, ingest_summary, score
 from workbench.tui.widgets.knowledge_wizard import UploadWizard
 
 class KnowledgeScreen(WorkbenchScreen):
@@ -216,8 +216,9 @@ class KnowledgeScreen(WorkbenchScreen):
         doc = self._current_document()
         if doc is None:
             return
-        self.query_one("#kb-chunks-title", Label).update(f"Chunks of {short_path(doc.path, self.root)}: searching…")
-        self.call_engine(lambda e: document_chunks(e, doc), lambda chunks: self._show_chunks(doc, chunks),
+        self.query_one("#kb-chunks-title", Label).update(f"Chunks of {short_path(doc.path, self.root)}: loading…")
+        self.call_engine(lambda e: e.document_chunks(doc.collection, doc.path, limit=1000),
+                         lambda chunks: self._show_chunks(doc, chunks),
                          group="kn-chunks", exclusive=True)
 
     def _show_chunks(self, doc: Any, chunks: list[Any]) -> None:
@@ -226,9 +227,9 @@ class KnowledgeScreen(WorkbenchScreen):
         table.clear()
         for hit in chunks:
             table.add_row(str(hit.ordinal), f"{hit.start_line}-{hit.end_line}", plain(one_line(hit.heading, 60)))
-        shown = "all" if len(chunks) >= doc.chunk_count else f"{len(chunks)} of"
+        shown = "" if len(chunks) >= doc.chunk_count else f"the first {len(chunks)} of "
         self.query_one("#kb-chunks-title", Label).update(
-            f"Chunks of {short_path(doc.path, self.root)}: {shown} {doc.chunk_count} (found by search)"
+            f"Chunks of {short_path(doc.path, self.root)} ({shown}{doc.chunk_count})"
         )
         self.query_one("#kb-chunk-text", Static).update(plain(chunks[0].text) if chunks else "")
 

@@ -5,17 +5,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
-from workbench.engine.schemas import SearchRequest
 from workbench.tui.safe import clean, plain
 from workbench.tui.widgets.knowledge_files import human_size, short_path
 
 #: how many searches may be spent finding a document's chunks (there is no EngineAPI call listing them)
-CHUNK_QUERIES = 6
 
 
 def ingest_rows(files: list[str], report: Any, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -92,24 +89,3 @@ def hit_detail(hit: Any, root: str) -> Text:
     return text
 
 
-def document_chunks(engine: Any, doc: Any) -> list[Any]:
-    """A document's chunks as search hits, found by searching its collection for its title and headings.
-
-    The EngineAPI has no call listing a document's chunks; a few searches
-    usually find all of a small document's chunks, and the screen says when not.
-    """
-    stem = Path(doc.path).stem.replace("_", " ").replace("-", " ")
-    queries = list(dict.fromkeys(q for q in (doc.title, stem) if q and q.strip()))
-    found: dict[int, Any] = {}
-    asked: set[str] = set()
-    while queries and len(asked) < CHUNK_QUERIES and len(found) < doc.chunk_count:
-        query = queries.pop(0)
-        asked.add(query)
-        response = engine.search(SearchRequest(query=query[:500], collection=doc.collection, top_k=50,
-                                               include_pinned=False))
-        for hit in response.hits:
-            if hit.document_id == doc.id and hit.chunk_id not in found:
-                found[hit.chunk_id] = hit
-                if hit.heading and hit.heading not in asked and hit.heading not in queries:
-                    queries.append(hit.heading)
-    return sorted(found.values(), key=lambda h: h.ordinal)
