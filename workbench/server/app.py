@@ -39,6 +39,9 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from workbench.server.routes import auth, health, native
     from workbench.server.routes import soma, tasks
     from workbench.server.routes import openai
+    from workbench.server.routes import chrysalis
+    from workbench.server.idempotency import IdempotencyMiddleware
+    from workbench.server.security import family
 
     settings = settings or ServerSettings()
     app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None,
@@ -71,6 +74,8 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Any:
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_REQUEST"}
+        if family(request.url.path) == "chrysalis":
+            codes[404] = "ENDPOINT_NOT_FOUND"
         message = {404: f"No route {request.url.path}.", 405: f"{request.method} is not allowed here."}.get(
             exc.status_code, str(exc.detail) if isinstance(exc.detail, str) else "The request is invalid.")
         return error_response(request, APIError(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), message,
@@ -93,5 +98,7 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     app.include_router(soma.router)
     app.include_router(tasks.router)
     app.include_router(openai.router)
+    app.include_router(chrysalis.router)
+    app.add_middleware(IdempotencyMiddleware)  # inside SecurityMiddleware (added last, runs first)
     app.add_middleware(SecurityMiddleware, settings=settings)
     return app

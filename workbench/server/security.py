@@ -29,7 +29,8 @@ from starlette.requests import Request
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 KEY_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token", "x-api-key"})
-VERSION = "1.0.0"
+#: the `meta.version` of Chrysalis envelopes (the seed shows "v1")
+VERSION = "v1"
 
 
 @dataclass
@@ -71,8 +72,13 @@ def error_body(path: str, status: int, code: str, message: str, request_id: str,
                started: float | None = None) -> dict[str, Any]:
     kind = family(path)
     if kind == "chrysalis":
-        return {"success": False, "error": {"code": code, "message": message, "details": details},
-                "meta": meta(request_id)}
+        code = chrysalis_code(status, code)
+        envelope = meta(request_id)
+        error = {"code": code, "message": message, "category": code.split(".")[0], "details": details,
+                 "request_id": request_id, "timestamp": envelope["timestamp"]}
+        if isinstance(details, dict) and "retry_after" in details:
+            error["retry_after"] = details["retry_after"]
+        return {"success": False, "error": error, "meta": envelope}
     if kind == "zahara":
         duration = round((time.perf_counter() - started) * 1000, 3) if started else 0.0
         return {"error": message, "code": code, "request_id": request_id, "duration_ms": duration,
@@ -81,6 +87,37 @@ def error_body(path: str, status: int, code: str, message: str, request_id: str,
         return {"error": {"message": message, "type": _openai_type(status), "code": code, "param": None},
                 "request_id": request_id}
     return {"error": {"code": code, "message": message, "details": details}, "request_id": request_id}
+
+
+#: shared error codes -> Chrysalis's `CATEGORY.SPECIFIC` codes (its ErrorCode taxonomy)
+CHRYSALIS_CODES = {
+    "INVALID_REQUEST": "VALIDATION_ERROR",
+    "CONTEXT_OVERFLOW": "VALIDATION_ERROR",
+    "NOT_FOUND": "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND",
+    "MODEL_NOT_FOUND": "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND",
+    "ENDPOINT_NOT_FOUND": "NOT_FOUND_ERROR.ENDPOINT_NOT_FOUND",
+    "RATE_LIMIT_EXCEEDED": "RATE_LIMIT_ERROR.TOO_MANY_REQUESTS",
+    "INTERNAL_ERROR": "SERVICE_ERROR.INTERNAL_ERROR",
+    "MODEL_LOAD_ERROR": "SERVICE_ERROR.INTERNAL_ERROR",
+    "MODEL_BUSY": "SERVICE_ERROR.SERVICE_UNAVAILABLE",
+    "STORE_LOCKED": "SERVICE_ERROR.SERVICE_UNAVAILABLE",
+    "PROVIDER_ERROR": "UPSTREAM_ERROR.SERVICE_UNAVAILABLE",
+    "PROVIDER_AUTH_ERROR": "UPSTREAM_ERROR.SERVICE_UNAVAILABLE",
+    "PROVIDER_UNREACHABLE": "UPSTREAM_ERROR.SERVICE_UNAVAILABLE",
+}
+_CATEGORIES = {400: "VALIDATION_ERROR", 413: "VALIDATION_ERROR", 422: "VALIDATION_ERROR",
+               401: "AUTHENTICATION_ERROR", 403: "AUTHORIZATION_ERROR", 421: "AUTHORIZATION_ERROR",
+               404: "NOT_FOUND_ERROR", 405: "NOT_FOUND_ERROR", 409: "CONFLICT_ERROR", 429: "RATE_LIMIT_ERROR",
+               502: "UPSTREAM_ERROR", 504: "UPSTREAM_ERROR"}
+
+
+def chrysalis_code(status: int, code: str) -> str:
+    """A code in Chrysalis's form: dotted codes pass; others map by name, else by status category."""
+    if "." in code or code in _CATEGORIES.values():
+        return code
+    if code in CHRYSALIS_CODES:
+        return CHRYSALIS_CODES[code]
+    return f"{_CATEGORIES.get(status, 'SERVICE_ERROR')}.{code}"
 
 
 def _openai_type(status: int) -> str:
