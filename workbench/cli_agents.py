@@ -127,6 +127,9 @@ def add_commands(commands: Any) -> None:
     )
     serve.add_argument("--listen", action="append", metavar="HOST:PORT",
                        help="address to listen on (repeatable; default 127.0.0.1:8765)")
+    serve.add_argument("--rate-limit", type=int, metavar="N",
+                       help="requests per minute per API key (default 100; the server's own local-session key, "
+                            "used by your TUI and CLI, is not limited)")
     serve.add_argument("--allow-remote", action="store_true",
                        help="allow non-loopback addresses (needs an existing API key)")
 
@@ -510,7 +513,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(_plain(f"Serving on {', '.join('http://' + v for v in addresses)} (Ctrl-C stops)."), file=sys.stderr)
 
     with _open_engine(args) as engine:
-        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready)
+        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready, rate_limit=args.rate_limit)
     return 0
 
 

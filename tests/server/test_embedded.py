@@ -107,3 +107,24 @@ def test_bad_or_remote_addresses_are_refused(engine, listen: str, expected: str)
     with pytest.raises(InvalidRequest, match=expected):
         server.start()
     assert not server.running
+
+
+def test_the_local_session_key_is_not_rate_limited_but_user_keys_are(engine) -> None:
+    from workbench.remote import local_session_key
+
+    port = free_port()
+    server = EmbeddedServer(engine, [f"127.0.0.1:{port}"])
+    server.start()
+    try:
+        user_key = server.new_key
+        session_key = local_session_key(engine.home)
+        with httpx.Client(base_url=server.address, timeout=30) as client:
+            user = [client.get("/workbench/v1/sessions", headers={"X-API-Key": user_key}).status_code
+                    for _ in range(101)]
+            assert user[:100] == [200] * 100 and user[100] == 429
+            session = [client.get("/workbench/v1/sessions", headers={"X-API-Key": session_key})
+                       for _ in range(150)]
+            assert [r.status_code for r in session] == [200] * 150
+            assert "X-RateLimit-Limit" not in session[-1].headers
+    finally:
+        server.stop()

@@ -87,7 +87,8 @@ class EmbeddedServer:
         settings_for(addresses, False, self.engine)  # loopback only, before anything binds
         sockets = bind(addresses)
         actual = [(host, sock.getsockname()[1]) for (host, _), sock in zip(addresses, sockets)]
-        app = create_app(self.engine, settings_for(actual, False, self.engine))
+        settings = settings_for(actual, False, self.engine)
+        app = create_app(self.engine, settings)
         # log_config=None: leave the host process's logging alone (uvicorn's own config writes to stderr).
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", log_config=None,
                                 timeout_graceful_shutdown=GRACEFUL_S)
@@ -103,6 +104,7 @@ class EmbeddedServer:
                 created, self.new_key = api_keys.create(KEY_NAME, ["*"])
             # The key other processes of this user connect with (RemoteEngine finds it in the keyring).
             self._session_key = start_local_session(self.engine)
+            settings.unmetered_keys.add(self._session_key)
             thread.start()
             deadline = time.monotonic() + START_TIMEOUT_S
             while not server.started:

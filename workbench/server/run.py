@@ -55,7 +55,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any) -> ServerSettings:
+def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any,
+                 rate_limit: int | None = None) -> ServerSettings:
     remote = [host for host, _ in listens if not is_loopback(host)]
     if remote and not allow_remote:
         raise InvalidRequest(f"Binding {remote[0]} serves beyond this machine: add --allow-remote (and create an "
@@ -63,7 +64,12 @@ def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any
     if remote and not engine.api_keys.any_active():
         raise InvalidRequest("Serving beyond this machine needs an API key first: `workbench keys create --name NAME`.")
     extra = {h if ":" not in h else f"[{h}]" for h in remote} - set(LOOPBACK_NAMES)
-    return ServerSettings(ports={port for _, port in listens}, extra_hosts=extra)
+    if rate_limit is not None and not 1 <= rate_limit <= 1_000_000:
+        raise InvalidRequest("The rate limit is 1 to 1,000,000 requests per minute per key.")
+    settings = ServerSettings(ports={port for _, port in listens}, extra_hosts=extra)
+    if rate_limit is not None:
+        settings.rate_limit_per_minute = rate_limit
+    return settings
 
 
 def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
@@ -79,6 +85,9 @@ def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
             for other in sockets:
                 other.close()
             raise InvalidRequest(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+        # Accepted connections inherit TCP_NODELAY from this socket; without it, uvicorn's
+        # separate writes of a response's head and body meet delayed ACKs: +40 ms per keep-alive request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.listen(2048)
         sock.set_inheritable(True)
         sockets.append(sock)
@@ -86,14 +95,14 @@ def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
 
 
 def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = False,
-          on_ready: Any = None) -> None:
+          on_ready: Any = None, rate_limit: int | None = None) -> None:
     """Run until interrupted; `<home>/server.json` tells other processes where the server is."""
     import uvicorn
 
     from workbench.server.app import create_app
 
     addresses = [parse_listen(v) for v in (listens or [DEFAULT_LISTEN])]
-    settings = settings_for(addresses, allow_remote, engine)
+    settings = settings_for(addresses, allow_remote, engine, rate_limit)
     sockets = bind(addresses)
     app = create_app(engine, settings)
     marker = Path(engine.home) / SERVER_FILE
@@ -102,6 +111,7 @@ def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = Fa
     try:
         # The key exists before server.json does: whoever finds the marker finds the key too.
         key_id = start_local_session(engine)
+        settings.unmetered_keys.add(key_id)
         marker.write_text(json.dumps({"pid": os.getpid(), "listen": bound}))
         _set_owner_port(engine, sockets[0].getsockname()[1])
         if on_ready is not None:

@@ -40,6 +40,8 @@ class ServerSettings:
     #: extra host names accepted when serving beyond loopback (--allow-remote)
     extra_hosts: set[str] = field(default_factory=set)
     rate_limit_per_minute: int = 100
+    #: key ids the rate limit does not apply to: the server's own local-session key (the user's TUI and CLI)
+    unmetered_keys: set[str] = field(default_factory=set)
     max_body_bytes: int = 8 * 1024 * 1024
 
 
@@ -307,8 +309,11 @@ def require(scope: str) -> Callable[..., Any]:
         if info is None:
             raise APIError(401, "AUTHENTICATION_ERROR.INVALID_TOKEN", "The API key is invalid or revoked.",
                            headers={"WWW-Authenticate": "Bearer"})
-        allowed, headers = app_state.rate_limiter.hit(info.id)
-        request.scope.setdefault("state", {})["rate_headers"] = headers
+        if info.id in app_state.settings.unmetered_keys:
+            allowed, headers = True, {}
+        else:
+            allowed, headers = app_state.rate_limiter.hit(info.id)
+            request.scope.setdefault("state", {})["rate_headers"] = headers
         if not allowed:
             retry = max(headers["X-RateLimit-Reset"] - int(time.time()), 1)
             raise APIError(429, "RATE_LIMIT_EXCEEDED", f"Rate limit exceeded. Retry after {retry} seconds",
