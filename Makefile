@@ -6,13 +6,21 @@ PIP       := $(PY) -m pip
 DEPS      := $(VENV)/.deps-installed
 TEST_DEPS := $(VENV)/.test-deps-installed
 
-.PHONY: run test deps bench clean
+.PHONY: run test deps bench clean tmux
 
 run: $(DEPS)
 	$(VENV)/bin/workbench
 
 test: $(TEST_DEPS)
+	@command -v tmux >/dev/null || $(MAKE) --no-print-directory tmux
 	$(PY) -m pytest
+
+# The TUI's real-terminal smoke test needs tmux: install it where this user may
+# (root, or passwordless sudo, with apt-get); otherwise that one test is skipped.
+tmux:
+	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -qq tmux >/dev/null; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then sudo -n apt-get install -y -qq tmux >/dev/null; \
+	else echo "tmux is not installed and cannot be installed here: the tmux smoke test will be skipped"; fi
 
 deps: $(DEPS)
 
@@ -37,6 +45,8 @@ bench: $(DEPS)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/agents.py
+	$(PY) benchmarks/server.py
+	$(PY) benchmarks/tui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
