@@ -208,7 +208,9 @@ def test_memory_remember_recall_retrieve_forget(api) -> None:
 
 
 @pytest.fixture
-def docs(tmp_path: Path) -> Path:
+def docs(tmp_path: Path, mem_engine) -> Path:
+    # Over HTTP, ingestion reads only inside the workspace roots (test_remote_engine.py checks the refusal).
+    mem_engine.add_workspace_root(str(tmp_path))
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "volcanoes.md").write_text("# Volcanoes\n\nMount Etna is an active volcano on Sicily. "
@@ -254,7 +256,8 @@ def test_knowledge_ingest_search_answer_and_documents(api, docs: Path) -> None:
         api.ingest({"paths": [str(docs)], "max_chars": 200, "overlap_chars": 150})
 
 
-def test_ingest_reports_a_missing_path_as_skipped(api, tmp_path: Path) -> None:
+def test_ingest_reports_a_missing_path_as_skipped(api, tmp_path: Path, mem_engine) -> None:
+    mem_engine.add_workspace_root(str(tmp_path))
     missing = tmp_path / "nowhere.md"
     events = list(api.ingest({"paths": [str(missing)], "collection": "kb"}))
     report = events[-1].report

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT, cli_env
 from tests.server.conftest import start_server
-from workbench.engine.errors import NotFound
+from workbench.engine.errors import NotFound, WorkbenchError
 from workbench.remote import (
     AuthenticationFailed,
     PermissionDenied,
@@ -187,6 +187,13 @@ def test_commands_use_a_running_server_automatically(workbench_home: Path) -> No
         # an explicit WORKBENCH_API_KEY wins over the keyring
         wrong = workbench("recall", "auto", env=_env(workbench_home, "wbk_0123456789abcdef." + "y" * 43))
         assert wrong.returncode == 1 and "refused the API key" in wrong.stderr
+        # the user's own CLI (local-session key) may ingest anywhere it can read; an API key only inside roots
+        notes = workbench_home.parent / "notes"
+        notes.mkdir()
+        (notes / "a.md").write_text("# Notes\n\nThe quokka lives on Rottnest Island.\n")
+        ingested = workbench("ingest", str(notes), "-c", "notes", env=env)
+        assert ingested.returncode == 0, ingested.stderr
+        assert "ingested" in ingested.stdout.lower() or "added" in ingested.stdout.lower(), ingested.stdout
         # key management needs the data folder: the lock error names the server's address
         keys = workbench("keys", "list", env=env)
         assert keys.returncode == 1 and f"--remote http://127.0.0.1:{port}" in keys.stderr
@@ -215,3 +222,30 @@ def test_a_stale_server_file_is_ignored(workbench_home: Path) -> None:
     assert workbench("remember", "k", "local value", env=env).returncode == 0
     recalled = workbench("recall", "k", env=env)
     assert (recalled.returncode, recalled.stdout) == (0, "local value\n")
+
+
+def test_ingest_over_http_reads_only_inside_the_workspace_roots(live, tmp_path: Path) -> None:
+    from workbench.remote import RemoteEngine
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Notes\n\nThe quokka lives on Rottnest Island.\n")
+    with RemoteEngine(live.base_url, live.key) as remote:
+        for path in (str(notes), "/etc", str(notes / ".." / ".." )):
+            with pytest.raises(WorkbenchError, match="outside the workspace roots"):
+                list(remote.ingest({"paths": [path], "collection": "notes"}))
+        assert live.engine.list_collections() == []
+        live.engine.add_workspace_root(str(notes))
+        events = list(remote.ingest({"paths": [str(notes)], "collection": "notes"}))
+        assert events[-1].report.added == 1
+        # a symlink inside the root that points outside it is judged by its target
+        (notes / "escape").symlink_to("/etc")
+        with pytest.raises(WorkbenchError, match="outside the workspace roots"):
+            list(remote.ingest({"paths": [str(notes / "escape")], "collection": "notes"}))
+        # ... also a file symlink met while walking the root: skipped and reported, never read
+        secret = tmp_path / "secret.md"
+        secret.write_text("# Secret\n\nThe vault code is 1234.\n")
+        (notes / "b.md").symlink_to(secret)
+        report = list(remote.ingest({"paths": [str(notes)], "collection": "notes"}))[-1].report
+        assert [(issue.path, issue.reason) for issue in report.skipped] == [(str(secret), "outside the workspace roots")]
+        assert [Path(d.path).name for d in live.engine.list_documents("notes")] == ["a.md"]

@@ -323,10 +323,14 @@ class Engine:
 
     # ------------------------------------------------------------- knowledge
 
-    def ingest(self, request: IngestRequest | dict[str, Any]) -> Iterator[IngestEvent]:
-        """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`."""
+    def ingest(self, request: IngestRequest | dict[str, Any], within: list[str] | None = None) -> Iterator[IngestEvent]:
+        """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`.
+
+        With `within` (folders), files whose real path lies outside them are
+        skipped and reported: the server confines what an API key may read.
+        """
         req: IngestRequest = validate(IngestRequest, request)
-        return self.knowledge.ingest(req)
+        return self.knowledge.ingest(req, within)
 
     def search(self, request: SearchRequest | dict[str, Any]) -> SearchResponse:
         """Hybrid (BM25 + vector) search of a collection; every hit carries its ranks."""

@@ -30,7 +30,7 @@ STATUS = {
 
 
 def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
-    from fastapi import FastAPI, Request
+    from fastapi import Depends, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,7 +44,7 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from workbench.server.security import family
 
     settings = settings or ServerSettings()
-    app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None,
+    app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="The local Workbench API: OpenAI-compatible and seed-compatible routes over one engine.")
     app.state.engine = engine
     app.state.settings = settings
@@ -91,6 +91,13 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
         return error_response(request, APIError(500, "INTERNAL_ERROR",
                                                 f"The request failed unexpectedly ({type(exc).__name__}).",
                                                 headers={"X-Request-Id": request_id}))
+
+    from workbench.server.security import require
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(_: Any = Depends(require("read:openapi"))) -> dict[str, Any]:
+        """The OpenAPI document of every route (behind a key, like every route but /health)."""
+        return app.openapi()
 
     app.include_router(health.router)
     app.include_router(auth.router)

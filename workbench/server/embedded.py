@@ -104,7 +104,7 @@ class EmbeddedServer:
                 created, self.new_key = api_keys.create(KEY_NAME, ["*"])
             # The key other processes of this user connect with (RemoteEngine finds it in the keyring).
             self._session_key = start_local_session(self.engine)
-            settings.unmetered_keys.add(self._session_key)
+            settings.local_session_keys.add(self._session_key)
             thread.start()
             deadline = time.monotonic() + START_TIMEOUT_S
             while not server.started:

@@ -111,7 +111,7 @@ def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = Fa
     try:
         # The key exists before server.json does: whoever finds the marker finds the key too.
         key_id = start_local_session(engine)
-        settings.unmetered_keys.add(key_id)
+        settings.local_session_keys.add(key_id)
         marker.write_text(json.dumps({"pid": os.getpid(), "listen": bound}))
         _set_owner_port(engine, sockets[0].getsockname()[1])
         if on_ready is not None:

@@ -40,8 +40,9 @@ class ServerSettings:
     #: extra host names accepted when serving beyond loopback (--allow-remote)
     extra_hosts: set[str] = field(default_factory=set)
     rate_limit_per_minute: int = 100
-    #: key ids the rate limit does not apply to: the server's own local-session key (the user's TUI and CLI)
-    unmetered_keys: set[str] = field(default_factory=set)
+    #: the server's own local-session key ids (the user's TUI and CLI on this machine): not rate limited,
+    #: and the only keys that may ingest paths outside the workspace roots
+    local_session_keys: set[str] = field(default_factory=set)
     max_body_bytes: int = 8 * 1024 * 1024
 
 
@@ -309,7 +310,7 @@ def require(scope: str) -> Callable[..., Any]:
         if info is None:
             raise APIError(401, "AUTHENTICATION_ERROR.INVALID_TOKEN", "The API key is invalid or revoked.",
                            headers={"WWW-Authenticate": "Bearer"})
-        if info.id in app_state.settings.unmetered_keys:
+        if info.id in app_state.settings.local_session_keys:
             allowed, headers = True, {}
         else:
             allowed, headers = app_state.rate_limiter.hit(info.id)

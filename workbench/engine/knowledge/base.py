@@ -77,7 +77,7 @@ class KnowledgeBase:
 
     # --------------------------------------------------------------- ingest
 
-    def ingest(self, request: IngestRequest) -> Iterator[IngestEvent]:
+    def ingest(self, request: IngestRequest, within: list[str] | None = None) -> Iterator[IngestEvent]:
         """Ingest files and folders, yielding `Progress` and finally `IngestFinished`.
 
         Unchanged files (same path, same content hash) are skipped; changed
@@ -94,6 +94,14 @@ class KnowledgeBase:
         roots = [Path(os.path.abspath(os.path.expanduser(p))) for p in request.paths]
         files = list(iter_files(roots))
         report.files_seen = len(files)
+        if within is not None:
+            # Judged by the real path: a symlink inside a root that points outside it stays outside.
+            allowed = [os.path.realpath(r).rstrip(os.sep) for r in within]
+            inside = lambda f: any(  # noqa: E731
+                os.path.realpath(f) == r or os.path.realpath(f).startswith(r + os.sep) for r in allowed)
+            for file in [f for f in files if not inside(f)]:
+                report.skipped.append(FileIssue(path=str(file), reason="outside the workspace roots"))
+            files = [f for f in files if inside(f)]
         existing = {
             row[0]: (row[1], row[2])
             for row in self.db.fetchall("SELECT path, id, content_hash FROM documents WHERE collection = ?", [collection])

@@ -85,7 +85,7 @@ from workbench.engine.schemas import (
     SkillsRequest,
     ToolExecuteRequest,
 )
-from workbench.server.security import require
+from workbench.server.security import APIError, require
 from workbench.server.streaming import sse_response
 
 router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
@@ -337,10 +337,33 @@ def forget(request: Request, namespace: str, key: str, _: Any = Depends(require(
 # ------------------------------------------------------------- knowledge
 
 
+def _check_in_roots(engine: Any, paths: list[str]) -> list[str]:
+    """The workspace roots, once every given path is inside one (files found in a walk are checked by ingest)."""
+    import os
+
+    roots = [os.path.realpath(r) for r in engine.workspace_roots()]
+    for path in paths:
+        real = os.path.realpath(os.path.expanduser(path))
+        if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+            raise APIError(403, "PATH_OUTSIDE_ROOTS",
+                           f"{path!r} is outside the workspace roots; over HTTP, ingest reads only inside them "
+                           "(`workbench workspace add DIR`).")
+    return roots
+
+
 @router.post("/knowledge/ingest")
-async def ingest(request: Request, body: IngestRequest, _: Any = Depends(require("write:knowledge"))) -> Any:
-    """Ingest files and folders (paths on the server's machine) as server-sent events: progress..., ingest_finished."""
-    events = await run_in_threadpool(_engine(request).ingest, body)
+async def ingest(request: Request, body: IngestRequest, key: Any = Depends(require("write:knowledge"))) -> Any:
+    """Ingest files and folders (paths on the server's machine) as server-sent events: progress..., ingest_finished.
+
+    Paths must lie inside the workspace roots, except for the server's own
+    local-session key (the user's TUI and CLI on this machine): an API key does
+    not open every file the server can read.
+    """
+    engine = _engine(request)
+    within = None
+    if key.id not in request.app.state.settings.local_session_keys:
+        within = await run_in_threadpool(_check_in_roots, engine, body.paths)
+    events = await run_in_threadpool(engine.ingest, body, within)
     return sse_response(events, name="native-ingest")
 
 
