@@ -715,8 +715,8 @@ class RemoteEngine:
         return bool(self._post(f"/runs/{_seg(run_id)}/cancel")["cancelled"])
 
     def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         rows = self._get("/runs", agent_id=agent_id, limit=limit, offset=offset)
         return [AgentRunRecord.model_validate(r) for r in rows]
 

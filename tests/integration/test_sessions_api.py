@@ -53,3 +53,12 @@ def test_set_default_model_is_saved(engine, workbench_home):
     engine.close()
     with Engine(workbench_home) as reopened:
         assert [m.id for m in reopened.list_models() if m.is_default] == [target]
+
+
+def test_huge_offsets_and_pages_are_refused_not_crashes(engine):
+    # 2**63 does not fit DuckDB's BIGINT: refused with a sentence before any query (found by the fuzzer).
+    for call in (lambda: engine.list_sessions(offset=2**63), lambda: engine.list_memories(offset=2**63),
+                 lambda: engine.tool_audit(offset=2**63), lambda: engine.list_runs(offset=2**63),
+                 lambda: engine.list_agents(page=2**63)):
+        with pytest.raises(InvalidRequest):
+            call()

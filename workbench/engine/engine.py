@@ -369,8 +369,8 @@ class Engine:
 
     def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
         """A document's chunks in order (`NotFound` for an unknown document)."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         return self.knowledge.chunks(collection, path, limit, offset)
 
     def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
@@ -563,8 +563,8 @@ class Engine:
 
     def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
         """Agent runs, newest first."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
         sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
         rows = self.db.fetchall(sql, [*([agent_id] if agent_id else []), limit, offset])
@@ -626,8 +626,8 @@ class Engine:
 
     def list_sessions(self, limit: int = 50, offset: int = 0, query: str | None = None) -> list[Session]:
         """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         if query is not None and len(query) > 200:
             raise InvalidRequest("A session search is at most 200 characters.")
         return self.conversations.list_sessions(limit, offset, (query or "").strip() or None)

@@ -50,7 +50,8 @@ class WorkbenchApp(App[None]):
     TITLE = "Workbench"
     MODES = {mode: _screen_factory(mode) for mode in SCREENS}
     BINDINGS = [
-        *(Binding(key, f"show('{mode}')", label) for mode, (_, _, key, label) in SCREENS.items()),
+        # priority: a focused TextArea would otherwise take F6 (select line) and the like
+        *(Binding(key, f"show('{mode}')", label, priority=True) for mode, (_, _, key, label) in SCREENS.items()),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

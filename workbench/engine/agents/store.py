@@ -57,8 +57,8 @@ class AgentStore:
         parent: str | None = None,
         query: str | None = None,
     ) -> AgentPage:
-        if page < 1 or not 1 <= per_page <= 100:
-            raise InvalidRequest("page must be >= 1 and per_page 1..100.")
+        if not 1 <= page <= 10_000_000 or not 1 <= per_page <= 100:
+            raise InvalidRequest("page must be 1..10,000,000 and per_page 1..100.")
         column = sort.lstrip("-")
         if column not in SORTS:
             raise InvalidRequest(f"sort must be one of {', '.join(sorted(SORTS))} (prefix '-' for descending).")

@@ -244,8 +244,8 @@ class MemoryStore:
 
     def list(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
         """Memories, most recently updated first."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         self.purge_expired()
         self._flush_access()
         where, params = ("WHERE namespace = ?", [namespace]) if namespace else ("", [])

@@ -203,8 +203,8 @@ class ToolRegistry:
         offset: int = 0,
     ) -> list[AuditRecord]:
         """Recorded tool executions, newest first."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidRequest("limit must be 1..1000 and offset >= 0.")
+        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
+            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         where, params = [], []
         for column, value in (("run_id", run_id), ("agent_id", agent_id), ("tool", tool)):
             if value is not None:
