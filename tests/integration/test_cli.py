@@ -81,10 +81,12 @@ def test_chat_repl_persists_and_resumes(workbench_home: Path):
     assert roles == ["user", "assistant", "user", "assistant"]
 
 
-def test_no_command_opens_the_line_chat(workbench_home: Path):
+def test_no_command_without_a_terminal_says_the_tui_needs_one(workbench_home: Path):
+    # With a terminal, no command opens the TUI (tests/tui/test_terminal_smoke.py runs it in tmux).
     result = workbench(workbench_home, stdin="")
-    assert result.returncode == 0, result.stderr
-    assert "Chatting with" in result.stdout
+    assert result.returncode == 2
+    assert result.stderr == "workbench: error: the TUI needs a terminal; see `workbench --help` for the commands.\n"
+    assert not (workbench_home / "workbench.duckdb").exists()
 
 
 def test_models_lists_the_packaged_default(workbench_home: Path):

@@ -62,3 +62,14 @@ def test_huge_offsets_and_pages_are_refused_not_crashes(engine):
                  lambda: engine.list_agents(page=2**63)):
         with pytest.raises(InvalidRequest):
             call()
+
+
+def test_an_empty_metadata_key_in_a_retrieval_filter_is_refused(mem_engine):
+    # '$.""' is no JSON path DuckDB accepts: refused with a sentence (found by the fuzzer).
+    mem_engine.remember({"key": "k", "value": "a note", "metadata": {"a": 1}})
+    with pytest.raises(InvalidRequest, match="metadata keys"):
+        mem_engine.rag_retrieve({"query": "note", "filter": {"metadata": {"": False}}})
+    with pytest.raises(InvalidRequest, match="metadata keys"):
+        mem_engine.rag_retrieve({"query": "note", "filter": {"": "x"}})
+    assert [r.key for r in mem_engine.rag_retrieve({"query": "a note", "filter": {"metadata": {"a": 1}},
+                                                     "score_threshold": 0.0}).results] == ["k"]

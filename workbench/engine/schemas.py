@@ -319,7 +319,11 @@ class MemoryMetadataFilter(_Model):
         for name, value in extra.items():
             if not isinstance(value, (str, int, float, bool)):
                 raise InvalidRequest(f"Invalid request: filter.{name}: must be a string, number or boolean.")
-        return {**extra, **self.metadata}
+        conditions = {**extra, **self.metadata}
+        for name in conditions:
+            if not 1 <= len(name) <= 200:
+                raise InvalidRequest("Invalid request: filter: metadata keys are 1 to 200 characters.")
+        return conditions
 
 
 class RememberRequest(_Model):
