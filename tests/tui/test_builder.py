@@ -139,10 +139,12 @@ def test_role_model_wizard_builds_an_agent_and_shows_its_skills(tui_engine):
             await pilot.click("#wizard-ok")
             await pilot.pause()
 
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "BuilderScreen", what="the dialog to close")
             builder = app.screen
-            assert type(builder).__name__ == "BuilderScreen"
             progress = builder.query_one("#build-progress")
-            assert progress.has_class("-running") and progress.display
+            # The build runs for seconds on the real model: its progress panel shows while it does.
+            await wait_for(pilot, lambda: progress.has_class("-running"), timeout=30, what="the build to start")
+            assert progress.display
             assert "Ada Lovelace" in str(builder.query_one("#build-title").render())
             await wait_for(pilot, lambda: "elapsed" in str(builder.query_one("#build-elapsed").render()),
                            what="the elapsed time")

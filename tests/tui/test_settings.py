@@ -179,6 +179,8 @@ def test_add_a_real_mcp_server_and_accept_its_tools(tui_engine):
             assert shows(app, "The command cannot be split into arguments: No closing quotation.")
             assert tui_engine.list_mcp_servers() == []
             app.screen.query_one("#mcp-command").value = shlex.join(TIME_CMD)
+            app.clear_notifications()  # the error toast may still cover the button
+            await pilot.pause()
             await pilot.click("#mcp-add")
             await wait_for(pilot, lambda: cells(app, "mcp-table"), what="the MCP row")
             assert cells(app, "mcp-table") == [["time", shlex.join(TIME_CMD), "exec", "stopped", ""]]

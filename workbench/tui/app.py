@@ -59,6 +59,8 @@ class WorkbenchApp(App[None]):
     engine_state: reactive[str] = reactive("opening")
     #: the status line's text
     status: reactive[str] = reactive("Opening the database…")
+    #: the embedded server's address ("" while none runs); screens watch it
+    server_address: reactive[str] = reactive("")
 
     def __init__(
         self,
@@ -202,6 +204,7 @@ class WorkbenchApp(App[None]):
             self.server = server
             note = " A new API key was created: Settings (F6) shows it once." if server.new_key else ""
             self.notify(clean(f"Serving on {server.address}.{note}"), title="Local server", markup=False, timeout=10)
+        self.server_address = self.server.address if self.server is not None else ""
         self.refresh_status()
         if done is not None:
             done()

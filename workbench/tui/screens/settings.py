@@ -68,7 +68,7 @@ class SettingsScreen(WorkbenchScreen):
     def engine_ready(self) -> None:
         self.action_refresh()
         # `workbench --serve` starts the server right after the engine opens, after this call.
-        self.call_after_refresh(self._show_server)
+        self.watch(self.app, "server_address", lambda _address: self._show_server(), init=False)
 
     def on_screen_resume(self) -> None:
         # The server may have been started elsewhere (workbench --serve) while another screen showed.
