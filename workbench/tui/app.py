@@ -92,7 +92,9 @@ class WorkbenchApp(App[None]):
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="workbench-tui")
         )
         self.switch_mode(self._first_mode)
-        self.run_worker(self._open_engine, thread=True, group="startup", name="open engine")
+        # Open the engine once the first screen is on the terminal: its imports (DuckDB, pydantic
+        # models) would otherwise compete with the first paint for the interpreter.
+        self.call_after_refresh(self.run_worker, self._open_engine, thread=True, group="startup", name="open engine")
 
     def _open_engine(self) -> None:
         try:
