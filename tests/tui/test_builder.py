@@ -142,15 +142,17 @@ def test_role_model_wizard_builds_an_agent_and_shows_its_skills(tui_engine):
             await wait_for(pilot, lambda: type(app.screen).__name__ == "BuilderScreen", what="the dialog to close")
             builder = app.screen
             progress = builder.query_one("#build-progress")
-            # The build runs for seconds on the real model: its progress panel shows while it does.
-            await wait_for(pilot, lambda: progress.has_class("-running"), timeout=30, what="the build to start")
-            assert progress.display
-            assert "Ada Lovelace" in str(builder.query_one("#build-title").render())
+            # The progress panel names the build and counts the time (it stays filled in afterwards).
+            await wait_for(pilot, lambda: "Ada Lovelace" in str(builder.query_one("#build-title").render()),
+                           timeout=30, what="the build's progress panel")
             await wait_for(pilot, lambda: "elapsed" in str(builder.query_one("#build-elapsed").render()),
                            what="the elapsed time")
-            await wait_for(pilot, lambda: not progress.has_class("-running"), timeout=600, what="the build")
+            await wait_for(pilot, lambda: builder._build is None and not progress.has_class("-running"),
+                           timeout=600, what="the build")
             await settle(pilot)
 
+            notes = [n.message for n in app._notifications]
+            assert [a.id for a in tui_engine.list_agents().items] == ["ada-lovelace"], notes
             agent = tui_engine.get_agent("ada-lovelace")
             assert agent.status == "ready" and agent.occupation == "Mathematician"
             caps = tui_engine.capabilities("ada-lovelace")

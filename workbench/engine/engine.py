@@ -323,11 +323,16 @@ class Engine:
 
     # ------------------------------------------------------------- knowledge
 
-    def ingest(self, request: IngestRequest | dict[str, Any], within: list[str] | None = None) -> Iterator[IngestEvent]:
-        """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`.
+    def ingest(self, request: IngestRequest | dict[str, Any]) -> Iterator[IngestEvent]:
+        """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`."""
+        req: IngestRequest = validate(IngestRequest, request)
+        return self.knowledge.ingest(req)
 
-        With `within` (folders), files whose real path lies outside them are
-        skipped and reported: the server confines what an API key may read.
+    def ingest_within(self, request: IngestRequest | dict[str, Any], within: list[str]) -> Iterator[IngestEvent]:
+        """`ingest`, reading only files whose real path lies inside the folders `within`.
+
+        Files outside are skipped and reported. The server uses it to confine
+        what an API key may read (not part of EngineAPI).
         """
         req: IngestRequest = validate(IngestRequest, request)
         return self.knowledge.ingest(req, within)

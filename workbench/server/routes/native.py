@@ -360,10 +360,11 @@ async def ingest(request: Request, body: IngestRequest, key: Any = Depends(requi
     not open every file the server can read.
     """
     engine = _engine(request)
-    within = None
-    if key.id not in request.app.state.settings.local_session_keys:
+    if key.id in request.app.state.settings.local_session_keys:
+        events = await run_in_threadpool(engine.ingest, body)
+    else:
         within = await run_in_threadpool(_check_in_roots, engine, body.paths)
-    events = await run_in_threadpool(engine.ingest, body, within)
+        events = await run_in_threadpool(engine.ingest_within, body, within)
     return sse_response(events, name="native-ingest")
 
 

@@ -327,7 +327,10 @@ class ChatScreen(WorkbenchScreen):
             await self._reply.write(message.text)
 
     async def on_stream_event(self, message: StreamEvent) -> None:
-        if message.turn != self._turn or self._worker is None:
+        if message.turn != self._turn or self._worker is None or not self.is_attached:
+            return  # a stale turn, or the app is closing (a cancelled run still reports its end)
+        logs = self.query("#chat-log")
+        if not logs or not logs.first().is_attached:
             return
         event, log = message.event, self.log_view
         kind = getattr(event, "type", None) or "answer"
