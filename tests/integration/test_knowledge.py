@@ -534,7 +534,8 @@ def test_answer_cites_real_chunks(mem_engine: Engine, tmp_path: Path):
     numbers = [c.n for c in response.citations]
     assert cited_in_text and set(numbers) == cited_in_text and len(numbers) == len(set(numbers))
     for citation in response.citations:
-        assert 1 <= citation.n <= len(response.hits)
+        cited_hit = response.hits[citation.n - 1]  # [n] is the n-th passage given to the model
+        assert (citation.n >= 1, cited_hit.chunk_id, cited_hit.path) == (True, citation.chunk_id, citation.source)
         row = mem_engine.db.fetchone(
             "SELECT d.path, c.ordinal, c.heading, c.start_line, c.end_line, c.text FROM chunks c "
             "JOIN documents d ON d.id = c.document_id WHERE c.id = ?", [citation.chunk_id]

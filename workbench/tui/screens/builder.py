@@ -26,7 +26,7 @@ from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.builder_dialogs import ConfirmDialog, PathAnswer, PathDialog, RoleModelDialog
 from workbench.tui.widgets.builder_form import AgentForm, FormError
-from workbench.tui.widgets.builder_palette import PaletteCommand, ScreenCommands
+from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 from workbench.tui.widgets.builder_panels import BuildProgress, CapabilitiesView
 
 SORTS = [("Newest first", "-created_at"), ("Oldest first", "created_at"), ("Name A-Z", "name"),

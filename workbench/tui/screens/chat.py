@@ -23,7 +23,8 @@ from textual.widgets import Input, OptionList, Static
 from workbench.tui.safe import clean, one_line
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.approval import ApprovalDecision, ApprovalModal
-from workbench.tui.widgets.chat_commands import ChatCommands
+from workbench.tui.widgets.chat_commands import CHAT_COMMANDS
+from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.chat_dialogs import CitationModal, ConfirmModal, TextPromptModal
 from workbench.tui.widgets.chat_log import AGENT_STEP_EVENTS, AssistantMessage, ChatLog, CitationSelected
 from workbench.tui.widgets.chat_prompt import PromptArea
@@ -54,7 +55,8 @@ WELCOME = ("Type a message and press Enter (Ctrl+J for a new line). Pick a model
 class ChatScreen(WorkbenchScreen):
     TITLE_TEXT = "Chat"
     CSS_PATH = "chat.tcss"
-    COMMANDS = {ChatCommands}
+    COMMANDS = {ScreenCommands}
+    PALETTE = CHAT_COMMANDS
     BINDINGS = [
         Binding("ctrl+n", "new_session", "New chat", show=True),
         Binding("ctrl+r", "rename_session", "Rename", show=True),

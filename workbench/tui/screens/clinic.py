@@ -20,7 +20,7 @@ from workbench.engine.schemas import AgentRunRecord, ApprovalRecord, RunEventRec
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.approval import ApprovalDecision, ApprovalModal, pretty_arguments
-from workbench.tui.widgets.builder_palette import PaletteCommand, ScreenCommands
+from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 from workbench.tui.widgets.clinic_events import RunView, duration
 
 AUTO_REFRESH_S = 2.0

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 from workbench.engine.schemas import IngestFinished, Progress, SearchRequest
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.knowledge_commands import ScreenCommands
+from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.knowledge_confirm import ConfirmDialog
 from workbench.tui.widgets.knowledge_files import common_root, human_size, short_path
 from workbench.tui.widgets.knowledge_views import hit_detail, ingest_rows, ingest_summary, score

@@ -18,7 +18,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static, Tab
 from workbench.engine.schemas import NAME_PATTERN
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.knowledge_commands import ScreenCommands
+from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.knowledge_confirm import ConfirmDialog
 from workbench.tui.widgets.memory_form import RememberDialog
 from workbench.tui.widgets.memory_views import fetch_page, graph_lookup, memory_detail, value_text

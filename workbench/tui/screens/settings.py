@@ -13,10 +13,10 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.widgets import Button, DataTable, Input, TabbedContent
 
 from workbench.tui.screens.base import WorkbenchScreen
+from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.settings_panes import (
     FormError,
     McpPane,
@@ -27,28 +27,10 @@ from workbench.tui.widgets.settings_panes import (
     WorkspacePane,
 )
 
-class SettingsCommands(Provider):
-    """The Settings screen's actions in the command palette."""
-
-    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
-        screen = self.screen
-        return screen.palette_commands() if isinstance(screen, SettingsScreen) else []
-
-    async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
-            if (score := matcher.match(name)) > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
-
-
 class SettingsScreen(WorkbenchScreen):
     TITLE_TEXT = "Settings"
     CSS_PATH = "settings.tcss"
-    COMMANDS = {SettingsCommands}
+    COMMANDS = {ScreenCommands}
     BINDINGS = [
         Binding("r", "refresh", "Refresh", show=True),
         Binding("s", "toggle_server", "Start/stop server", show=True),

@@ -1,10 +1,6 @@
-"""Command palette entries of the Chat screen (every screen action, by name)."""
+"""Command palette entries of the Chat screen (every screen action, by name; see widgets/palette.py)."""
 
 from __future__ import annotations
-
-from functools import partial
-
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 #: (title, help, screen action)
 CHAT_COMMANDS: list[tuple[str, str, str]] = [
@@ -17,19 +13,3 @@ CHAT_COMMANDS: list[tuple[str, str, str]] = [
     ("Chat: choose agent", "Pick an agent or knowledge collection for the next message (Ctrl+G)", "pick_agent"),
     ("Chat: write a message", "Focus the message box", "focus_prompt"),
 ]
-
-
-class ChatCommands(Provider):
-    async def _run(self, action: str) -> None:
-        await self.screen.run_action(action)
-
-    async def discover(self) -> Hits:
-        for title, help_text, action in CHAT_COMMANDS:
-            yield DiscoveryHit(title, partial(self._run, action), help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, action in CHAT_COMMANDS:
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(self._run, action), help=help_text)
