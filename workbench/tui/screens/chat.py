@@ -104,6 +104,13 @@ class ChatScreen(WorkbenchScreen):
     def log_view(self) -> ChatLog:
         return self.query_one("#chat-log", ChatLog)
 
+    def _log_attached(self) -> bool:
+        """False while the app closes: stream messages still arrive but nothing may be mounted."""
+        if not self.is_attached:
+            return False
+        logs = self.query("#chat-log")
+        return bool(logs) and logs.first().is_attached
+
     def on_mount(self) -> None:
         super().on_mount()
         self.log_view.add_note(WELCOME, "hint")
@@ -325,15 +332,12 @@ class ChatScreen(WorkbenchScreen):
     # -------------------------------------------------------- stream messages
 
     async def on_tokens_streamed(self, message: TokensStreamed) -> None:
-        if message.turn == self._turn and self._reply is not None:
+        if message.turn == self._turn and self._reply is not None and self._reply.is_attached:
             await self._reply.write(message.text)
 
     async def on_stream_event(self, message: StreamEvent) -> None:
-        if message.turn != self._turn or self._worker is None or not self.is_attached:
+        if message.turn != self._turn or self._worker is None or not self._log_attached():
             return  # a stale turn, or the app is closing (a cancelled run still reports its end)
-        logs = self.query("#chat-log")
-        if not logs or not logs.first().is_attached:
-            return
         event, log = message.event, self.log_view
         kind = getattr(event, "type", None) or "answer"
         if kind in ("run_finished", "run_failed", "answer") and self._reply is None:
@@ -373,6 +377,8 @@ class ChatScreen(WorkbenchScreen):
         self._set_state("")
         if self._approval is not None and self._approval.is_attached:
             self._approval.dismiss(None)  # the run ended (stopped): nothing is left to decide
+        if not self._log_attached():
+            return  # the app is closing: the run was cancelled with it and nothing is left to show
         elapsed = time.monotonic() - self._turn_started
         if message.cancelled and (reply is None or not reply.finished):
             reply = reply or await self.log_view.add_assistant()
