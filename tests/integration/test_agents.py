@@ -260,6 +260,32 @@ def test_tool_errors_and_refusals_are_fed_back_not_raised(mem_engine, workspace:
     assert sorted(statuses) == ["error", "invalid", "ok"]
 
 
+def test_a_run_in_a_chat_session_sees_its_turns_and_is_added_to_it(mem_engine, workspace: Path) -> None:
+    mem_engine.create_agent({"id": "c", "name": "C", "tools": ["read_file"], "max_steps": 1,
+                             "memory": {"enabled": False, "remember_runs": False}})
+    task = "Open the file notes/todo.md."
+    alone = _drain(mem_engine.run_agent({"agent_id": "c", "task": task}))
+    session = mem_engine.create_session("Errands")
+    first = _drain(mem_engine.run_agent({"agent_id": "c", "task": task, "session_id": session.id}))
+    assert first[0].session_id == session.id and alone[0].session_id is None
+    run = first[-1].run
+    user, answer = mem_engine.session_messages(session.id)
+    assert (user.role, user.content, user.run_id) == ("user", task, run.id)
+    expected = run.answer or f"The run ended: {run.status}." + (f" {run.error}" if run.error else "")
+    assert (answer.role, answer.content, answer.run_id) == ("assistant", expected, run.id)
+    assert [s.id for s in mem_engine.list_sessions()] == [session.id]  # a run without a session adds none
+
+    # The same task again in the session: the earlier turn is now part of the prompt.
+    again = _drain(mem_engine.run_agent({"agent_id": "c", "task": task, "session_id": session.id}))
+    tokens = [next(e for e in events if e.type == "step_finished").prompt_tokens for events in (alone, first, again)]
+    assert tokens[0] == tokens[1] < tokens[2]
+    assert len(mem_engine.session_messages(session.id)) == 4
+    assert mem_engine.get_session(session.id).message_count == 4
+
+    with pytest.raises(NotFound):
+        mem_engine.run_agent({"agent_id": "c", "task": task, "session_id": "ses_missing"})
+
+
 def test_runs_left_running_by_a_dead_process_are_marked_interrupted(workbench_home: Path, embedder) -> None:
     from workbench.engine.engine import Engine
 

@@ -73,3 +73,20 @@ def test_an_empty_metadata_key_in_a_retrieval_filter_is_refused(mem_engine):
         mem_engine.rag_retrieve({"query": "note", "filter": {"": "x"}})
     assert [r.key for r in mem_engine.rag_retrieve({"query": "a note", "filter": {"metadata": {"a": 1}},
                                                      "score_threshold": 0.0}).results] == ["k"]
+
+
+def test_stored_answers_carry_their_generation_and_models_their_context(engine):
+    result = engine.generate({"messages": [{"role": "user", "content": "Say hello."}], "params": {"max_tokens": 8}})
+    user, answer = engine.session_messages(result.session_id)
+    assert user.role == "user" and user.generation is None and user.run_id is None
+    g = answer.generation
+    assert answer.generation_id == result.id and g is not None
+    assert (g.model, g.provider, g.finish_reason) == (result.model, result.provider, result.finish_reason)
+    assert (g.prompt_tokens, g.completion_tokens) == (result.usage.prompt_tokens, result.usage.completion_tokens)
+    assert g.latency_ms == pytest.approx(result.latency_ms)
+
+    # A local model's context window is the configured n_ctx; a remote provider decides its own.
+    local = [m for m in engine.list_models() if m.provider == "llama.cpp"]
+    assert local and {m.n_ctx for m in local} == {engine.config.n_ctx}
+    engine.add_provider("acme", "openai", "https://api.acme.example/v1", ["big"])
+    assert [m.n_ctx for m in engine.list_models() if m.id == "acme:big"] == [None]

@@ -152,3 +152,15 @@ def test_home_defaults_to_env_and_flag_overrides(tmp_path: Path, workbench_home:
 
     assert resolve_home() == workbench_home.resolve()
     assert resolve_home(tmp_path / "other") == (tmp_path / "other").resolve()
+
+
+def test_messages_written_before_migration_8_read_back_unchanged(workbench_home: Path):
+    workbench_home.mkdir(parents=True)
+    old = Database(workbench_home, MIGRATIONS[:7])
+    old.execute("INSERT INTO sessions VALUES ('ses_old', 'Old chat', NULL, NULL, now(), now())")
+    old.execute("INSERT INTO messages VALUES ('msg_1', 'ses_old', 1, 'user', 'hello from before', NULL, now())")
+    old.close()
+    with Engine(workbench_home) as engine:
+        assert engine.db.schema_version() == MIGRATIONS[-1].version
+        [message] = engine.session_messages("ses_old")
+        assert (message.content, message.run_id, message.generation) == ("hello from before", None, None)

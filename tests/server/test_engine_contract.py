@@ -78,7 +78,7 @@ def test_models_and_sessions(api) -> None:
     assert isinstance(api, EngineAPI)
     models = api.list_models()
     default = next(m for m in models if m.is_default)
-    assert default.provider == "llama.cpp"
+    assert default.provider == "llama.cpp" and default.n_ctx == 8192
     assert api.set_default_model(default.id).id == default.id
 
     session = api.create_session("Contract chat", system="Be brief.")
@@ -111,6 +111,7 @@ def test_chat_streams_tokens_and_stores_the_turn(api) -> None:
     assert result.session_id == events[0].session_id and result.model == events[0].model
     messages = api.session_messages(result.session_id)
     assert [m.role for m in messages] == ["user", "assistant"] and messages[1].content == result.text
+    assert messages[1].generation.completion_tokens == result.usage.completion_tokens
 
     generated = api.generate({"messages": [{"role": "user", "content": "Count: 1 2 3"}], "persist": False,
                               "params": {"max_tokens": 4, "temperature": 0}})
@@ -383,7 +384,9 @@ def test_agent_run_with_an_approval(api, workspace: Path) -> None:
     api.create_agent({"id": "writer", "name": "Writer", "tools": ["write_file"], "max_steps": 2})
     asked: list[ApprovalRecord] = []
     events = []
-    for event in api.run_agent({"agent_id": "writer", "task": "Write 'buy milk' into the file shopping.txt."}):
+    session = api.create_session("Errands")
+    task = "Write 'buy milk' into the file shopping.txt."
+    for event in api.run_agent({"agent_id": "writer", "task": task, "session_id": session.id}):
         events.append(event)
         if event.type == "approval_requested":
             pending = api.pending_approvals(event.run_id)
@@ -400,6 +403,8 @@ def test_agent_run_with_an_approval(api, workspace: Path) -> None:
     assert [r.type for r in api.run_events(run.id)] == types
     assert "write_file" in {a.tool for a in api.tool_audit(run_id=run.id)}
     assert api.pending_approvals() == []
+    assert events[0].session_id == session.id
+    assert [(m.role, m.run_id) for m in api.session_messages(session.id)] == [("user", run.id), ("assistant", run.id)]
     assert api.cancel_run(run.id) is False
     with pytest.raises(InvalidRequest, match="already approved"):
         api.resolve_approval(asked[0].id, False)
@@ -419,6 +424,9 @@ def test_closing_a_run_stream_cancels_the_run(api, workspace: Path) -> None:
 def test_run_errors(api) -> None:
     with pytest.raises(NotFound):
         api.run_agent({"agent_id": "ghost", "task": "Anything."})
+    api.create_agent({"id": "idle", "name": "Idle"})
+    with pytest.raises(NotFound, match="ses_missing"):
+        api.run_agent({"agent_id": "idle", "task": "Anything.", "session_id": "ses_missing"})
     with pytest.raises(NotFound):
         api.get_run("run_missing")
     with pytest.raises(NotFound):

@@ -80,6 +80,12 @@ def test_send_streams_a_markdown_reply_and_stores_the_session(tui_engine):
             assert stored[0].content == "Name one colour."
             assert stored[1].content.strip() == reply.source_text.strip()
             assert "Name one colour." in rendered(screen.query_one("#session-list"))
+            # Reopened, the answer shows the same facts line it showed live.
+            live_meta = meta
+            screen.open_session(screen.session_id)
+            await wait_for(pilot, lambda: screen.query(".chat-assistant").last() is not reply, what="the reopened chat")
+            await settle(pilot)
+            assert rendered(screen.query(".chat-assistant").last().query_one(".chat-meta")) == live_meta
 
     run(go())
 
@@ -290,6 +296,16 @@ def test_agent_write_approved_in_the_modal_writes_the_file(tui_engine, workspace
             assert "approval approved: write_file" in log_text
             assert "write_file → ok" in log_text
             assert "run " in rendered(screen.query(".chat-assistant").last().query_one(".chat-meta"))
+            # The run is a turn of the chat: stored in its session, shown again when it is reopened.
+            stored = tui_engine.session_messages(screen.session_id)
+            assert [(m.role, m.run_id) for m in stored] == [("user", runs[0].id), ("assistant", runs[0].id)]
+            # the answer stored is the one shown live (the run's answer, or how it ended)
+            assert stored[0].content == task
+            assert stored[1].content == screen.query(".chat-assistant").last().source_text
+            assert [s.id for s in tui_engine.list_sessions()] == [screen.session_id]
+            screen.open_session(screen.session_id)
+            await wait_for(pilot, lambda: f"agent run {runs[0].id}" in rendered(screen.query_one("#chat-log")),
+                           what="the reopened run")
 
     run(go())
 
@@ -431,6 +447,8 @@ def test_chat_screen_snapshot(tui_engine, snap_compare):
 
     async def open_chat(pilot):
         await settle(pilot)
+        # the models' context windows are known before the stored answers show their budget
+        await wait_for(pilot, lambda: bool(pilot.app.screen._n_ctx), what="the model list")
         pilot.app.screen.open_session(newer.id)
         await settle(pilot)
         # the list has focus, so no blinking cursor makes the picture flaky

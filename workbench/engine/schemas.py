@@ -250,6 +250,8 @@ class ModelInfo(_Model):
     location: str
     size_bytes: int | None = None
     is_default: bool = False
+    #: the context window a chat gets (llama.cpp: the configured n_ctx); None when the provider decides
+    n_ctx: int | None = None
 
 
 class Session(_Model):
@@ -262,6 +264,16 @@ class Session(_Model):
     message_count: int = 0
 
 
+class MessageGeneration(_Model):
+    model: str
+    provider: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    latency_ms: float
+    time_to_first_token_ms: float | None = None
+
+
 class MessageRecord(_Model):
     id: str
     session_id: str
@@ -270,6 +282,10 @@ class MessageRecord(_Model):
     content: str
     created_at: datetime
     generation_id: str | None = None
+    #: the agent run this turn was (its task and its outcome), when an agent answered in the chat
+    run_id: str | None = None
+    #: for an answer: the generation that wrote it (model, tokens, timings), so a reopened chat can show them
+    generation: MessageGeneration | None = None
 
 
 class ProviderInfo(_Model):
@@ -866,6 +882,9 @@ class RunRequest(_Model):
     #: overrides of the agent's own settings for this run
     model: str | None = None
     max_steps: int | None = Field(None, ge=1, le=100)
+    #: a chat session to continue: its recent turns are the run's context, and the task and the
+    #: run's outcome are added to it when the run ends
+    session_id: str | None = Field(None, max_length=64)
 
 
 class AgentRunRecord(_Model):
@@ -891,6 +910,8 @@ class AgentRunStarted(_Model):
     agent_id: str
     model: str
     task: str
+    #: the chat session the run continues (RunRequest.session_id)
+    session_id: str | None = None
 
 
 class StepStarted(_Model):

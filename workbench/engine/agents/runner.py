@@ -60,7 +60,6 @@ log = logging.getLogger("workbench.agents")
 
 #: tool output fed back to the model is cut to this many characters
 FEEDBACK_CHARS = 2000
-#: tokens one step may generate
 #: tokens a local step may generate
 STEP_MAX_TOKENS = 768
 #: the one retry of a step cut off by the token limit
@@ -76,6 +75,9 @@ LOOP_LIMIT = 3
 #: knowledge passages and how close (cosine) a vector-only hit must be
 KNOWLEDGE_TOP_K = 3
 KNOWLEDGE_MIN_SIMILARITY = 0.3
+#: a run continuing a chat session sees this many of its latest messages, each cut to HISTORY_CHARS
+HISTORY_MESSAGES = 8
+HISTORY_CHARS = 2000
 
 
 @dataclass
@@ -107,6 +109,9 @@ class _Run:
     last_result: str = ""
     #: the next local step offers only the final answer (set after a repeated call)
     answer_next: bool = False
+    #: the chat session the run continues, and its latest turns (the run's context)
+    session_id: str | None = None
+    history: list[ChatMessage] = field(default_factory=list)
 
 
 class AgentRunner:
@@ -138,6 +143,7 @@ class AgentRunner:
         model = engine.models.chat_model(request.model or agent.model)
         tools = engine.tools.allowed(agent.tools)
         max_steps = request.max_steps or agent.max_steps
+        history = self._history(request.session_id) if request.session_id else []
         # A key pasted into a task is never stored (the prompt guardrail reports it in the run).
         task = Guardrails(agent.guardrails).redact(request.task)
         record = AgentRunRecord(
@@ -152,8 +158,15 @@ class AgentRunner:
         with self._lock:
             self._cancel[record.id] = cancelled
         state = _Run(record=record, agent=agent, messages=[], started=time.perf_counter(), cancelled=cancelled,
-                     task=request.task)
+                     task=request.task, session_id=request.session_id, history=history)
         return self._loop(state, model, tools, max_steps)
+
+    def _history(self, session_id: str) -> list[ChatMessage]:
+        """The session's latest user and assistant messages (`NotFound` for an unknown session)."""
+        conversations = self.engine.conversations
+        conversations.get_session(session_id)
+        turns = [m for m in conversations.messages(session_id) if m.role in ("user", "assistant")]
+        return [ChatMessage(role=m.role, content=m.content[:HISTORY_CHARS]) for m in turns[-HISTORY_MESSAGES:]]
 
     def _loop(self, state: _Run, model: ChatModel, tools: list[Tool], max_steps: int) -> Iterator[AgentEvent]:
         from workbench.engine.guard.policy import Guardrails
@@ -175,14 +188,14 @@ class AgentRunner:
         )
         try:
             yield self._emit(state, AgentRunStarted(run_id=record.id, agent_id=agent.id, model=record.model,
-                                                    task=record.task))
+                                                    task=record.task, session_id=state.session_id))
             prompt = guard.check_prompt(state.task)
             for violation in prompt.violations:
                 yield self._emit(state, GuardrailTriggered(run_id=record.id, step=0, violation=violation))
             if prompt.blocked:
                 yield self._finish(state, "blocked", error=_reason(prompt.violations))
                 return
-            state.messages = self._prompt(agent, prompt.text, tools, model)
+            state.messages = self._prompt(agent, prompt.text, tools, model, state.history)
             native = getattr(model, "supports_tools", False)
             for step in range(1, max_steps + 1):
                 if state.cancelled.is_set():
@@ -294,7 +307,9 @@ class AgentRunner:
 
     # --------------------------------------------------------------- prompt
 
-    def _prompt(self, agent: AgentDefinition, task: str, tools: list[Tool], model: ChatModel) -> list[ChatMessage]:
+    def _prompt(self, agent: AgentDefinition, task: str, tools: list[Tool], model: ChatModel,
+                history: list[ChatMessage] | None = None) -> list[ChatMessage]:
+        """System prompt (instructions, knowledge, memories, skills), earlier chat turns if any, then the task."""
         from workbench.engine.agents.templates import get_template, render
 
         engine = self.engine
@@ -329,7 +344,8 @@ class AgentRunner:
         system = rendered.system
         if not getattr(model, "supports_tools", False):
             system = f"{system}\n\n{PROTOCOL}".strip()
-        return [ChatMessage(role="system", content=system), ChatMessage(role="user", content=rendered.user)]
+        return [ChatMessage(role="system", content=system), *(history or []),
+                ChatMessage(role="user", content=rendered.user)]
 
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
@@ -526,11 +542,23 @@ class AgentRunner:
             [status, record.answer, error, record.steps, record.prompt_tokens, record.completion_tokens,
              record.finished_at, record.duration_ms, record.id],
         )
+        if state.session_id is not None:
+            self._record_in_session(state)
         if status == "finished" and state.agent.memory.remember_runs and record.answer:
             namespace = state.agent.memory.namespace or f"agent:{state.agent.id}"
             self.engine.remember({"key": f"run:{record.id}", "namespace": namespace, "kind": "conversation",
                                   "value": {"task": record.task, "answer": record.answer}})
         return record
+
+    def _record_in_session(self, state: _Run) -> None:
+        """The task (as stored: secrets redacted) and the outcome become a turn of the run's chat session."""
+        record = state.record
+        outcome = record.answer or (f"The run ended: {record.status}." + (f" {record.error}" if record.error else ""))
+        try:
+            self.engine.conversations.get_session(state.session_id)  # deleted while the run went on: nothing to add
+            self.engine.conversations.record_run_turn(state.session_id, record.task, outcome, record.id)
+        except WorkbenchError as exc:
+            log.warning("run %s was not added to session %s: %s", record.id, state.session_id, exc)
 
     def _finish(self, state: _Run, status: str, error: str | None = None) -> AgentRunFinished:
         record = self._close(state, status, error)

@@ -76,6 +76,7 @@ class ModelRegistry:
                     source="package",
                     location=str(packaged),
                     size_bytes=packaged.stat().st_size,
+                    n_ctx=self.config.n_ctx,
                 )
             )
         seen = {i.id.lower() for i in infos}
@@ -93,6 +94,7 @@ class ModelRegistry:
                         source="models-folder",
                         location=str(path),
                         size_bytes=path.stat().st_size,
+                        n_ctx=self.config.n_ctx,
                     )
                 )
         return infos
@@ -145,6 +147,7 @@ class ModelRegistry:
                 source="path",
                 location=str(path.resolve()),
                 size_bytes=path.stat().st_size,
+                n_ctx=self.config.n_ctx,
             )
         for info in self.local_models():
             if info.id.lower() == spec.lower():

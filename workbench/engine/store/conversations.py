@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from workbench.engine.errors import NotFound
-from workbench.engine.schemas import ChatMessage, GenerationResult, MessageRecord, Session
+from workbench.engine.schemas import ChatMessage, GenerationResult, MessageGeneration, MessageRecord, Session
 from workbench.engine.store.db import Database, utcnow
 
 _SESSION_COLUMNS = """
@@ -89,13 +89,20 @@ class ConversationStore:
 
     def messages(self, session_id: str) -> list[MessageRecord]:
         rows = self.db.fetchall(
-            "SELECT id, session_id, seq, role, content, created_at, generation_id "
-            "FROM messages WHERE session_id = ? ORDER BY seq",
+            "SELECT m.id, m.session_id, m.seq, m.role, m.content, m.created_at, m.generation_id, m.run_id, "
+            "g.model, g.provider, g.prompt_tokens, g.completion_tokens, g.finish_reason, g.latency_ms, g.ttft_ms "
+            "FROM messages m LEFT JOIN generations g ON g.id = m.generation_id AND m.role = 'assistant' "
+            "WHERE m.session_id = ? ORDER BY m.seq",
             [session_id],
         )
         return [
             MessageRecord(
-                id=r[0], session_id=r[1], seq=r[2], role=r[3], content=r[4], created_at=r[5], generation_id=r[6]
+                id=r[0], session_id=r[1], seq=r[2], role=r[3], content=r[4], created_at=r[5], generation_id=r[6],
+                run_id=r[7],
+                generation=MessageGeneration(
+                    model=r[8], provider=r[9], prompt_tokens=r[10], completion_tokens=r[11], finish_reason=r[12],
+                    latency_ms=r[13], time_to_first_token_ms=r[14],
+                ) if r[8] is not None else None,
             )
             for r in rows
         ]
@@ -142,14 +149,31 @@ class ConversationStore:
             for message in new_messages:
                 seq += 1
                 conn.execute(
-                    "INSERT INTO messages VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                    "INSERT INTO messages (id, session_id, seq, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     [new_id("msg"), session_id, seq, message.role, message.content, now],
                 )
             conn.execute(
-                "INSERT INTO messages VALUES (?, ?, ?, 'assistant', ?, ?, ?)",
+                "INSERT INTO messages (id, session_id, seq, role, content, generation_id, created_at) "
+                "VALUES (?, ?, ?, 'assistant', ?, ?, ?)",
                 [new_id("msg"), session_id, seq + 1, result.text, result.id, now],
             )
             conn.execute("UPDATE sessions SET updated_at = ?, model = ? WHERE id = ?", [now, result.model, session_id])
+
+    def record_run_turn(self, session_id: str, task: str, answer: str, run_id: str) -> None:
+        """Add an agent run to a chat session: the task as the user's message, the outcome as the answer."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?", [session_id]
+            ).fetchone()
+            seq = int(row[0])
+            conn.execute(
+                "INSERT INTO messages (id, session_id, seq, role, content, run_id, created_at) "
+                "VALUES (?, ?, ?, 'user', ?, ?, ?), (?, ?, ?, 'assistant', ?, ?, ?)",
+                [new_id("msg"), session_id, seq + 1, task, run_id, now,
+                 new_id("msg"), session_id, seq + 2, answer, run_id, now],
+            )
+            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", [now, session_id])
 
     def generation(self, generation_id: str) -> dict[str, Any]:
         row = self.db.fetchone(

@@ -339,4 +339,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        8,
+        "chat messages written by agent runs",
+        ("ALTER TABLE messages ADD COLUMN run_id VARCHAR",),
+    ),
 )

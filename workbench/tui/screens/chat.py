@@ -39,6 +39,7 @@ from workbench.tui.widgets.chat_stream import (
     consume_answer,
     consume_chat,
     generation_meta,
+    stored_meta,
 )
 from workbench.tui.widgets.pickers import AgentPicker, ModelPicker
 
@@ -80,7 +81,8 @@ class ChatScreen(WorkbenchScreen):
         self._reply: AssistantMessage | None = None
         self._steps: list[Any] = []
         self._turn_started = 0.0
-        self._n_ctx: int | None = None
+        #: each model's context window (ModelInfo.n_ctx; None when a remote provider decides)
+        self._n_ctx: dict[str, int | None] = {}
         self._approval: ApprovalModal | None = None
 
     # ------------------------------------------------------------------ layout
@@ -119,15 +121,14 @@ class ChatScreen(WorkbenchScreen):
     def engine_ready(self) -> None:
         self.refresh_sessions()
         self.refresh_pickers()
-        self.call_engine(_configured_n_ctx, self._set_n_ctx, group="chat-setup")
 
     def on_screen_resume(self) -> None:
         # agents, collections or the default model may have changed on another screen
         if getattr(self, "_engine_seen", False):
             self.refresh_pickers()
 
-    def _set_n_ctx(self, n_ctx: int | None) -> None:
-        self._n_ctx = n_ctx
+    def _context_of(self, model: str | None) -> int | None:
+        return self._n_ctx.get(model) if model else None
 
     @property
     def streaming(self) -> bool:
@@ -149,6 +150,7 @@ class ChatScreen(WorkbenchScreen):
                          self._show_agents, group="chat-setup")
 
     def _show_models(self, models: list[Any]) -> None:
+        self._n_ctx = {m.id: m.n_ctx for m in models}
         current = next((s.model for s in self._sessions if s.id == self.session_id), None)
         self.query_one(ModelPicker).set_models(models, current)
 
@@ -206,7 +208,8 @@ class ChatScreen(WorkbenchScreen):
         session, messages = found
         self.session_id = session.id
         log = self.log_view
-        await log.show_messages([(m.role, m.content) for m in messages])
+        await log.show_messages([(m.role, m.content, "agent" if m.run_id else "assistant", stored_meta(m, self._context_of(m.generation.model if m.generation else None)))
+                                 for m in messages])
         if not messages:
             log.add_note(f"“{one_line(session.title, 60)}” has no messages yet. " + WELCOME, "hint")
         if session.model:
@@ -305,7 +308,8 @@ class ChatScreen(WorkbenchScreen):
         self._steps = []
         self._reply = None
         if picker.agent_id is not None:
-            request = {"agent_id": picker.agent_id, "task": text, **({"model": model} if model else {})}
+            request = {"agent_id": picker.agent_id, "task": text, "session_id": self.session_id,
+                       **({"model": model} if model else {})}
             work = partial(consume_agent, engine, self, self._turn, request)
             self._set_state(f"Agent {picker.agent_id} is working… (Esc stops)")
         elif picker.collection is not None:
@@ -342,10 +346,10 @@ class ChatScreen(WorkbenchScreen):
         kind = getattr(event, "type", None) or "answer"
         if kind in ("run_finished", "run_failed", "answer") and self._reply is None:
             self._reply = await log.add_assistant()
-        if kind == "run_started" and event.session_id and event.session_id != self.session_id:
+        if kind in ("run_started", "agent_run_started") and event.session_id and event.session_id != self.session_id:
             self.session_id = event.session_id
         elif kind == "run_finished":
-            await self._reply.finish(generation_meta(event.result, self._n_ctx), text=event.result.text)
+            await self._reply.finish(generation_meta(event.result, self._context_of(event.result.model)), text=event.result.text)
         elif kind in AGENT_STEP_EVENTS:
             log.show_agent_event(event)
         elif kind == "run_failed":
@@ -363,7 +367,7 @@ class ChatScreen(WorkbenchScreen):
             text = run.answer or (f"The run ended: {run.status}." + (f" {run.error}" if run.error else ""))
             last_prompt = self._steps[-1].prompt_tokens if self._steps else 0
             self._reply = await log.add_assistant(label=f"agent {run.agent_id}")
-            await self._reply.finish(agent_meta(run, last_prompt, self._n_ctx), text=text)
+            await self._reply.finish(agent_meta(run, last_prompt, self._context_of(run.model)), text=text)
         elif kind == "answer":
             await self._reply.finish(answer_meta(event, time.monotonic() - self._turn_started), text=event.text)
             texts = {n: hit.text for n, hit in enumerate(event.hits, start=1)}  # [n] is the n-th hit
@@ -404,13 +408,3 @@ class ChatScreen(WorkbenchScreen):
     def on_citation_selected(self, message: CitationSelected) -> None:
         message.stop()
         self.app.push_screen(CitationModal(message.citation, message.text))
-
-
-def _configured_n_ctx(engine: Any) -> int:
-    """The context window: the engine's configured n_ctx (in-process), else the config default."""
-    n_ctx = getattr(getattr(engine, "config", None), "n_ctx", None)
-    if isinstance(n_ctx, int):
-        return n_ctx
-    from workbench.config import WorkbenchConfig
-
-    return int(WorkbenchConfig.model_fields["n_ctx"].default)

@@ -161,15 +161,17 @@ class ChatLog(VerticalScroll):
         await self.mount(message)
         return message
 
-    async def show_messages(self, messages: list[tuple[str, str]]) -> None:
-        """Replace the log with stored (role, content) messages, in one batch."""
+    async def show_messages(self, messages: list[tuple[str, str, str, str]]) -> None:
+        """Replace the log with stored (role, content, label, facts line) messages, in one batch."""
         await self.remove_children()
         widgets: list[Widget] = []
-        for role, content in messages:
+        for role, content, label, meta in messages:
             if role == "user":
                 widgets.append(UserMessage(content))
             elif role == "assistant":
-                widgets.append(AssistantMessage(content))
+                message = AssistantMessage(content, label, meta)
+                message.finished = True
+                widgets.append(message)
             else:
                 widgets.append(Note(f"{role}: {content}", "system"))
         await self.mount_all(widgets)

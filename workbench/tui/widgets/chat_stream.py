@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from workbench.tui.safe import one_line
+
 if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
-    from workbench.engine.schemas import AgentRunRecord, AnswerResponse, GenerationResult
+    from workbench.engine.schemas import AgentRunRecord, AnswerResponse, GenerationResult, MessageRecord
 
 #: seconds between two re-renders of a streamed answer
 RENDER_INTERVAL = 0.05
@@ -108,6 +110,8 @@ def consume_agent(engine: Any, target: MessagePump, turn: int, request: dict[str
     """Run an agent; every event is posted. Cancelling the worker cancels the run, even mid-approval."""
     worker = get_current_worker()
     try:
+        if not request.get("session_id"):  # the run starts a chat of its own, titled by the task
+            request = {**request, "session_id": engine.create_session(title=one_line(request["task"], 60)).id}
         events = engine.run_agent(request)
     except Exception as exc:  # noqa: BLE001
         _post(target, StreamEnded(turn, error=exc))
@@ -171,17 +175,33 @@ def context_budget(used: int, n_ctx: int | None) -> str:
     return f"context {used}/{n_ctx} ({100 * used / n_ctx:.1f}%)"
 
 
-def generation_meta(result: GenerationResult, n_ctx: int | None) -> str:
+def _figures(model: str, completion_tokens: int, prompt_tokens: int, latency_ms: float, ttft_ms: float | None,
+             finish_reason: str, n_ctx: int | None) -> str:
     """`model · tokens · latency · context budget`, plus why it stopped unless it simply finished."""
-    usage = result.usage
-    parts = [result.model, f"{usage.completion_tokens} tokens out, {usage.prompt_tokens} in",
-             f"{result.latency_ms / 1000:.1f} s"]
-    if result.time_to_first_token_ms is not None:
-        parts[-1] += f" (first token {result.time_to_first_token_ms:.0f} ms)"
-    parts.append(context_budget(usage.prompt_tokens + usage.completion_tokens, n_ctx))
-    if result.finish_reason != "stop":
-        parts.append(f"finish_reason {result.finish_reason}")
+    parts = [model, f"{completion_tokens} tokens out, {prompt_tokens} in", f"{latency_ms / 1000:.1f} s"]
+    if ttft_ms is not None:
+        parts[-1] += f" (first token {ttft_ms:.0f} ms)"
+    parts.append(context_budget(prompt_tokens + completion_tokens, n_ctx))
+    if finish_reason != "stop":
+        parts.append(f"finish_reason {finish_reason}")
     return " · ".join(parts)
+
+
+def generation_meta(result: GenerationResult, n_ctx: int | None) -> str:
+    usage = result.usage
+    return _figures(result.model, usage.completion_tokens, usage.prompt_tokens, result.latency_ms,
+                    result.time_to_first_token_ms, result.finish_reason, n_ctx)
+
+
+def stored_meta(message: MessageRecord, n_ctx: int | None) -> str:
+    """The facts line of a stored answer: its generation's figures, or the agent run it came from."""
+    g = message.generation
+    if g is not None:
+        return _figures(g.model, g.completion_tokens, g.prompt_tokens, g.latency_ms, g.time_to_first_token_ms,
+                        g.finish_reason, n_ctx)
+    if message.run_id:
+        return f"agent run {message.run_id} (its steps are in the Clinic, F5)"
+    return ""
 
 
 def agent_meta(run: AgentRunRecord, last_prompt_tokens: int, n_ctx: int | None) -> str:
