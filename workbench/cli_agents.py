@@ -70,6 +70,9 @@ def add_commands(commands: Any) -> None:
     run.add_argument("task", help="the task; '-' reads it from standard input")
     run.add_argument("--model", "-m", help="use this model instead of the agent's")
     run.add_argument("--max-steps", type=int, metavar="N", help="override the agent's step limit")
+    run.add_argument("--session", metavar="ID",
+                     help="continue this chat session: its latest turns are the run's context, and the task and "
+                     "the outcome are added to it (`workbench sessions list` shows the ids)")
     run.add_argument("--json", action="store_true", help="print every event as one JSON line")
 
     runs = commands.add_parser("runs", help="list agent runs or show one run's events")
@@ -309,7 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     status = "failed"
     with _open_engine(args) as engine:
         events = engine.run_agent({"agent_id": args.agent_id, "task": task, "model": args.model,
-                                   "max_steps": args.max_steps})
+                                   "max_steps": args.max_steps, "session_id": args.session})
         try:
             for event in events:
                 if args.json:

@@ -472,6 +472,8 @@ def test_run_that_finishes_prints_the_answer_and_exits_zero(workbench_home: Path
 
     failed(workbench(workbench_home, "run", "ghost", "Say hello."), "No agent 'ghost'")
     failed(workbench(workbench_home, "run", "talker", "Say hello.", "--model", "no-such-model"), "Unknown model")
+    failed(workbench(workbench_home, "run", "talker", "Say hello.", "--session", "ses_missing"),
+           "No session with id 'ses_missing'")
     assert len(as_json(workbench(workbench_home, "runs", "list", "--json"))) == 1  # failures started no run
     assert as_json(workbench(workbench_home, "runs", "list", "--agent", "nobody", "--json")) == []
 
