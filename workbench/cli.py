@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     from workbench import cli_agents
 
     cli_agents.add_commands(commands)
-    _accept_home_everywhere(parser)
+    _accept_globals_everywhere(parser)
     return parser
 
 
@@ -207,13 +207,15 @@ def _add_knowledge_commands(commands: Any) -> None:
     knowledge.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _accept_home_everywhere(parser: argparse.ArgumentParser) -> None:
-    """Let `--home` follow any command too (`workbench sessions list --home DIR`)."""
+def _accept_globals_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let `--home` and `--connect` follow any command too (`workbench sessions list --home DIR`)."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 sub.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help="workbench data folder")
-                _accept_home_everywhere(sub)
+                sub.add_argument("--connect", "--remote", dest="connect", metavar="URL", default=argparse.SUPPRESS,
+                                 help="use the Workbench server at URL (key from $WORKBENCH_API_KEY)")
+                _accept_globals_everywhere(sub)
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,8 @@ def test_cli_connect_runs_commands_on_the_server(live, tmp_path: Path) -> None:
     assert stored.returncode == 0, stored.stderr
     assert live.engine.recall("greeting").value == "hello over http"
 
-    recalled = workbench("--connect", live.base_url, "recall", "greeting", env=env)
+    # --connect may follow the command too
+    recalled = workbench("recall", "greeting", "--connect", live.base_url, env=env)
     assert (recalled.returncode, recalled.stdout) == (0, "hello over http\n")
 
     # errors are the engine's own sentence
