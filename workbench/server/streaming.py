@@ -18,6 +18,14 @@ waiting for an approval is woken by `cancel_run`).
 `event: <type>` line and one `data: <json>` line; a failure during the stream
 is an `event: error` with `{"code", "message"}` (the `WorkbenchError` code, so
 a client can raise the same error class); the stream then ends.
+
+Single-shot routes (one JSON answer at the end: `/v1/infer/sync`, the task
+APIs, `/workbench/v1/generate`, non-streaming chat completions) consume the
+same iterators with `run_to_end` (or `generate_to_end` for a chat turn)
+instead of a blocking engine call such as `engine.generate`: a blocking call
+would hold the one local model for everyone until its end, even for a client
+that has gone. Once the client disconnects the iterator is closed on its
+thread, and the route ends with `ClientDisconnected`.
 """
 
 from __future__ import annotations
@@ -29,12 +37,30 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from workbench.server.security import APIError
+
 log = logging.getLogger("workbench.server")
 
 #: put on the queue after the last event (the iterator is closed by then)
 END = object()
 #: how often a waiting request checks whether its client is still there
 DISCONNECT_POLL_S = 0.1
+#: nginx's "client closed request": how metrics count a request whose client left before its answer
+CLIENT_CLOSED = 499
+
+
+class ClientDisconnected(APIError):
+    """The client went away before the answer was ready; its generation or run was cancelled.
+
+    Nobody reads this error's answer. Its status is a 5xx so that a retry with
+    the same `Idempotency-Key` runs the request again instead of replaying it
+    (answers under 500 are stored); metrics count it as `CLIENT_CLOSED`, not as
+    a server failure (`workbench.server.routes.tasks.status_of`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(503, "CLIENT_DISCONNECTED",
+                         "The client disconnected before the answer was ready; the work was cancelled.")
 
 
 class EventPump:
@@ -105,6 +131,64 @@ async def cancel_on_disconnect(request: Any, pump: EventPump, poll_s: float = DI
     while not await request.is_disconnected():
         await asyncio.sleep(poll_s)
     pump.cancel()
+
+
+async def run_to_end(request: Any, events: Iterator[Any], name: str = "engine-run",
+                     on_event: Callable[[EventPump, Any], None] | None = None) -> Any:
+    """Run an engine iterator to its end on a thread of its own and return its last event.
+
+    For routes that answer once, at the end. Must be awaited on the event loop
+    (an `async def` route). While it waits, a watcher polls the client: once
+    it has disconnected, the iterator is closed on its thread (which cancels
+    the generation or the run, and frees the model at once) and
+    `ClientDisconnected` is raised. `on_event(pump, event)` sees each event as
+    it arrives (e.g. to set `pump.on_cancel` once a run id is known).
+
+    Raises what the iterator raised, `ClientDisconnected`, or `WorkbenchError`
+    when the iterator ended without any event.
+    """
+    from workbench.engine.errors import WorkbenchError
+
+    pump = EventPump(events, name=name)
+    watcher = asyncio.create_task(cancel_on_disconnect(request, pump))
+    last: Any = END
+    try:
+        while True:
+            item = await pump.get()
+            if item is END:
+                break
+            if isinstance(item, Exception):
+                raise item
+            if on_event is not None:
+                on_event(pump, item)
+            last = item
+        # Only the watcher cancels the pump before this point: the client has gone.
+        if pump.cancelled:
+            raise ClientDisconnected()
+    finally:
+        watcher.cancel()
+        pump.cancel()  # a no-op after a normal end; stops the iterator if this coroutine was cancelled
+    if last is END:
+        raise WorkbenchError("The engine stream ended without a result.")
+    return last
+
+
+async def generate_to_end(request: Any, events: Iterator[Any], name: str = "engine-generate") -> Any:
+    """The `GenerationResult` of an `engine.chat` stream, as `engine.generate` returns it, cancelled if the client goes.
+
+    `engine.generate` runs the same stream, but as a blocking call that no
+    disconnect can stop. Failures map as there: `RunFailed` raises the error of
+    its code; a stream without a result raises `WorkbenchError`.
+    """
+    from workbench.engine.errors import WorkbenchError, error_from_code
+    from workbench.engine.schemas import RunFailed, RunFinished
+
+    last = await run_to_end(request, events, name=name)
+    if isinstance(last, RunFailed):
+        raise error_from_code(last.code, last.error)
+    if isinstance(last, RunFinished):
+        return last.result
+    raise WorkbenchError("The generation ended without a result.")
 
 
 def sse_event(kind: str, data: Any) -> str:

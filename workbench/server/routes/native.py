@@ -57,6 +57,13 @@ are ordinary HTTP errors. The engine's iterator runs on one thread of its own
 (`workbench.server.streaming`); a client that disconnects closes it, which
 cancels the generation, the ingestion or the run.
 
+`POST /generate` answers once, at the end, but runs the same chat stream on a
+thread of its own (`workbench.server.streaming.generate_to_end`), so a client
+that disconnects cancels it too. The other routes that run a model (knowledge
+answer, graph knowledge, skills, role-model agents, enrich, memory retrieve
+with an answer) make one blocking engine call the engine offers no way to
+cancel: they run to their end.
+
 Other routes are plain `def` functions (FastAPI's thread pool): each calls the
 engine once, start to end, on one thread.
 """
@@ -86,7 +93,7 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
 )
 from workbench.server.security import APIError, require
-from workbench.server.streaming import sse_response
+from workbench.server.streaming import generate_to_end, sse_response
 
 router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
 
@@ -250,10 +257,10 @@ async def chat(request: Request, body: ChatRequest, _: Any = Depends(require("ex
 
 
 @router.post("/generate")
-def generate(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
-    return _dump(engine.generate(body))
+async def generate(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> dict[str, Any]:
+    """`engine.generate` over HTTP; a client that disconnects cancels the generation (a stored turn ends "cancelled")."""
+    events = await run_in_threadpool(_start_chat, _engine(request), body)
+    return _dump(await generate_to_end(request, events, name="native-generate"))
 
 
 # ------------------------------------------------------------- providers

@@ -48,7 +48,9 @@ Embeddings
 
 Generations run on a thread of their own (not the server's thread pool), so a
 thread of the pool never holds the local model between two steps of a stream
-(`workbench.server.streaming.EventPump`, shared with the native routes).
+(`workbench.server.streaming.EventPump`, shared with the native routes). A
+client that disconnects before a plain (non-streaming) answer is ready cancels
+its generation too (`workbench.server.streaming.generate_to_end`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ from workbench.engine.schemas import (
 )
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import error_body, require
-from workbench.server.streaming import END, EventPump, cancel_on_disconnect
+from workbench.server.streaming import END, EventPump, cancel_on_disconnect, generate_to_end
 
 #: MetricsRoute: requests are counted and timed in /metrics like the other routers' (a stream until its first token)
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=MetricsRoute)
@@ -348,31 +350,27 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
     chat_request = await run_in_threadpool(build_chat_request, engine, body)
     # Validation, unknown models and refused tools raise here, before any generation.
     events = await run_in_threadpool(engine.chat, chat_request)
+    created = int(time.time())
+    if not body.stream:
+        # To the end; a client that disconnects first cancels it. The id is the run's, as streamed.
+        result: GenerationResult = await generate_to_end(request, events, name="openai-chat")
+        return JSONResponse(_completion(result, f"chatcmpl-{result.id}", created))
     pump = EventPump(events, name="openai-chat")
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    created = int(time.time())
     model = chat_request.model or ""
     head: list[Any] = []
     watcher = asyncio.create_task(_cancel_on_disconnect(request, pump))
     handed_over = False
     try:
-        # Non-streaming: wait for the end. Streaming: wait for the first token (or
-        # the end), so that a failure before any output is an HTTP error.
+        # Wait for the first token (or the end), so that a failure before any output is an HTTP error.
         while True:
             item = await pump.get()
             if isinstance(item, RunStarted):
                 completion_id, model = f"chatcmpl-{item.run_id}", item.model
                 continue
             _raise_failure(item)
-            if isinstance(item, RunFinished):
-                head.append(item)
-                break
-            if body.stream:
-                head.append(item)
-                break
-        if not body.stream:
-            result: GenerationResult = head[-1].result
-            return JSONResponse(_completion(result, completion_id, created))
+            head.append(item)
+            break
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         stream = _sse(pump, head, completion_id, created, model, include_usage, request.url.path,
                       getattr(request.state, "request_id", ""))

@@ -3,7 +3,8 @@
 * `POST /v1/infer/sync` (scope `execute:infer`): `{prompt, max_tokens, temperature, top_p, top_k,
   repetition_penalty, stop_sequences, seed}` -> `{model, completion, usage, finish_reason, latency_ms}`,
   one unsaved generation. Defaults follow the seed (max_tokens 64, temperature 0.8 ...); the ranges are
-  the engine's (max_tokens is not capped at 256).
+  the engine's (max_tokens is not capped at 256). A client that disconnects cancels the generation
+  (`workbench.server.streaming.generate_to_end`), so the local model is free for the next request.
 * `POST /v1/remember` (`write:memory`), `GET /v1/recall/{key}` (`read:memory`, 404 when absent),
   `POST /v1/rag/retrieve` (`read:memory`): the engine's memory models are already the seed's shapes.
 * `GET /v1/tools` (`read:tools`) and `POST /v1/tools/{id}/execute` (`execute:tools`): the tool id is
@@ -24,6 +25,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from workbench.engine.errors import NotFound
 from workbench.engine.schemas import (
@@ -40,6 +42,7 @@ from workbench.engine.schemas import (
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.routes import listed_model
 from workbench.server.security import APIError, require
+from workbench.server.streaming import generate_to_end
 
 router = APIRouter(tags=["soma"], route_class=MetricsRoute)
 
@@ -69,16 +72,21 @@ class InferRequest(BaseModel):
 
 
 @router.post("/v1/infer/sync", summary="SLM synchronous inference")
-def infer_sync(body: InferRequest, request: Request, _: Any = Depends(require("execute:infer"))) -> dict[str, Any]:
+async def infer_sync(body: InferRequest, request: Request,
+                     _: Any = Depends(require("execute:infer"))) -> dict[str, Any]:
+    engine = _engine(request)
     params = {"max_tokens": body.max_tokens, "temperature": body.temperature, "top_p": body.top_p,
               "top_k": body.top_k, "repetition_penalty": body.repetition_penalty,
               "stop_sequences": body.stop_sequences}
     if body.seed is not None:
         params["seed"] = body.seed
-    result = _engine(request).generate({
-        "messages": [{"role": "user", "content": body.prompt}], "model": listed_model(_engine(request), body.model), "system": body.system,
+    model = await run_in_threadpool(listed_model, engine, body.model)
+    # Validation and unknown models raise here, before any generation.
+    events = await run_in_threadpool(engine.chat, {
+        "messages": [{"role": "user", "content": body.prompt}], "model": model, "system": body.system,
         "params": params, "persist": False,
     })
+    result = await generate_to_end(request, events, name="soma-infer")
     return {
         "id": result.id,
         "model": result.model,

@@ -10,6 +10,12 @@
 * `GET /metrics`: Prometheus text (requests per route and status, latency
   histograms, the seed's `agent_*` series, and engine gauges).
 
+The task routes run the generation or the agent run as an engine stream
+(`workbench.server.streaming.run_to_end`), not as a blocking call: a client
+that disconnects cancels it, so the local model is not held for an answer
+nobody will read. Metrics count such a request with status 499 and as a task
+error.
+
 Both task APIs answer invalid bodies with 400 and their seed's error shape
 (the Platform's `details` names the field and the issue), so their bodies are
 validated here rather than by FastAPI.
@@ -27,7 +33,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -43,6 +50,7 @@ from workbench.engine.errors import WorkbenchError
 from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
 from workbench.server.routes import listed_model
 from workbench.server.security import APIError, require
+from workbench.server.streaming import CLIENT_CLOSED, ClientDisconnected, EventPump, generate_to_end, run_to_end
 
 # ================================================================== metrics
 
@@ -173,6 +181,8 @@ def status_of(exc: BaseException) -> int:
     """The HTTP status the app's exception handlers give `exc`."""
     from workbench.server.app import STATUS
 
+    if isinstance(exc, ClientDisconnected):  # nobody got an answer: not a server failure
+        return CLIENT_CLOSED
     if isinstance(exc, APIError):
         return exc.status
     if isinstance(exc, WorkbenchError):
@@ -305,40 +315,63 @@ def _elapsed_ms(request: Request, fallback: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-def _generate(engine: Any, task: str, model: str | None = None, system: str | None = None,
-              max_tokens: int | None = None, temperature: float | None = None) -> Any:
+async def _generate(request: Request, engine: Any, task: str, model: str | None = None, system: str | None = None,
+                    max_tokens: int | None = None, temperature: float | None = None) -> Any:
+    """One unsaved generation, cancelled if the client disconnects (`ClientDisconnected`)."""
     params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
-    return engine.generate({"messages": [{"role": "user", "content": task}], "model": model, "system": system,
-                            "params": params, "persist": False})
+    # Validation and unknown models raise here, before any generation.
+    events = await run_in_threadpool(engine.chat, {"messages": [{"role": "user", "content": task}], "model": model,
+                                                   "system": system, "params": params, "persist": False})
+    return await generate_to_end(request, events, name="task-generate")
 
 
-def run_unattended(engine: Any, agent_id: str, task: str, model: str | None = None,
-                   max_steps: int | None = None) -> tuple[Any, list[Any]]:
-    """Run an agent to its end; each approval it asks for is denied at once. Returns (run, denied approvals)."""
-    request: dict[str, Any] = {"agent_id": agent_id, "task": task}
-    if model is not None:
-        request["model"] = model
-    if max_steps is not None:
-        request["max_steps"] = max_steps
-    denied: list[Any] = []
-    run = None
-    events = engine.run_agent(request)
+def _denying(engine: Any, events: Iterator[Any], denied: list[Any]) -> Iterator[Any]:
+    """An agent run's events, each approval it asks for denied at once (on the thread that runs the run).
+
+    Closing this closes the run's iterator, which cancels the run.
+    """
     try:
         for event in events:
             if event.type == "approval_requested":
                 denied.append(engine.resolve_approval(event.approval.id, False, UNATTENDED))
-            elif event.type == "agent_run_finished":
-                run = event.run
+            yield event
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
-    if run is None:  # pragma: no cover - the runner always finishes with agent_run_finished
+
+
+async def run_unattended(request: Request, engine: Any, agent_id: str, task: str, model: str | None = None,
+                         max_steps: int | None = None) -> tuple[Any, list[Any]]:
+    """Run an agent to its end; each approval it asks for is denied at once. Returns (run, denied approvals).
+
+    The run is cancelled (status "cancelled") if the client of `request`
+    disconnects first; that raises `ClientDisconnected`.
+    """
+    run_request: dict[str, Any] = {"agent_id": agent_id, "task": task}
+    if model is not None:
+        run_request["model"] = model
+    if max_steps is not None:
+        run_request["max_steps"] = max_steps
+    denied: list[Any] = []
+    finished: list[Any] = []
+    events = await run_in_threadpool(engine.run_agent, run_request)
+
+    def on_event(pump: EventPump, event: Any) -> None:
+        if event.type == "agent_run_started":
+            run_id = event.run_id
+            # The run also stops at its next step, not only at its next event.
+            pump.on_cancel = lambda: engine.cancel_run(run_id)
+        elif event.type == "agent_run_finished":
+            finished.append(event.run)
+
+    await run_to_end(request, _denying(engine, events, denied), name="task-run", on_event=on_event)
+    if not finished:  # pragma: no cover - the runner always finishes with agent_run_finished
         raise WorkbenchError("The agent run ended without a result.")
-    return run, denied
+    return finished[-1], denied
 
 
-def _zahara(request: Request, body: Any) -> dict[str, Any]:
+async def _zahara(request: Request, body: Any) -> dict[str, Any]:
     started = time.perf_counter()
     req: ZaharaRequest = _parse(ZaharaRequest, body)
     p = req.parameters
@@ -350,8 +383,9 @@ def _zahara(request: Request, body: Any) -> dict[str, Any]:
             raise APIError(400, "INVALID_REQUEST", "Invalid request: parameters.max_steps applies to agent runs "
                                                    "only (give parameters.agent_id).")
         try:
-            result = _generate(engine, req.task, listed_model(engine, p.model), p.system, p.max_tokens, p.temperature)
-        except WorkbenchError:
+            model = await run_in_threadpool(listed_model, engine, p.model)
+            result = await _generate(request, engine, req.task, model, p.system, p.max_tokens, p.temperature)
+        except (WorkbenchError, ClientDisconnected):
             metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
             raise
         metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, result.usage.total_tokens, ok=True)
@@ -364,8 +398,9 @@ def _zahara(request: Request, body: Any) -> dict[str, Any]:
                            f"Invalid request: parameters.{unused[0]} applies to plain generations only; an agent "
                            "run uses its own settings (model and max_steps may be overridden).")
         try:
-            run, denied = run_unattended(engine, p.agent_id, req.task, listed_model(engine, p.model), p.max_steps)
-        except WorkbenchError:
+            model = await run_in_threadpool(listed_model, engine, p.model)
+            run, denied = await run_unattended(request, engine, p.agent_id, req.task, model, p.max_steps)
+        except (WorkbenchError, ClientDisconnected):
             metrics.observe_task(p.agent_id, time.perf_counter() - started, 0, ok=False)
             raise
         tokens = run.prompt_tokens + run.completion_tokens
@@ -391,13 +426,14 @@ def _zahara(request: Request, body: Any) -> dict[str, Any]:
 
 
 @router.post("/execute", summary="Zahara gateway: run a task")
-def zahara_execute(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
-    return _zahara(request, body)
+async def zahara_execute(request: Request, body: Any = Body(None),
+                         _: Any = Depends(require("execute:agents"))) -> Any:
+    return await _zahara(request, body)
 
 
 @router.post("/run", summary="Zahara runtime: run a task")
-def zahara_run(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
-    return _zahara(request, body)
+async def zahara_run(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
+    return await _zahara(request, body)
 
 
 def _platform_prompt(req: PlatformRequest) -> str:
@@ -415,13 +451,14 @@ def _platform_prompt(req: PlatformRequest) -> str:
 
 
 @router.post("/api/v1/execute", summary="AI Agents Platform: execute an agent task")
-def platform_execute(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
+async def platform_execute(request: Request, body: Any = Body(None),
+                           _: Any = Depends(require("execute:agents"))) -> Any:
     started = time.perf_counter()
     req: PlatformRequest = _parse(PlatformRequest, body)
     metrics = registry(request.app)
     try:
-        result = _generate(_engine(request), _platform_prompt(req))
-    except WorkbenchError:
+        result = await _generate(request, _engine(request), _platform_prompt(req))
+    except (WorkbenchError, ClientDisconnected):
         metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
         raise
     metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, result.usage.total_tokens, ok=True)
