@@ -189,14 +189,14 @@ def test_rename_delete_and_search_sessions(tui_engine):
             listing.focus()
             listing.highlighted = [listing.get_option_at_index(i).id for i in range(2)].index(first.id)
             await pilot.press("delete")
-            await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="confirm")
-            await pilot.click("#cancel")
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", what="confirm")
+            await pilot.click("#confirm-no")
             await settle(pilot)
             assert {s.id for s in tui_engine.list_sessions()} == {first.id, second.id}
             listing.focus()
             await pilot.press("delete")
-            await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", what="confirm")
-            await pilot.click("#confirm")
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", what="confirm")
+            await pilot.click("#confirm-yes")
             await settle(pilot)
             assert [s.id for s in tui_engine.list_sessions()] == [second.id]
             assert listing.option_count == 1

@@ -24,8 +24,9 @@ from textual.worker import get_current_worker
 from workbench.engine.schemas import AgentDefinition, AgentPage, Capabilities, RoleModelRequest
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.builder_dialogs import ConfirmDialog, PathAnswer, PathDialog, RoleModelDialog
+from workbench.tui.widgets.builder_dialogs import PathAnswer, PathDialog, RoleModelDialog
 from workbench.tui.widgets.builder_form import AgentForm, FormError
+from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 from workbench.tui.widgets.builder_panels import BuildProgress, CapabilitiesView
 
@@ -238,7 +239,7 @@ class BuilderScreen(WorkbenchScreen):
                 self.call_engine(lambda e: e.delete_agent(agent.id), lambda _: self._deleted(agent))
 
         self.app.push_screen(ConfirmDialog(f"Delete the agent {clean(agent.name)} ({clean(agent.id)})? "
-                                           "This cannot be undone.", "Delete", danger=True), answered)
+                                           "This cannot be undone.", "Delete"), answered)
 
     def _deleted(self, agent: AgentDefinition) -> None:
         self.notify(f"Deleted agent {clean(agent.id)}.", markup=False)
@@ -258,7 +259,7 @@ class BuilderScreen(WorkbenchScreen):
                 return
             path = Path(answer.path).expanduser()
             if path.exists():
-                self.app.push_screen(ConfirmDialog(f"{clean(path)} exists. Overwrite it?", "Overwrite", danger=True),
+                self.app.push_screen(ConfirmDialog(f"{clean(path)} exists. Overwrite it?", "Overwrite"),
                                      lambda yes: self._export(agent.id, path) if yes else None)
             else:
                 self._export(agent.id, path)

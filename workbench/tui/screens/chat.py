@@ -25,7 +25,7 @@ from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.approval import ApprovalDecision, ApprovalModal
 from workbench.tui.widgets.chat_commands import CHAT_COMMANDS
 from workbench.tui.widgets.palette import ScreenCommands
-from workbench.tui.widgets.chat_dialogs import CitationModal, ConfirmModal, TextPromptModal
+from workbench.tui.widgets.chat_dialogs import CitationModal, TextPromptModal
 from workbench.tui.widgets.chat_log import AGENT_STEP_EVENTS, AssistantMessage, ChatLog, CitationSelected
 from workbench.tui.widgets.chat_prompt import PromptArea
 from workbench.tui.widgets.chat_sessions import SessionOptions, SessionsPane
@@ -41,6 +41,7 @@ from workbench.tui.widgets.chat_stream import (
     generation_meta,
     stored_meta,
 )
+from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.pickers import AgentPicker, ModelPicker
 
 if TYPE_CHECKING:
@@ -264,7 +265,7 @@ class ChatScreen(WorkbenchScreen):
             self.notify("A reply is being written to this chat: stop it (Esc) first.", severity="warning")
             return
         question = f"Delete the chat “{one_line(session.title, 60)}” and its {session.message_count} messages?"
-        self.app.push_screen(ConfirmModal(question), partial(self._delete, session.id))
+        self.app.push_screen(ConfirmDialog(question), partial(self._delete, session.id))
 
     def _delete(self, session_id: str, confirmed: bool | None) -> None:
         if confirmed:

@@ -22,7 +22,7 @@ from workbench.engine.schemas import IngestFinished, Progress, SearchRequest
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.palette import ScreenCommands
-from workbench.tui.widgets.knowledge_confirm import ConfirmDialog
+from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.knowledge_files import common_root, human_size, short_path
 from workbench.tui.widgets.knowledge_views import hit_detail, ingest_rows, ingest_summary, score
 from workbench.tui.widgets.knowledge_wizard import UploadWizard
@@ -197,7 +197,7 @@ class KnowledgeScreen(WorkbenchScreen):
                 self.call_engine(lambda e: e.remove_document(doc.collection, doc.path), lambda _: self._removed(doc))
 
         question = f"Remove {short_path(doc.path, self.root)} ({doc.chunk_count} chunks) from {doc.collection}?"
-        self.app.push_screen(ConfirmDialog("Remove document", question, "Remove"), answered)
+        self.app.push_screen(ConfirmDialog(question, "Remove", title="Remove document"), answered)
 
     def _removed(self, doc: Any) -> None:
         self.notify(f"Removed {clean(short_path(doc.path, self.root))}", markup=False)

@@ -19,7 +19,7 @@ from workbench.engine.schemas import NAME_PATTERN
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.palette import ScreenCommands
-from workbench.tui.widgets.knowledge_confirm import ConfirmDialog
+from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.memory_form import RememberDialog
 from workbench.tui.widgets.memory_views import fetch_page, graph_lookup, memory_detail, value_text
 
@@ -189,7 +189,7 @@ class MemoryScreen(WorkbenchScreen):
                 self.call_engine(lambda e: e.forget(record.key, record.namespace), lambda _: self._forgotten(record))
 
         question = f"Forget {record.namespace}/{record.key}? This cannot be undone."
-        self.app.push_screen(ConfirmDialog("Forget memory", question, "Forget"), answered)
+        self.app.push_screen(ConfirmDialog(question, "Forget", title="Forget memory"), answered)
 
     def _forgotten(self, record: Any) -> None:
         self.notify(f"Forgot {clean(one_line(record.key, 60))}", markup=False)

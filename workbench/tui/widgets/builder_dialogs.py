@@ -1,4 +1,6 @@
-"""The Builder's dialogs: confirm, a file path (export/import), and the role-model wizard's questions.
+"""The Builder's dialogs: a file path (export/import) and the role-model wizard's questions.
+
+Its confirmations (delete an agent, overwrite a file) use the shared `widgets.confirm.ConfirmDialog`.
 
 Each dialog only collects an answer and dismisses with it; the screen that
 opened it does the engine work.
@@ -17,31 +19,6 @@ from textual.widgets import Button, Checkbox, Input, Label, Static, TextArea
 
 from workbench.engine.schemas import RoleModelRequest, describe_validation_error
 from workbench.tui.widgets.builder_form import suggest_id
-
-
-class ConfirmDialog(ModalScreen[bool]):
-    """A yes/no question; dismisses with True only for the confirm button."""
-
-    CSS_PATH = "builder_dialogs.tcss"
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=True)]
-
-    def __init__(self, question: str, confirm: str = "Yes", *, danger: bool = False) -> None:
-        super().__init__(classes="dialog-screen")
-        self._question, self._confirm, self._danger = question, confirm, danger
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self._question, id="confirm-question", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button(self._confirm, id="confirm-yes", variant="error" if self._danger else "primary")
-                yield Button("Cancel", id="confirm-no")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "confirm-yes")
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Small modals of the Chat screen: confirm, enter a title, read a cited source chunk.
+"""Small modals of the Chat screen: enter a title, read a cited source chunk.
+
+The confirmation before deleting a chat is the shared `widgets.confirm.ConfirmDialog`.
 
 Everything they show that came from a user, a model or a document is
 untrusted text and is displayed literally.
@@ -18,33 +20,6 @@ from workbench.tui.safe import clean, plain
 
 if TYPE_CHECKING:
     from workbench.engine.schemas import Citation
-
-
-class ConfirmModal(ModalScreen[bool]):
-    """A yes/no question; dismisses with True only when confirmed."""
-
-    CSS_PATH = "chat_dialogs.tcss"
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel", show=True),
-                Binding("y", "dismiss(True)", "Yes", show=True)]
-
-    def __init__(self, question: str, confirm_label: str = "Delete") -> None:
-        super().__init__()
-        self.question = question
-        self.confirm_label = confirm_label
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box"):
-            yield Static(plain(self.question), id="confirm-question", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button(f"{self.confirm_label} (y)", id="confirm", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.dismiss(event.button.id == "confirm")
 
 
 class TextPromptModal(ModalScreen["str | None"]):
