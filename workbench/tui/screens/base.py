@@ -59,7 +59,7 @@ class WorkbenchScreen(Screen):
         yield Header()
         yield from self.compose_body()
         yield StatusLine()
-        yield Footer()
+        yield Footer(compact=True)  # every screen key fits in 120 columns, beside the screen's own
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -43,9 +43,10 @@ class BuilderScreen(WorkbenchScreen):
         Binding("ctrl+n", "new_agent", "New", show=True),
         Binding("ctrl+s", "save", "Save", show=True),
         Binding("ctrl+g", "role_model", "Role model", show=True),
-        Binding("ctrl+t", "export", "Export", show=True),
-        Binding("ctrl+o", "import", "Import", show=True),
-        Binding("f8", "delete", "Delete", show=True),
+        # Export, Import and Delete show their keys on their buttons: the footer keeps room for F1-F6 at 120 columns
+        Binding("ctrl+t", "export", "Export", show=False),
+        Binding("ctrl+o", "import", "Import", show=False),
+        Binding("f8", "delete", "Delete", show=False),
         Binding("pageup", "page(-1)", "Prev page", show=False),
         Binding("pagedown", "page(1)", "Next page", show=False),
     ]
@@ -79,9 +80,9 @@ class BuilderScreen(WorkbenchScreen):
                             yield Button("Save", id="save", variant="primary")
                             yield Button("New", id="new")
                             yield Button("Role model…", id="role-model")
-                            yield Button("Export…", id="export")
-                            yield Button("Import…", id="import")
-                            yield Button("Delete", id="delete", variant="error")
+                            yield Button("Export… ^t", id="export")
+                            yield Button("Import… ^o", id="import")
+                            yield Button("Delete f8", id="delete", variant="error")
                     with TabPane("Skills & knowledge", id="tab-capabilities"):
                         yield CapabilitiesView(id="capabilities")
 

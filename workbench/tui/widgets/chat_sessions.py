@@ -25,7 +25,7 @@ def _label(session: Session) -> object:
 
 
 class SessionOptions(OptionList):
-    BINDINGS = [Binding("delete", "screen.delete_session", "Delete chat", show=True)]
+    BINDINGS = [Binding("delete", "screen.delete_session", "Delete", show=True)]  # shown while the chat list has focus
 
 
 class SessionsPane(Vertical):
