@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +73,14 @@ def cli_env(home: Path) -> dict[str, str]:
     env["WORKBENCH_HOME"] = str(home)
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def wait_until(check: Any, timeout: float = 60.0, what: str = "the condition", poll: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(poll)

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_until
 from workbench.engine.schemas import RunStarted, TokenDelta
 
 STORY = "Write a very long story about a dragon."
@@ -75,14 +76,8 @@ def abandon(live: Any, path: str, body: dict[str, Any], started: Callable[[], bo
         hold.close()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 300.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def wait_for(check: Callable[[], Any], what: str = "the condition") -> Any:
+    return wait_until(check, timeout=300.0, what=what)
 
 
 def statuses(live: Any, route: str) -> dict[str, int]:

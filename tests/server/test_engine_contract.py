@@ -9,12 +9,12 @@ and error classes for both, with the real default model and embedder.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.server.conftest import start_server
 from workbench.engine import secrets
 from workbench.engine.api import EngineAPI
@@ -59,16 +59,6 @@ def api(request, mem_engine):
         yield mem_engine
     else:
         yield request.getfixturevalue("served")
-
-
-def _wait_for(check, timeout: float = 60.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 # ----------------------------------------------------------- models, sessions
@@ -131,7 +121,7 @@ def test_closing_a_chat_stream_cancels_the_generation(api, mem_engine) -> None:
         row = mem_engine.db.fetchone("SELECT finish_reason, completion_tokens FROM generations WHERE id = ?",
                                      [started.run_id])
         return row
-    row = _wait_for(finish_reason, what="the cancelled turn to be stored")
+    row = wait_until(finish_reason, what="the cancelled turn to be stored")
     assert row[0] == "cancelled" and row[1] < 400
     # the model is free again
     again = api.generate({"messages": [{"role": "user", "content": "Hi"}], "persist": False,
@@ -416,7 +406,7 @@ def test_closing_a_run_stream_cancels_the_run(api, workspace: Path) -> None:
     first = next(stream)
     assert first.type == "agent_run_started"
     stream.close()
-    status = _wait_for(lambda: api.get_run(first.run_id).status != "running" and api.get_run(first.run_id).status,
+    status = wait_until(lambda: api.get_run(first.run_id).status != "running" and api.get_run(first.run_id).status,
                        what="the run to stop")
     assert status == "cancelled"
 
