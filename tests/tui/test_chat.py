@@ -328,6 +328,27 @@ def test_agent_write_denied_in_the_modal_writes_nothing(tui_engine, workspace: P
     run(go())
 
 
+def test_an_agent_that_cannot_start_leaves_no_empty_chat(tui_engine):
+    tui_engine.create_agent({"id": "broken", "name": "Broken", "status": "failed"})
+
+    async def go():
+        app = make_app(tui_engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            picker = screen.query_one("#agent-picker")
+            await wait_for(pilot, lambda: "agent:broken" in picker.choices, what="the agent picker")
+            picker.value = "agent:broken"
+            await type_and_send(pilot, "Do anything.")
+            await wait_for(pilot, lambda: screen._worker is None, what="the failed start")
+            await settle(pilot)
+            last = screen.query(".chat-assistant").last()
+            assert "failed:" in rendered(last.query_one(".chat-meta")) and "not ready to run" in rendered(last)
+            assert tui_engine.list_sessions() == [] and screen.session_id is None
+
+    run(go())
+
+
 def test_quitting_while_an_approval_waits_cancels_the_run(tui_engine, workspace: Path):
     import time
 

@@ -109,11 +109,18 @@ def consume_chat(engine: Any, target: MessagePump, turn: int, request: dict[str,
 def consume_agent(engine: Any, target: MessagePump, turn: int, request: dict[str, Any]) -> None:
     """Run an agent; every event is posted. Cancelling the worker cancels the run, even mid-approval."""
     worker = get_current_worker()
+    created = None
     try:
         if not request.get("session_id"):  # the run starts a chat of its own, titled by the task
-            request = {**request, "session_id": engine.create_session(title=one_line(request["task"], 60)).id}
+            created = engine.create_session(title=one_line(request["task"], 60)).id
+            request = {**request, "session_id": created}
         events = engine.run_agent(request)
     except Exception as exc:  # noqa: BLE001
+        if created is not None:  # the run never started: leave no empty chat behind
+            try:
+                engine.delete_session(created)
+            except Exception:  # noqa: BLE001 - the error that matters is the run's
+                pass
         _post(target, StreamEnded(turn, error=exc))
         return
     run_ids: list[str] = []
