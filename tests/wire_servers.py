@@ -278,6 +278,8 @@ class WireServer:
         self.tool_calls: list[tuple[str, Any]] | None = None
         #: text the model says before calling tools
         self.tool_preamble = ""
+        #: a careless proxy: a rejected key is echoed in full in the 401 error body
+        self.echo_rejected_key = False
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -443,7 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme != "Bearer" or key != wire.api_key:
             raise _openai_error(
                 401,
-                f"Incorrect API key provided: {_mask(key)}. You can find your API key at "
+                f"Incorrect API key provided: {key if wire.echo_rejected_key else _mask(key)}. You can find your API key at "
                 "https://platform.openai.com/account/api-keys.",
                 code="invalid_api_key",
             )
@@ -674,7 +676,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not key:
             raise _anthropic_error(401, "authentication_error", "x-api-key header is required")
         if key != wire.api_key:
-            raise _anthropic_error(401, "authentication_error", "invalid x-api-key")
+            raise _anthropic_error(401, "authentication_error",
+                                   f"invalid x-api-key {key}" if wire.echo_rejected_key else "invalid x-api-key")
         body = record.body
         if not isinstance(body, dict):
             raise _anthropic_error(400, "invalid_request_error", "Request body is not valid JSON.")

@@ -813,9 +813,17 @@ class Engine:
         ]
 
     def add_provider(self, name: str, kind: str, base_url: str, models: list[str]) -> ProviderInfo:
-        """Add or replace a remote provider in the config (its key goes to the keyring separately)."""
+        """Add or replace a remote provider in the config (its key goes to the keyring separately).
+
+        Replacing a provider with another `base_url` deletes its stored key: the key was
+        meant for the old endpoint and must never be sent to a new one unasked.
+        """
         providers = dict(self.config.providers)
+        previous = providers.get(name)
         providers[name] = validate_provider(kind=kind, base_url=base_url, models=models)
+        moved = previous is not None and previous.base_url != providers[name].base_url
+        if moved:
+            secrets.delete_provider_key(name)
         self._save_config(providers=providers)
         self.models.forget_provider(name)
         return next(p for p in self.list_providers() if p.name == name)

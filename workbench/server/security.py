@@ -5,7 +5,8 @@
   keys in query strings refused, body size limits, rate-limit headers.
 * `require(scope)`: a FastAPI dependency that authenticates the API key
   (`Authorization: Bearer` or `X-API-Key`, compared in constant time by the
-  key store), checks the scope, and applies the per-key rate limit.
+  key store), checks the scope, and applies the per-key rate limit;
+  `require_also(request, scope, reason)` adds a scope that the body calls for.
 * `error_response`: errors in the shape of the API family a path belongs to
   (OpenAI, Chrysalis envelope, Zahara, AI Agents Platform); keys and secrets
   never appear in them.
@@ -329,3 +330,14 @@ def require(scope: str) -> Callable[..., Any]:
 
     check.__name__ = f"require_{scope.replace(':', '_').replace('*', 'all')}"
     return check
+
+
+def require_also(request: Any, scope: str, reason: str) -> None:
+    """For a route where the body decides: the key `require` accepted must also grant `scope`.
+
+    `reason` says what in the request needs it (one clause, e.g. "changing a provider's endpoint").
+    """
+    info = getattr(request.state, "api_key", None)
+    if info is None or not info.allows(scope):
+        raise APIError(403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE",
+                       f"This key lacks the scope {scope}, which {reason} needs.")

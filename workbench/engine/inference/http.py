@@ -9,21 +9,62 @@ from typing import Any
 
 import httpx
 
-from workbench.engine.errors import ProviderAuthError, ProviderError, ProviderUnreachable
+from workbench.engine.errors import ProviderAuthError, ProviderError, ProviderUnreachable, WorkbenchError
 from workbench.engine.inference.base import ChatModel
+
+REDACTED = "[redacted]"
+#: request headers whose values are credentials (an `Authorization` value loses its scheme)
+_SECRET_HEADERS = ("authorization", "x-api-key", "api-key")
+
+
+def header_secrets(headers: dict[str, str]) -> list[str]:
+    """The credentials carried by `headers` (what must never come back in an error)."""
+    found = []
+    for name, value in headers.items():
+        if name.lower() in _SECRET_HEADERS and value:
+            scheme, _, rest = value.partition(" ")
+            found.append(rest.strip() if rest.strip() and scheme.lower() in ("bearer", "basic") else value.strip())
+    return [s for s in found if s]
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced: a provider (or a proxy) may echo the key it was sent."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 @contextmanager
 def open_stream(
     client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], provider: str
 ) -> Iterator[httpx.Response]:
-    """POST `body` and yield the streaming response, mapping failures to one sentence."""
+    """POST `body` and yield the streaming response, mapping failures to one sentence.
+
+    Every error raised here or in the caller's `with` body (mid-stream errors quote the
+    provider) has the request's credentials scrubbed from its message.
+    """
+    secrets = header_secrets(headers)
+    try:
+        with _mapped(client, url, body, headers, provider, secrets) as response:
+            yield response
+    except WorkbenchError as exc:
+        clean = tuple(scrub(a, secrets) if isinstance(a, str) else a for a in exc.args)
+        if clean != exc.args:
+            exc.args = clean  # same type and attributes, only the message changes
+            exc.__cause__ = exc.__context__ = None
+        raise
+
+
+@contextmanager
+def _mapped(
+    client: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str], provider: str, secrets: list[str]
+) -> Iterator[httpx.Response]:
     answering = False
     try:
         with client.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code >= 400:
                 response.read()
-                raise status_error(provider, url, response)
+                raise status_error(provider, url, response, secrets)
             answering = True
             yield response
     except httpx.TimeoutException:
@@ -51,8 +92,8 @@ def clause(text: str) -> str:
     return " ".join(printable.split()).rstrip(".!?;: ")
 
 
-def status_error(provider: str, url: str, response: httpx.Response) -> ProviderError:
-    detail = _error_detail(response)
+def status_error(provider: str, url: str, response: httpx.Response, secrets: list[str] | None = None) -> ProviderError:
+    detail = _error_detail(response, secrets or [])
     code = response.status_code
     if code in (401, 403):
         return ProviderAuthError(
@@ -62,11 +103,12 @@ def status_error(provider: str, url: str, response: httpx.Response) -> ProviderE
     return ProviderError(f"The {provider} provider at {url} answered HTTP {code}{': ' + detail if detail else ''}.")
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(response: httpx.Response, secrets: list[str]) -> str:
+    # Scrubbed before it is cut short: a cut through the key would leave its first characters.
     try:
         data = response.json()
     except (ValueError, UnicodeDecodeError):
-        return clause(response.text[:200])
+        return clause(scrub(response.text, secrets)[:200])
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         message = error.get("message") or error.get("type") or ""
@@ -74,7 +116,7 @@ def _error_detail(response: httpx.Response) -> str:
         message = error
     else:
         message = data.get("message", "") if isinstance(data, dict) else ""
-    return clause(str(message)[:300])
+    return clause(scrub(str(message), secrets)[:300])
 
 
 def iter_sse(response: httpx.Response) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,9 @@ Routes (all need an API key; the scope is in brackets)
   chat          POST /chat (SSE), POST /generate [execute:chat]
   providers     GET /providers [read:providers]; PUT /providers/{name},
                 DELETE /providers/{name}, PUT /providers/{name}/key [write:providers]
-                (the key goes to the server's OS keyring and is never echoed)
+                (the key goes to the server's OS keyring and is never echoed; a new
+                base_url for a provider with a stored key also needs [admin:providers]
+                and deletes the key)
   memory        POST /memory, POST /memory/batch, DELETE /memory/{namespace}/{key} [write:memory];
                 GET /memory, GET /memory/{namespace}/{key}, POST /memory/retrieve [read:memory]
   knowledge     POST /knowledge/ingest (SSE), POST /knowledge/collections/{c}/pin,
@@ -92,7 +94,7 @@ from workbench.engine.schemas import (
     SkillsRequest,
     ToolExecuteRequest,
 )
-from workbench.server.security import APIError, require
+from workbench.server.security import APIError, require, require_also
 from workbench.server.streaming import generate_to_end, sse_response
 
 router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
@@ -284,8 +286,39 @@ def list_providers(request: Request, _: Any = Depends(require("read:providers"))
 @router.put("/providers/{name}")
 def add_provider(request: Request, name: str, body: ProviderBody,
                  _: Any = Depends(require("write:providers"))) -> dict[str, Any]:
-    """Add or replace a provider (its key is set separately)."""
-    return _dump(_engine(request).add_provider(name, body.kind, body.base_url, body.models))
+    """Add or replace a provider (its key is set separately).
+
+    Pointing a provider with a stored key at another `base_url` needs `admin:providers`
+    (the engine then deletes the key): otherwise a key that may only write providers
+    could send the stored key to a listener of its choosing.
+    """
+    engine = _engine(request)
+    current = {p.name: p for p in engine.list_providers()}.get(name)
+    if current is None:
+        if _orphan_key(name):  # the keyring is shared by every home: the key may be another's
+            require_also(request, "admin:providers", "adding a provider whose name has a key in the keyring")
+    elif current.has_key and _endpoint_changes(current.base_url, body.base_url):
+        require_also(request, "admin:providers", "changing the endpoint of a provider with a stored key")
+    return _dump(engine.add_provider(name, body.kind, body.base_url, body.models))
+
+
+def _orphan_key(name: str) -> bool:
+    from workbench.engine import secrets
+    from workbench.engine.errors import SecretsError
+
+    try:
+        return bool(secrets.get_provider_key(name))
+    except SecretsError:
+        return False
+
+
+def _endpoint_changes(current: str, wanted: str) -> bool:
+    from workbench.engine.engine import validate_provider
+
+    try:
+        return validate_provider(kind="openai", base_url=wanted).base_url != current
+    except InvalidRequest:
+        return False  # the engine refuses it with its own sentence
 
 
 @router.delete("/providers/{name}", status_code=NO_CONTENT)
