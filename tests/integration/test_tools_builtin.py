@@ -417,12 +417,13 @@ def test_run_python_prints_and_runs_in_root(root: Path, ctx: ToolContext, monkey
     assert err["exit_code"] == 1 and "bad" in err["stderr"]
 
 
-def test_run_python_without_roots_uses_temp_dir_and_times_out() -> None:
-    out = call("run_python", {"code": "import os; print(os.listdir('.'))"}, ToolContext())
-    assert out["stdout"].strip() == "[]"
+def test_run_python_needs_a_root_and_times_out(root: Path) -> None:
+    # like run_command: without a root it would run in some folder nobody chose
+    with pytest.raises(ToolError, match="run_python needs a workspace root"):
+        call("run_python", {"code": "print(1)"}, ToolContext())
     started = time.monotonic()
     with pytest.raises(ToolError, match="did not finish"):
-        call("run_python", {"code": "import time; time.sleep(30)"}, ToolContext(timeout_s=0.5))
+        call("run_python", {"code": "import time; time.sleep(30)"}, ToolContext(roots=[root], timeout_s=0.5))
     assert time.monotonic() - started < 3.0
 
 

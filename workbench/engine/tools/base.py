@@ -51,6 +51,16 @@ class ToolContext:
     #: the caps of this call, set by the registry from the tool's own
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: resolved paths no tool may touch whatever the roots (the home, the keyring's files);
+    #: left empty, it is filled from `engine.home`
+    protected: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        home = getattr(self.engine, "home", None)
+        if not self.protected and home is not None:
+            from workbench.engine.tools.paths import protected_paths
+
+            self.protected = protected_paths(home)
 
 
 ToolFunction = Callable[[dict[str, Any], ToolContext], Any]

@@ -141,6 +141,7 @@ class ToolRegistry:
         call_context = ToolContext(
             roots=context.roots, allow_private_network=context.allow_private_network, engine=context.engine,
             agent_id=agent_id, run_id=run_id, timeout_s=tool.timeout_s, max_output_chars=tool.max_output_chars,
+            protected=list(context.protected),
         )
         future = self._pool.submit(tool.run, arguments, call_context)
         try:

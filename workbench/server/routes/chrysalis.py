@@ -5,7 +5,8 @@ works unchanged; every answer is `{success, data, meta{request_id, timestamp, ve
 error `{success: false, error{code, message, category, details, ...}, meta}` (the app shapes errors
 of every `/api/v1/*` path; codes like `NOT_FOUND_ERROR.RESOURCE_NOT_FOUND`).
 
-Agents (`read:agents` / `write:agents`):
+Agents (`read:agents` / `write:agents`; `tools` beyond the built-in read-only ones also need
+`admin:agents`, see `workbench/server/agent_grants.py`):
 * `POST /api/v1/agents` `{agent_id, role_model{name, occupation, ...}, deepening_cycles}` -> 201, the
   agent with generated knowledge and skills (engine `create_agent_from_role_model`); a taken id is
   409 `CONFLICT_ERROR.DUPLICATE_RESOURCE`. `deepening_cycles` defaults to 0 (Chrysalis's default) and
@@ -46,6 +47,7 @@ from workbench.engine.errors import Conflict
 from workbench.engine.schemas import ID_PATTERN, MAX_QUERY_CHARS, AgentDefinition, KnowledgeItem
 from workbench.server.routes import listed_model
 from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.agent_grants import check_agent_grants
 from workbench.server.security import APIError, meta, require
 
 router = APIRouter(prefix="/api/v1", tags=["chrysalis"], route_class=MetricsRoute)
@@ -190,6 +192,7 @@ def create_agent(body: CreateAgentBody, request: Request,
         if value is not None:
             overrides[name] = value
     engine = _engine(request)
+    check_agent_grants(request, overrides)
     model = listed_model(engine, body.model)
     if model is not None:
         overrides["model"] = model
@@ -267,6 +270,7 @@ def update_agent(agent_id: str, body: PatchAgentBody, request: Request,
             changes[name] = value
     if body.model is not None:
         changes["model"] = listed_model(engine, body.model)
+    check_agent_grants(request, changes, current)
     agent = engine.update_agent(agent_id, changes) if changes else current
     return _ok(request, agent_out(agent))
 

@@ -32,7 +32,9 @@ Routes (all need an API key; the scope is in brackets)
   workspace     GET /workspace/roots [read:workspace]; POST, DELETE /workspace/roots [admin:workspace]
   MCP servers   GET /mcp/servers [read:mcp]; POST /mcp/servers, DELETE /mcp/servers/{name},
                 POST /mcp/servers/{name}/accept [admin:mcp]
-  agents        POST /agents, PATCH, DELETE /agents/{id}, POST /agents/import [write:agents];
+  agents        POST /agents, PATCH, DELETE /agents/{id}, POST /agents/import [write:agents]
+                (plus [admin:agents] to turn approvals off or grant any tool but a built-in
+                read-only one: workbench/server/agent_grants.py);
                 GET /agents, /agents/{id}, /agents/{id}/export, /agents/{id}/capabilities [read:agents];
                 POST /agents/skills, /agents/from-role-model, /agents/{id}/enrich [execute:agents]
   runs          POST /runs (SSE) [execute:agents]; POST /runs/{id}/cancel [write:runs];
@@ -94,6 +96,7 @@ from workbench.engine.schemas import (
     SkillsRequest,
     ToolExecuteRequest,
 )
+from workbench.server.agent_grants import check_agent_grants
 from workbench.server.security import APIError, require, require_also
 from workbench.server.streaming import generate_to_end, sse_response
 
@@ -381,13 +384,20 @@ def _check_in_roots(engine: Any, paths: list[str]) -> list[str]:
     """The workspace roots, once every given path is inside one (files found in a walk are checked by ingest)."""
     import os
 
+    from workbench.engine.tools.paths import protected_paths
+
     roots = [os.path.realpath(r) for r in engine.workspace_roots()]
+    protected = protected_paths(engine.home)
     for path in paths:
         real = os.path.realpath(os.path.expanduser(path))
         if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
             raise APIError(403, "PATH_OUTSIDE_ROOTS",
                            f"{path!r} is outside the workspace roots; over HTTP, ingest reads only inside them "
                            "(`workbench workspace add DIR`).")
+        if any(Path(real) == p or Path(real).is_relative_to(p) or p.is_relative_to(real) for p in protected):
+            raise APIError(403, "PATH_OUTSIDE_ROOTS",
+                           f"{path!r} is or holds the workbench's own files (its home or the keyring), "
+                           "which are never ingested over HTTP.")
     return roots
 
 
@@ -628,6 +638,7 @@ class EnrichBody(_Body):
 def create_agent(request: Request, body: AgentDefinition, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
     engine = _engine(request)
     _safe_definition(engine, body.model_dump(exclude_unset=True))
+    check_agent_grants(request, body.model_dump(mode="json"))
     return _dump(engine.create_agent(body))
 
 
@@ -641,7 +652,33 @@ def list_agents(request: Request, page: int = 1, per_page: int = 20, sort: str =
 @router.post("/agents/import")
 def import_agent(request: Request, body: ImportBody, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
     """Create an agent from an export (an inlined template is saved in the server's templates folder)."""
-    return _dump(_engine(request).import_agent(body.text, body.replace))
+    engine = _engine(request)
+    exported = _exported_agent(body.text)
+    if exported is not None:
+        replaced = body.replace and isinstance(exported.get("id"), str)
+        check_agent_grants(request, exported, _agent_or_none(engine, exported["id"]) if replaced else None)
+    return _dump(engine.import_agent(body.text, body.replace))
+
+
+def _exported_agent(text: str) -> dict[str, Any] | None:
+    """The `agent` mapping of an export (None when it is not one: the engine then says why)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    agent = document.get("agent") if isinstance(document, dict) else None
+    return agent if isinstance(agent, dict) else None
+
+
+def _agent_or_none(engine: Any, agent_id: str) -> Any:
+    from workbench.engine.errors import NotFound
+
+    try:
+        return engine.get_agent(agent_id)
+    except NotFound:
+        return None
 
 
 @router.post("/agents/skills")
@@ -658,6 +695,7 @@ def create_agent_from_role_model(request: Request, body: RoleModelRequest,
     engine = _engine(request)
     _safe_model(engine, body.model)
     _safe_definition(engine, body.overrides)
+    check_agent_grants(request, body.overrides)
     return _dump(engine.create_agent_from_role_model(body))
 
 
@@ -672,6 +710,7 @@ def update_agent(request: Request, agent_id: str, changes: dict[str, Any] = Body
     """Partially update an agent (nested settings merge key by key)."""
     engine = _engine(request)
     _safe_definition(engine, changes)
+    check_agent_grants(request, changes, engine.get_agent(agent_id))
     return _dump(engine.update_agent(agent_id, changes))
 
 

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
-from workbench.engine.tools.paths import confine, display_path, is_inside, resolved_roots
+from workbench.engine.tools.paths import (
+    confine,
+    display_path,
+    is_inside,
+    is_protected,
+    refuse_protected,
+    resolved_roots,
+)
 
 DEFAULT_MAX_LINES = 400
 MAX_LINES_LIMIT = 5000
@@ -52,7 +59,7 @@ def _open_nofollow(path: Path) -> int:
 
 
 def _read_file(args: dict[str, Any], ctx: ToolContext) -> str:
-    path = confine(args["path"], ctx.roots, must_exist=True)
+    path = confine(args["path"], ctx.roots, must_exist=True, protected=ctx.protected)
     if path.is_dir():
         raise ToolError("The path is a folder, not a file: use list_dir for folders.")
     if not path.is_file():
@@ -112,7 +119,7 @@ def _write_file(args: dict[str, Any], ctx: ToolContext) -> str:
     if len(content) > MAX_WRITE_CHARS:
         raise ToolError(f"content is larger than {MAX_WRITE_CHARS:,} characters.")
     append = bool(args.get("append", False))
-    path = confine(args["path"], ctx.roots, must_exist=False)
+    path = confine(args["path"], ctx.roots, must_exist=False, protected=ctx.protected)
     _refuse_git_internals(path, ctx.roots)
     if path.is_dir():
         raise ToolError("The path is a folder; give a file path.")
@@ -129,8 +136,10 @@ def _write_file(args: dict[str, Any], ctx: ToolContext) -> str:
     except OSError:
         raise ToolError("The folder for the file could not be created.") from None
     # re-check after creating folders: nothing may have redirected them outside
-    if not is_inside(Path(os.path.realpath(parent)), real_roots):
+    real_parent = Path(os.path.realpath(parent))
+    if not is_inside(real_parent, real_roots):
         raise ToolError("The file's folder is outside the workspace roots.")
+    refuse_protected(real_parent / path.name, ctx.protected, args["path"])
 
     data = content.encode("utf-8")
     mode: int | None = None
@@ -182,7 +191,7 @@ def _entry_type(mode: int) -> str:
 
 
 def _list_dir(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    path = confine(args.get("path") or ".", ctx.roots, must_exist=True)
+    path = confine(args.get("path") or ".", ctx.roots, must_exist=True, protected=ctx.protected)
     if not path.is_dir():
         raise ToolError("The path is not a folder: use read_file for files.")
     try:
@@ -233,7 +242,7 @@ def _search_files(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             def matches_line(text: str) -> bool:  # noqa: E306
                 return needle in text
 
-    base = confine(args.get("path") or ".", ctx.roots, must_exist=True)
+    base = confine(args.get("path") or ".", ctx.roots, must_exist=True, protected=ctx.protected)
     real_roots = resolved_roots(ctx.roots)
     deadline = time.monotonic() + max(ctx.timeout_s, 0.1)
     results: list[str] = []
@@ -250,14 +259,16 @@ def _search_files(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             return True
         if stat.S_ISLNK(st.st_mode):
             real = Path(os.path.realpath(file_path))
-            if not is_inside(real, real_roots) or not real.is_file():
-                return True  # never follow a link out of the roots (nor to folders)
+            if not is_inside(real, real_roots) or not real.is_file() or is_protected(real, ctx.protected):
+                return True  # never follow a link out of the roots (nor to folders, nor into our files)
             file_path = real
             try:
                 st = os.stat(real)
             except OSError:
                 return True
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SEARCH_FILE_BYTES:
+            return True
+        if is_protected(Path(os.path.realpath(file_path)), ctx.protected):
             return True
         try:
             fd = os.open(file_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -286,7 +297,8 @@ def _search_files(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         scan(base)
     else:
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
+                                 and not is_protected(Path(dirpath, d), ctx.protected))
             if time.monotonic() > deadline:
                 truncated = True
                 break

@@ -93,7 +93,8 @@ def _git(repo: Path, args: list[str], ctx: ToolContext, *, stdin: bytes | None =
 
 
 def _repo(args: dict[str, Any], ctx: ToolContext) -> Path:
-    repo = confine(_no_dash(args.get("repo") or ".", "repository path"), ctx.roots, must_exist=True)
+    repo = confine(_no_dash(args.get("repo") or ".", "repository path"), ctx.roots, must_exist=True,
+                   protected=ctx.protected)
     if not repo.is_dir():
         raise ToolError("The repository path is not a folder.")
     out = _git(repo, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"], ctx, check=False).splitlines()
@@ -110,9 +111,12 @@ def _pathspec(value: str, repo: Path, ctx: ToolContext) -> str:
     """A user path as a literal pathspec relative to `repo`, confined to the roots."""
     _no_dash(value, "path")
     candidate = value if os.path.isabs(value) else str(repo / value)
-    real = confine(candidate, ctx.roots, must_exist=False)
+    real = confine(candidate, ctx.roots, must_exist=False, protected=ctx.protected)
     if not (real == repo or real.is_relative_to(repo)):
         raise ToolError(f"The path {value[:200]!r} is outside the repository.")
+    if any(p.is_relative_to(real) for p in ctx.protected):  # e.g. `git add .` in a repo holding the home
+        raise ToolError(f"The path {value[:200]!r} holds the workbench's own files (its home or the keyring), "
+                        "which tools never touch.")
     rel = real.relative_to(repo).as_posix()
     if rel in ("", "."):
         return "."

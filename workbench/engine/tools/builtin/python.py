@@ -2,8 +2,9 @@
 
 The code runs as `sys.executable -I -c <code>` (isolated mode: no user site,
 no PYTHON* variables, no current folder on `sys.path`) in a subprocess with a
-minimal environment, the first workspace root (or a fresh temporary folder)
-as working directory, the call's timeout and output cap. It is never executed
+minimal environment, the first workspace root as working directory, the
+call's timeout and output cap. Like `run_command` it needs a workspace root
+(and refuses a first root inside the workbench's home). It is never executed
 in the workbench process.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
 from workbench.engine.tools.builtin.shell import process_outcome, run_process
-from workbench.engine.tools.paths import resolved_roots
+from workbench.engine.tools.paths import working_dir
 
 MAX_CODE_CHARS = 100_000
 
@@ -51,13 +52,12 @@ def _run_python(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         raise ToolError("The code contains a NUL byte.")
     if len(code) > MAX_CODE_CHARS:
         raise ToolError(f"The code is longer than {MAX_CODE_CHARS:,} characters.")
-    if ctx.roots:
-        cwd = resolved_roots(ctx.roots)[0]
-        if not cwd.is_dir():
-            raise ToolError("The first workspace root is not an existing folder.")
-        return _run(code, cwd, ctx)
-    with tempfile.TemporaryDirectory(prefix="workbench-python-") as tmp:
-        return _run(code, Path(tmp), ctx)
+    if not ctx.roots:
+        raise ToolError(
+            "run_python needs a workspace root: add a folder to `workspace_roots` in the workbench config."
+        )
+    cwd = working_dir(None, ctx)
+    return _run(code, cwd, ctx)
 
 
 def tools() -> list[Tool]:

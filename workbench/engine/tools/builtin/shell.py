@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
-from workbench.engine.tools.paths import confine, resolved_roots
+from workbench.engine.tools.paths import working_dir
 
 #: bytes read and thrown away past the cap before the process is stopped as a flood
 FLOOD_LIMIT_BYTES = 8 * 1024 * 1024
@@ -219,13 +219,7 @@ def _run_command(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         raise ToolError(
             "run_command needs a workspace root: add a folder to `workspace_roots` in the workbench config."
         )
-    cwd_arg = args.get("cwd")
-    if cwd_arg is None:
-        cwd = resolved_roots(ctx.roots)[0]
-    else:
-        cwd = confine(cwd_arg, ctx.roots, must_exist=True)
-    if not cwd.is_dir():
-        raise ToolError("The working directory is not a folder.")
+    cwd = working_dir(args.get("cwd"), ctx)
     program = resolve_program(argv[0], cwd)
     result = run_process(
         [program, *argv[1:]],
