@@ -309,9 +309,12 @@ def _log_to(path: Any) -> None:
     """Send the engine's log (e.g. tracebacks of unexpected failures) to a file, not the terminal."""
     import logging
 
+    from workbench.config import make_private
+
     logger = logging.getLogger("workbench")
     if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
         handler = logging.FileHandler(path, encoding="utf-8")
+        make_private(path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -3,12 +3,18 @@
 `WORKBENCH_HOME` (or `--home`) overrides the default, the platform's user data
 directory. Settings live in `config.json` in the home; secrets never do (they
 live in the OS keyring, see `workbench.engine.secrets`).
+
+The home holds memories, sessions, audits and stored answers: it is the
+owner's alone (folder 700, files 600). `resolve_home` creates it so and
+tightens an existing one; `secure_home` tightens what is inside it when an
+engine opens it, and `make_private` is for a file just created in it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -35,11 +41,48 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
 
     try:
         home = home.expanduser().resolve()
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except (OSError, RuntimeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise StoreError(f"Cannot use {home} as the workbench home: {reason}.") from None
+    make_private(home)
     return home
+
+
+#: folders of the home the workbench creates; made private up front so what lands in them is too
+PRIVATE_FOLDERS = ("indexes", "logs")
+
+
+def make_private(path: str | os.PathLike[str]) -> None:
+    """Take group and other permissions off `path` (600 for a file, 700 for a folder).
+
+    Symlinks are left alone (chmod would follow them out of the home), and a
+    failure is ignored: the file stays as usable as it was.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            os.chmod(path, stat.S_IMODE(mode) & 0o700)
+    except OSError:
+        pass
+
+
+def private_opener(path: str, flags: int) -> int:
+    """An `open(..., opener=)` that creates files 600."""
+    return os.open(path, flags, 0o600)
+
+
+def secure_home(home: Path) -> None:
+    """The home and everything in it (symlinks not followed) private to the owner; its own folders created so."""
+    make_private(home)
+    for name in PRIVATE_FOLDERS:
+        try:
+            (home / name).mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            pass  # e.g. a file in the way: whoever needs the folder says so
+    for folder, dirs, files in os.walk(home, followlinks=False):
+        for name in dirs + files:
+            make_private(os.path.join(folder, name))
 
 
 class ProviderConfig(BaseModel):

@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ProviderConfig, load_config, resolve_home, save_config
+from workbench.config import ProviderConfig, load_config, resolve_home, save_config, secure_home
 from workbench.engine import secrets
 from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
 from workbench.engine.inference.base import ChatModel, StreamEnd
@@ -109,6 +109,7 @@ class Engine:
         self.home = resolve_home(home)
         self.config = load_config(self.home)
         self.db = Database(self.home)
+        secure_home(self.home)  # the database (and files from older versions) owner-only
         self.conversations = ConversationStore(self.db)
         self.models = ModelRegistry(self.home, self.config)
         #: an embedder passed in is shared (e.g. by tests): the engine does not close it

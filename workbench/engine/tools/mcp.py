@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from workbench.config import private_opener
 from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError
 from workbench.engine.schemas import TOOL_NAME_PATTERN, MCPServerInfo
 from workbench.engine.tools.base import DEFAULT_TIMEOUT_S, Permission, Tool, ToolContext, ToolError
@@ -591,7 +592,7 @@ class MCPManager:
     def _capture_sdk_log(self) -> None:
         """The SDK's own warnings (e.g. a server printing junk on stdout) go to
         `<home>/logs/mcp.log`; without a handler Python would print them on the terminal."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         handler = logging.FileHandler(self.log_dir / "mcp.log", encoding="utf-8", delay=True)
         handler.setLevel(logging.WARNING)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -694,10 +695,10 @@ class MCPManager:
 
         cfg = srv.config
         params = StdioServerParameters(command=cfg.command[0], args=cfg.command[1:], env=cfg.env or None, cwd=cfg.cwd)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stop_event = srv.stop_event
         assert stop_event is not None
-        with open(self.log_dir / f"mcp-{srv.name}.log", "a", encoding="utf-8") as errlog:
+        with open(self.log_dir / f"mcp-{srv.name}.log", "a", encoding="utf-8", opener=private_opener) as errlog:
             errlog.write(f"--- {_utcnow().isoformat()} starting {cfg.command!r}\n")
             errlog.flush()
             try:
