@@ -51,6 +51,10 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 #: folders of the home the workbench creates; made private up front so what lands in them is too
 PRIVATE_FOLDERS = ("indexes", "logs")
+#: what else in the home is the workbench's (a home may be a folder that holds other things:
+#: those are left as they are, and so is `models/`, which holds only model files)
+OWN_FILES = ("config.json", "mcp.json", "server.json")
+OWN_FOLDERS = (*PRIVATE_FOLDERS, "templates")
 
 
 def make_private(path: str | os.PathLike[str]) -> None:
@@ -73,17 +77,30 @@ def private_opener(path: str, flags: int) -> int:
 
 
 def secure_home(home: Path) -> None:
-    """The home and everything in it (symlinks not followed) private to the owner; its own folders created so."""
+    """The home and the workbench's files in it private to the owner (symlinks not followed).
+
+    Its own folders are created 700 up front, so that what lands in them later is private too.
+    """
     make_private(home)
     for name in PRIVATE_FOLDERS:
         try:
             (home / name).mkdir(mode=0o700, exist_ok=True)
         except OSError:
             pass  # e.g. a file in the way: whoever needs the folder says so
-    for folder, dirs, files in os.walk(home, followlinks=False):
-        for name in dirs + files:
-            make_private(os.path.join(folder, name))
-
+    try:
+        entries = list(os.scandir(home))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.name in OWN_FOLDERS and entry.is_dir():
+            make_private(entry.path)
+            for folder, dirs, files in os.walk(entry.path, followlinks=False):
+                for name in dirs + files:
+                    make_private(os.path.join(folder, name))
+        elif entry.name in OWN_FILES or entry.name.startswith(("workbench.", ".config-", ".mcp.")):
+            make_private(entry.path)
 
 class ProviderConfig(BaseModel):
     """A remote chat endpoint. Its API key, if any, is in the OS keyring."""

@@ -90,3 +90,19 @@ def test_the_cli_creates_its_log_and_database_private(workbench_home: Path) -> N
     assert result.returncode == 0, result.stderr
     assert (workbench_home / "workbench.log").exists() and (workbench_home / "workbench.duckdb").exists()
     assert _loose(workbench_home) == []
+
+
+def test_only_the_workbench_files_of_a_home_are_touched(workbench_home: Path, common_umask: None) -> None:
+    """`--home .` in a project folder must not make the project's own files private."""
+    from workbench.engine.engine import Engine
+
+    workbench_home.mkdir()
+    theirs = [workbench_home / "README.md", workbench_home / "src" / "app.py", workbench_home / "models" / "m.gguf"]
+    for path in theirs:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("shared\n")
+        os.chmod(path, 0o644)
+    with Engine(workbench_home):
+        pass
+    assert [_mode(p) for p in theirs] == [0o644] * 3
+    assert _mode(workbench_home / "workbench.duckdb") == 0o600 and _mode(workbench_home) == 0o700
