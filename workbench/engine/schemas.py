@@ -751,7 +751,7 @@ class AuditRecord(_Model):
     tool: str
     permission: str
     arguments: dict[str, Any]
-    #: ok, error, invalid, denied, refused, timeout
+    #: ok, error, invalid, denied, refused, timeout; "running" while the tool runs
     status: str
     result: str | None
     error: str | None

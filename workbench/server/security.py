@@ -44,6 +44,10 @@ class ServerSettings:
     #: and the only keys that may ingest paths outside the workspace roots
     local_session_keys: set[str] = field(default_factory=set)
     max_body_bytes: int = 8 * 1024 * 1024
+    #: `Idempotency-Key`: answers larger than this are not kept for replay (the record is dropped) ...
+    idempotency_max_body_bytes: int = 256 * 1024
+    #: ... and all kept answers together take at most this much (the oldest are dropped first)
+    idempotency_max_total_bytes: int = 32 * 1024 * 1024
 
 
 class APIError(Exception):
