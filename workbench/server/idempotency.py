@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -42,6 +43,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from workbench.server.security import _send_json, error_body, presented_key
+
+log = logging.getLogger("workbench.server")
 
 HEADER = "idempotency-key"
 TTL = timedelta(hours=24)
@@ -287,6 +290,21 @@ class IdempotencyMiddleware:
         answer: dict[str, Any] = {"status": None, "content_type": "", "chunks": [], "size": 0, "storable": False,
                                   "complete": False}
 
+        settled = False
+
+        async def settle() -> None:
+            nonlocal settled
+            settled = True
+            if answer["storable"] and answer["complete"]:
+                try:
+                    await run_in_threadpool(store.complete, key_id, key, self.owner, answer["status"],
+                                            answer["content_type"], b"".join(answer["chunks"]),
+                                            settings.idempotency_max_total_bytes)
+                    return
+                except Exception:  # not kept: a retry runs again, rather than meeting "in flight" for a day
+                    log.exception("could not store the answer of an idempotent request")
+            await run_in_threadpool(store.release, key_id, key, self.owner)
+
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
@@ -294,28 +312,29 @@ class IdempotencyMiddleware:
                 answer.update(status=status, content_type=content_type,
                               storable=status < 500 and status not in NOT_STORED
                               and not content_type.lower().startswith("text/event-stream"))
-            elif message["type"] == "http.response.body" and answer["storable"]:
-                chunk = message.get("body", b"")
-                answer["size"] += len(chunk)
-                if answer["size"] > max_body:
-                    answer.update(storable=False, chunks=[])
-                else:
-                    answer["chunks"].append(chunk)
-                if not message.get("more_body", False):
+            elif message["type"] == "http.response.body":
+                if answer["storable"]:
+                    chunk = message.get("body", b"")
+                    answer["size"] += len(chunk)
+                    if answer["size"] > max_body:
+                        answer.update(storable=False, chunks=[])
+                    else:
+                        answer["chunks"].append(chunk)
+                if not message.get("more_body", False) and not settled:
                     answer["complete"] = True
+                    # Before the last byte goes out: a client that retries the moment it has the answer
+                    # finds it stored (or the key free again), never still "in flight" (409).
+                    await settle()
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
-            store.release(key_id, key, self.owner)  # quick, and must run even when cancelled
+            if not settled:
+                store.release(key_id, key, self.owner)  # quick, and must run even when cancelled
             raise
-        if answer["storable"] and answer["complete"]:
-            await run_in_threadpool(store.complete, key_id, key, self.owner, answer["status"],
-                                    answer["content_type"], b"".join(answer["chunks"]),
-                                    settings.idempotency_max_total_bytes)
-        else:
-            await run_in_threadpool(store.release, key_id, key, self.owner)
+        if not settled:
+            await settle()
 
 
 def _key_id(engine: Any, headers: Headers) -> str | None:

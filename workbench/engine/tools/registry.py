@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import Tool, ToolContext, ToolError
 
 log = logging.getLogger("workbench.tools")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: how much of a result or error the audit table keeps
 AUDIT_TEXT_CHARS = 4000
@@ -58,19 +60,16 @@ def cap(text: str, limit: int) -> str:
 def _arguments_json(arguments: Any) -> str:
     """A call's arguments as the audit log keeps them (JSON, truncated past AUDIT_ARGS_CHARS)."""
     value = arguments if isinstance(arguments, dict) else {"value": arguments}
-    args_json = json.dumps(value, ensure_ascii=False, default=str)
-    if unpaired_surrogate(args_json) is not None:  # not encodable as UTF-8: keep it as JSON escapes
-        args_json = json.dumps(value, ensure_ascii=True, default=str)
+    args_json = _storable(json.dumps(value, ensure_ascii=False, default=str))
     if len(args_json) > AUDIT_ARGS_CHARS:
         args_json = json.dumps({"truncated": args_json[:AUDIT_ARGS_CHARS]})
     return args_json
 
 
 def _storable(text: str) -> str:
-    """`text` with unpaired surrogates (undecodable bytes a program printed) replaced, so the database takes it."""
-    if unpaired_surrogate(text) is None:
-        return text
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """`text` with unpaired surrogates (a model's "\\ud800", undecodable bytes a program printed) shown as
+    U+FFFD, so that the database takes it and the audit log can be read back."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class ToolRegistry:
