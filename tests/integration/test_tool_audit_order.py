@@ -67,3 +67,14 @@ def test_undecodable_tool_arguments_are_refused_and_still_audited(engine, worksp
     assert not (workspace / "ran").exists()
     (record,) = engine.tool_audit(tool="run_command")
     assert record.status == "invalid" and record.arguments["argv"][2] == "x\ufffd"
+
+
+def test_a_file_name_that_is_not_utf8_does_not_break_a_tool_or_its_audit(engine, workspace: Path) -> None:
+    import os
+
+    fd = os.open(os.fsencode(workspace) + b"/bad\xff.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(fd)
+    listed = engine.execute_tool({"tool": "list_dir", "arguments": {}})
+    assert listed.ok and "bad\ufffd.txt" in listed.output
+    (record,) = engine.tool_audit(tool="list_dir")
+    assert record.status == "ok" and "bad\ufffd.txt" in record.result

@@ -207,11 +207,14 @@ class ToolRegistry:
                 started: float) -> ToolExecution:
         """Complete the call's audit row with its outcome (the tool has run: a failure here is only logged)."""
         duration_ms = (time.perf_counter() - started) * 1000
+        # A listed file name that is not valid UTF-8 comes back surrogate-escaped: shown as U+FFFD.
+        output = _storable(output) if output is not None else None
+        error = _storable(error) if error else error
         try:
             self.db.execute(
                 "UPDATE tool_audit SET status = ?, result = ?, error = ?, duration_ms = ? WHERE id = ?",
-                [status, _storable(cap(output, AUDIT_TEXT_CHARS)) if output is not None else None,
-                 _storable(error[:AUDIT_TEXT_CHARS]) if error else None, duration_ms, audit_id],
+                [status, cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
+                 error[:AUDIT_TEXT_CHARS] if error else None, duration_ms, audit_id],
             )
         except Exception:
             log.exception("could not complete the audit record %s of %s", audit_id, tool.name)
