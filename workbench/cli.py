@@ -851,9 +851,23 @@ def _run_tui(args: argparse.Namespace) -> int:
     return run_tui(lambda: _open_engine(args), serve=[args.serve] if args.serve else None)
 
 
+def _undecodable_argument(argv: list[str]) -> str | None:
+    """One sentence about the first argument that is not valid UTF-8 (Python hands such bytes over as
+    lone surrogates, which nothing downstream can store or print), or None."""
+    for number, value in enumerate(argv, 1):
+        if re.search("[\ud800-\udfff]", value):
+            shown = _plain(re.sub("[\ud800-\udfff]", "\ufffd", value))
+            return f"argument {number} ({shown!r}) is not valid UTF-8 text; check the terminal's encoding."
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(argv if argv is not None else sys.argv[1:])
+    problem = _undecodable_argument(argv)
+    if problem is not None:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
     server_command = None
     if "--" in argv and "mcp" in argv[: argv.index("--")]:
         # `workbench mcp add NAME [OPTIONS] -- COMMAND ...`: the command is the server's, untouched.

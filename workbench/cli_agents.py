@@ -135,6 +135,9 @@ def add_commands(commands: Any) -> None:
                             "used by your TUI and CLI, is not limited)")
     serve.add_argument("--allow-remote", action="store_true",
                        help="allow non-loopback addresses (needs an existing API key)")
+    serve.add_argument("--read-timeout", type=float, metavar="SECONDS",
+                       help="a client must send a request's head within this time, and may not pause longer "
+                            "while sending its body (default 10)")
 
     workspace = commands.add_parser("workspace", help="folders the file, shell, git and python tools may use")
     ws_actions = workspace.add_subparsers(dest="workspace_command", metavar="ACTION")
@@ -515,8 +518,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(addresses: list[str]) -> None:
         print(_plain(f"Serving on {', '.join('http://' + v for v in addresses)} (Ctrl-C stops)."), file=sys.stderr)
 
+    def stopping(reason: str) -> None:
+        print(f"Stopping the server ({reason})…", file=sys.stderr, flush=True)
+
+    if args.read_timeout is not None and not 0.1 <= args.read_timeout <= 3600:
+        print("workbench: error: --read-timeout takes 0.1 to 3600 seconds.", file=sys.stderr)
+        return 2
     with _open_engine(args) as engine:
-        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready, rate_limit=args.rate_limit)
+        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready, rate_limit=args.rate_limit,
+              read_timeout_s=args.read_timeout, on_stopping=stopping)
     return 0
 
 

@@ -27,6 +27,7 @@ from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
 from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
+from workbench.engine.schemas import MAX_BATCH_ITEMS
 from workbench.engine.schemas import (
     AgentDefinition,
     AgentEvent,
@@ -278,8 +279,9 @@ class Engine:
 
     def remember_many(self, requests: list[RememberRequest | dict[str, Any]]) -> list[RememberResult]:
         """Store many memories in one batch: all are stored, or none (bulk import)."""
-        if len(requests) > 10_000:
-            raise InvalidRequest("remember_many takes at most 10,000 memories per call.")
+        if len(requests) > MAX_BATCH_ITEMS:
+            raise InvalidRequest(f"remember_many takes at most {MAX_BATCH_ITEMS:,} memories per call "
+                                 f"(got {len(requests):,}); send several batches.")
         reqs: list[RememberRequest] = [validate(RememberRequest, r) for r in requests]
         stored = self.memory.remember_many(reqs)
         for req, (_, fact) in zip(reqs, stored):

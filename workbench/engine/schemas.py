@@ -6,6 +6,8 @@ in-process `Engine` and a `RemoteEngine` speak exactly the same language.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
@@ -31,8 +33,43 @@ FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_ca
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$"
 
 
+#: a UTF-16 surrogate code point: in a Python str only an unpaired one (JSON's "\\ud800", or the CLI's
+#: surrogate-escaped undecodable bytes), which no database, file or terminal can encode
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unpaired_surrogate(value: Any, where: str = "") -> str | None:
+    """Where in `value` (strings, dict keys and values, lists) an unpaired surrogate is, e.g. "metadata.tags.0"."""
+    if isinstance(value, str):
+        return (where or "text") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return where or "keys"
+            found = unpaired_surrogate(item, path)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = unpaired_surrogate(item, f"{where}.{index}" if where else str(index))
+            if found:
+                return found
+    return None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unpaired_surrogates(cls, data: Any) -> Any:
+        # One check for every front end (server, CLI, TUI, Python): such text would fail later, half-way
+        # through a write (DuckDB, the audit log, a JSON answer), as a 500 or a traceback.
+        where = unpaired_surrogate(data)
+        if where is not None:
+            raise ValueError(f"{where} is not valid Unicode text (it holds an unpaired surrogate such as \\ud800)")
+        return data
 
 
 class SamplingParams(_Model):
@@ -303,6 +340,12 @@ MemoryKind = Literal["conversation", "knowledge", "episodic"]
 MAX_KEY_CHARS = 512
 MAX_VALUE_BYTES = 1_000_000
 MAX_QUERY_CHARS = 8_000
+#: per memory: tags, characters per tag, and its metadata as JSON (README "Limits")
+MAX_TAGS = 64
+MAX_TAG_CHARS = 128
+MAX_METADATA_BYTES = 16 * 1024
+#: memories per `remember_many` call (`POST /workbench/v1/memory/batch`)
+MAX_BATCH_ITEMS = 1000
 
 
 def _check_key(key: str) -> str:
@@ -366,6 +409,14 @@ class RememberRequest(_Model):
         tags = metadata.get("tags")
         if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
             raise ValueError("tags must be a list of strings")
+        # Bounded so that one cheap request cannot hold the database for long (tags are a list column).
+        if tags is not None and len(tags) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags (got {len(tags)})")
+        if tags is not None and any(len(t) > MAX_TAG_CHARS for t in tags):
+            raise ValueError(f"a tag is at most {MAX_TAG_CHARS} characters")
+        size = len(json.dumps(metadata, ensure_ascii=False, default=str).encode("utf-8", "replace"))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is at most {MAX_METADATA_BYTES // 1024} KiB as JSON (got {size:,} bytes)")
         return metadata
 
 
@@ -700,7 +751,7 @@ class AuditRecord(_Model):
     tool: str
     permission: str
     arguments: dict[str, Any]
-    #: ok, error, invalid, denied, refused, timeout
+    #: ok, error, invalid, denied, refused, timeout; "running" while the tool runs
     status: str
     result: str | None
     error: str | None

@@ -25,6 +25,7 @@ from workbench.server.run import (
     parse_listen,
     settings_for,
     start_local_session,
+    uvicorn_config,
 )
 
 #: name of the key created when the user has none
@@ -90,8 +91,7 @@ class EmbeddedServer:
         settings = settings_for(actual, False, self.engine)
         app = create_app(self.engine, settings)
         # log_config=None: leave the host process's logging alone (uvicorn's own config writes to stderr).
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", log_config=None,
-                                timeout_graceful_shutdown=GRACEFUL_S)
+        config = uvicorn_config(app, log_config=None, timeout_graceful_shutdown=GRACEFUL_S)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True,
                                   name="workbench-server")
@@ -150,3 +150,4 @@ class EmbeddedServer:
             return
         if owner == os.getpid():
             marker.unlink(missing_ok=True)
+

@@ -13,8 +13,11 @@ creates, `/v1/remember`, native creates, Zahara `/execute` and `/run`, Platform 
 * The same key with another method, path or body: 422 (the key belongs to the first request).
 * Not stored (the record is dropped, so a retry runs the route again): 5xx answers, 401/403/429
   (about the caller's credentials or rate, not the request), requests that raise or are cancelled,
-  bodies over 8 MiB, and **streaming responses (`text/event-stream`), which pass through untouched**
-  (a concurrent duplicate of a running stream still gets 409).
+  answers over `ServerSettings.idempotency_max_body_bytes` (256 KiB: a retrieval's large answer is
+  cheaper to compute again than to keep), and **streaming responses (`text/event-stream`), which pass
+  through untouched** (a concurrent duplicate of a running stream still gets 409).
+* Stored answers take at most `idempotency_max_total_bytes` (32 MiB) together: storing one more
+  drops the oldest first (a retry of a dropped one runs the route again).
 * Records expire 24 hours after the first request. An in-flight record left by a server that
   stopped (another middleware instance) is stale and taken over.
 * Requests without the header, without a valid API key (the route answers 401 itself), and other
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -40,9 +44,10 @@ from starlette.datastructures import Headers
 
 from workbench.server.security import _send_json, error_body, presented_key
 
+log = logging.getLogger("workbench.server")
+
 HEADER = "idempotency-key"
 TTL = timedelta(hours=24)
-MAX_STORED_BODY = 8 * 1024 * 1024
 VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
 #: answers about the caller's credentials or rate, not about the request: never replayed
 NOT_STORED = frozenset({401, 403, 429})
@@ -113,11 +118,20 @@ class DuckDBStore:
                     [print_, method, path, owner, now, now + TTL, key_id, key])
         return Claim("new")
 
-    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes) -> None:
-        self.db.execute(
-            "UPDATE idempotency_keys SET state = 'done', status = ?, content_type = ?, body = ? "
-            "WHERE api_key_id = ? AND key = ? AND owner = ? AND state = 'in_flight'",
-            [status, content_type, body, key_id, key, owner])
+    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes,
+                 max_total: int) -> None:
+        with self.db.transaction() as conn:
+            (total,) = conn.execute("SELECT coalesce(sum(octet_length(body)), 0) FROM idempotency_keys "
+                                    "WHERE state = 'done'").fetchone()
+            if total + len(body) > max_total:
+                stored = conn.execute("SELECT api_key_id, key, octet_length(body) FROM idempotency_keys "
+                                      "WHERE state = 'done' ORDER BY created_at DESC, api_key_id, key").fetchall()
+                for gone in _over_budget([(r[0], r[1], r[2] or 0) for r in stored], len(body), max_total):
+                    conn.execute("DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ?", list(gone))
+            conn.execute(
+                "UPDATE idempotency_keys SET state = 'done', status = ?, content_type = ?, body = ? "
+                "WHERE api_key_id = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+                [status, content_type, body, key_id, key, owner])
 
     def release(self, key_id: str, key: str, owner: str) -> None:
         self.db.execute("DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ? AND owner = ? "
@@ -151,8 +165,13 @@ class MemoryStore:
                                          "owner": owner, "expires_at": now + TTL}
         return Claim("new")
 
-    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes) -> None:
+    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes,
+                 max_total: int) -> None:
         with self._lock:
+            stored = sorted(((k, r) for k, r in self._rows.items() if r["state"] == "done"),
+                            key=lambda item: item[1]["expires_at"], reverse=True)
+            for gone in _over_budget([(k[0], k[1], len(r["body"] or b"")) for k, r in stored], len(body), max_total):
+                del self._rows[gone]
             row = self._rows.get((key_id, key))
             if row is not None and row["owner"] == owner:
                 row.update(state="done", status=status, content_type=content_type, body=body)
@@ -162,6 +181,16 @@ class MemoryStore:
             row = self._rows.get((key_id, key))
             if row is not None and row["owner"] == owner and row["state"] == "in_flight":
                 del self._rows[(key_id, key)]
+
+
+def _over_budget(stored: list[tuple[str, str, int]], adding: int, max_total: int) -> list[tuple[str, str]]:
+    """Which stored answers (newest first: key id, key, size) to drop so that `adding` more bytes fit."""
+    kept = adding
+    for index, (_, _, size) in enumerate(stored):
+        if kept + size > max_total:  # this one and every older one go
+            return [(key_id, key) for key_id, key, _ in stored[index:]]
+        kept += size
+    return []
 
 
 # -------------------------------------------------------------- middleware
@@ -256,8 +285,25 @@ class IdempotencyMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        settings = app_state.settings
+        max_body = min(settings.idempotency_max_body_bytes, settings.idempotency_max_total_bytes)
         answer: dict[str, Any] = {"status": None, "content_type": "", "chunks": [], "size": 0, "storable": False,
                                   "complete": False}
+
+        settled = False
+
+        async def settle() -> None:
+            nonlocal settled
+            settled = True
+            if answer["storable"] and answer["complete"]:
+                try:
+                    await run_in_threadpool(store.complete, key_id, key, self.owner, answer["status"],
+                                            answer["content_type"], b"".join(answer["chunks"]),
+                                            settings.idempotency_max_total_bytes)
+                    return
+                except Exception:  # not kept: a retry runs again, rather than meeting "in flight" for a day
+                    log.exception("could not store the answer of an idempotent request")
+            await run_in_threadpool(store.release, key_id, key, self.owner)
 
         async def capture(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -266,27 +312,29 @@ class IdempotencyMiddleware:
                 answer.update(status=status, content_type=content_type,
                               storable=status < 500 and status not in NOT_STORED
                               and not content_type.lower().startswith("text/event-stream"))
-            elif message["type"] == "http.response.body" and answer["storable"]:
-                chunk = message.get("body", b"")
-                answer["size"] += len(chunk)
-                if answer["size"] > MAX_STORED_BODY:
-                    answer.update(storable=False, chunks=[])
-                else:
-                    answer["chunks"].append(chunk)
-                if not message.get("more_body", False):
+            elif message["type"] == "http.response.body":
+                if answer["storable"]:
+                    chunk = message.get("body", b"")
+                    answer["size"] += len(chunk)
+                    if answer["size"] > max_body:
+                        answer.update(storable=False, chunks=[])
+                    else:
+                        answer["chunks"].append(chunk)
+                if not message.get("more_body", False) and not settled:
                     answer["complete"] = True
+                    # Before the last byte goes out: a client that retries the moment it has the answer
+                    # finds it stored (or the key free again), never still "in flight" (409).
+                    await settle()
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         except BaseException:
-            store.release(key_id, key, self.owner)  # quick, and must run even when cancelled
+            if not settled:
+                store.release(key_id, key, self.owner)  # quick, and must run even when cancelled
             raise
-        if answer["storable"] and answer["complete"]:
-            await run_in_threadpool(store.complete, key_id, key, self.owner, answer["status"],
-                                    answer["content_type"], b"".join(answer["chunks"]))
-        else:
-            await run_in_threadpool(store.release, key_id, key, self.owner)
+        if not settled:
+            await settle()
 
 
 def _key_id(engine: Any, headers: Headers) -> str | None:

@@ -24,7 +24,10 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +97,29 @@ def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
     return sockets
 
 
+#: in-flight requests (a streaming chat) get this long to finish once the server is told to stop
+GRACEFUL_S = 2
+#: signals that stop the server cleanly (server.json removed, the local-session key revoked); uvicorn
+#: itself handles SIGINT and SIGTERM, but re-raises SIGTERM after its shutdown, which killed the
+#: process before this module's cleanup ran, and leaves SIGHUP to kill it outright
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def uvicorn_config(app: Any, read_timeout_s: float | None = None, **options: Any) -> Any:
+    """The uvicorn configuration every server of ours runs with (read timeouts, quiet logs)."""
+    import uvicorn
+
+    from workbench.server.protocol import READ_TIMEOUT_S, protocol_with
+
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                          http=protocol_with(read_timeout_s or READ_TIMEOUT_S), **options)
+
+
 def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = False,
-          on_ready: Any = None, rate_limit: int | None = None) -> None:
-    """Run until interrupted; `<home>/server.json` tells other processes where the server is."""
+          on_ready: Any = None, rate_limit: int | None = None, read_timeout_s: float | None = None,
+          on_stopping: Callable[[str], None] | None = None) -> None:
+    """Run until interrupted (SIGINT, SIGTERM, SIGHUP); `<home>/server.json` tells other processes where
+    the server is. `on_stopping(reason)` is called once when it begins to stop."""
     import uvicorn
 
     from workbench.server.app import create_app
@@ -107,6 +130,27 @@ def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = Fa
     app = create_app(engine, settings)
     marker = Path(engine.home) / SERVER_FILE
     bound = [f"{h}:{s.getsockname()[1]}" for (h, _), s in zip(addresses, sockets)]
+    stopping: list[str] = []
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            stopping.append(signal.Signals(sig).name)
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Said from the event loop, not the signal handler: a print there could interrupt another print.
+            if on_stopping is not None:
+                on_stopping(stopping[0] if stopping else "shutdown")
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn_config(app, read_timeout_s, timeout_graceful_shutdown=GRACEFUL_S))
+
+    def stop(sig: int, frame: Any) -> None:
+        # Also called after uvicorn's own shutdown, when it re-raises the SIGTERM it caught: then it only
+        # returns, and the cleanup below runs.
+        server.handle_exit(sig, frame)
+
+    previous = _install(STOP_SIGNALS, stop)
     key_id = None
     try:
         # The key exists before server.json does: whoever finds the marker finds the key too.
@@ -116,14 +160,31 @@ def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = Fa
         _set_owner_port(engine, sockets[0].getsockname()[1])
         if on_ready is not None:
             on_ready(bound)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        uvicorn.Server(config).run(sockets=sockets)
+        server.run(sockets=sockets)
     finally:
         marker.unlink(missing_ok=True)
         _set_owner_port(engine, None)
         end_local_session(engine, key_id)
         for sock in sockets:
             sock.close()
+        _restore(previous)
+
+
+def _install(names: tuple[str, ...], handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """Set `handler` for the named signals this platform has (main thread only); the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in names:
+        number = getattr(signal, name, None)
+        if number is not None:
+            previous[number] = signal.signal(number, handler)
+    return previous
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)
 
 
 def start_local_session(engine: Any) -> str:

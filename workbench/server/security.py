@@ -45,6 +45,10 @@ class ServerSettings:
     #: and the only keys that may ingest paths outside the workspace roots
     local_session_keys: set[str] = field(default_factory=set)
     max_body_bytes: int = 8 * 1024 * 1024
+    #: `Idempotency-Key`: answers larger than this are not kept for replay (the record is dropped) ...
+    idempotency_max_body_bytes: int = 256 * 1024
+    #: ... and all kept answers together take at most this much (the oldest are dropped first)
+    idempotency_max_total_bytes: int = 32 * 1024 * 1024
 
 
 class APIError(Exception):
@@ -161,7 +165,8 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        raw_headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        headers = dict(raw_headers)
         given = headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.match(given) else new_request_id()
         state = scope.setdefault("state", {})
@@ -169,27 +174,57 @@ class SecurityMiddleware:
         state["started"] = time.perf_counter()
         path = scope.get("path", "")
 
-        problem = self._check(scope, headers)
-        if problem is not None:
-            status, code, message = problem
-            await _send_json(send, status, error_body(path, status, code, message, request_id, None,
+        async def refuse(status: int, code: str, message: str, details: Any = None) -> None:
+            await _send_json(send, status, error_body(path, status, code, message, request_id, details,
                                                       state["started"]), {"x-request-id": request_id})
+
+        problem = self._check(scope, headers, [v for k, v in raw_headers if k == "origin"])
+        if problem is not None:
+            await refuse(*problem)
             return
 
         limit = self.settings.max_body_bytes
+        too_large = f"The request body is over {limit:,} bytes."
+        if _is_json(headers) and scope.get("method") in ("POST", "PUT", "PATCH", "DELETE"):
+            # JSON bodies are read here, whole (they are bounded), so that text no engine part can store is
+            # refused before any route runs (a tool would otherwise run and then fail to be audited).
+            body, outcome = await _read_limited(receive, limit)
+            if outcome == "disconnected":
+                return
+            if outcome == "too_large":  # a chunked body: no Content-Length to refuse it by up front
+                await refuse(413, "REQUEST_TOO_LARGE", too_large)
+                return
+            where = _unpaired_surrogate_in_json(body)
+            if where is not None:
+                issue = "is not valid Unicode text (it holds an unpaired surrogate such as \\ud800)"
+                await refuse(400, "VALIDATION_ERROR", f"Invalid request: {where}: {issue}.",
+                             {"field": where, "issue": issue})
+                return
+            receive = _replay(body, receive)
+
         received = 0
+        over_limit = False
+        answered = False
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, over_limit
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    over_limit = True
                     raise _BodyTooLarge()
             return message
 
         async def send_with_headers(message: dict[str, Any]) -> None:
+            nonlocal answered
+            if over_limit:  # whatever the route made of the cut-off body (FastAPI: 400), the answer is 413
+                if not answered:
+                    answered = True
+                    await refuse(413, "REQUEST_TOO_LARGE", too_large)
+                return
             if message["type"] == "http.response.start":
+                answered = True
                 extra = [(b"x-request-id", request_id.encode())]
                 for name, value in (state.get("rate_headers") or {}).items():
                     extra.append((name.lower().encode(), str(value).encode()))
@@ -199,17 +234,20 @@ class SecurityMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
-            await _send_json(send, 413, error_body(path, 413, "REQUEST_TOO_LARGE",
-                                                   f"The request body is over {limit:,} bytes.", request_id),
-                             {"x-request-id": request_id})
+            if not answered:
+                answered = True
+                await refuse(413, "REQUEST_TOO_LARGE", too_large)
 
-    def _check(self, scope: dict[str, Any], headers: dict[str, str]) -> tuple[int, str, str] | None:
+    def _check(self, scope: dict[str, Any], headers: dict[str, str],
+               origins: list[str]) -> tuple[int, str, str] | None:
         host = headers.get("host", "")
         if not self._host_allowed(host):
             return 421, "INVALID_HOST", "The Host header must name this server (a loopback name and its port)."
-        origin = headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin):
+        # Every Origin header is checked, not just the last one a dict keeps; and only one is accepted.
+        if any(not self._origin_allowed(origin) for origin in origins):
             return 403, "FORBIDDEN_ORIGIN", "Cross-origin requests are refused."
+        if len(origins) > 1:
+            return 400, "DUPLICATE_ORIGIN", "Send at most one Origin header."
         query = scope.get("query_string", b"").decode("latin-1")
         if query and any(name.lower() in KEY_PARAMS for name, _ in parse_qsl(query, keep_blank_values=True)):
             return 400, "KEY_IN_URL", "API keys in URLs are refused (they end up in logs): send an X-API-Key header."
@@ -237,6 +275,64 @@ class SecurityMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _is_json(headers: dict[str, str]) -> bool:
+    """Whether the routes will parse the body as JSON (FastAPI does so without a Content-Type too)."""
+    content_type = headers.get("content-type", "").lower()
+    return not content_type or "json" in content_type
+
+
+async def _read_limited(receive: Callable, limit: int) -> tuple[bytes, str]:
+    """The whole body and "ok", or "too_large" past `limit` bytes, or "disconnected"."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", "disconnected"
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", "too_large"
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), "ok"
+
+
+def _replay(body: bytes, receive: Callable) -> Callable:
+    """A `receive` that hands out `body` once, then waits on the real one (for the disconnect)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+#: JSON's escaped surrogates (\ud800..\udfff), and raw UTF-8-encoded ones (which `json.loads` of bytes lets
+#: through as "surrogatepass"): only bodies with one of these are parsed here
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
+
+
+def _unpaired_surrogate_in_json(body: bytes) -> str | None:
+    """Where the JSON `body` holds an unpaired surrogate (e.g. "metadata.tags.0"), or None."""
+    if not (_ESCAPED_SURROGATE.search(body) or _RAW_SURROGATE.search(body)):
+        return None
+    from workbench.engine.schemas import unpaired_surrogate
+
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):  # the route reports malformed JSON in its own words
+        return None
+    return unpaired_surrogate(parsed)
 
 
 def _split_host(host: str) -> tuple[str | None, int | None]:

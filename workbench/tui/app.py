@@ -224,8 +224,30 @@ class WorkbenchApp(App[None]):
 def run_tui(engine_factory: Callable[[], EngineAPI], serve: list[str] | None = None) -> int:
     """Run the TUI until the user quits; always closes the engine."""
     app = WorkbenchApp(engine_factory, serve=serve)
+    restore = _quit_on_signals(app)
     try:
         app.run()
     finally:
+        restore()
         app.shutdown()
     return app.return_code or 0
+
+
+def _quit_on_signals(app: App[None]) -> Callable[[], None]:
+    """SIGTERM and SIGHUP quit the app like Ctrl+Q, so the terminal is restored and `shutdown` stops the
+    local server (server.json removed, its local-session key revoked) instead of the process dying with
+    them left behind. Returns a function that puts the previous handlers back."""
+    import signal
+
+    def handler(sig: int, frame: object) -> None:
+        loop = app._loop
+        if loop is not None and loop.is_running():  # the handler runs between the loop's callbacks
+            loop.call_soon_threadsafe(app.exit)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore

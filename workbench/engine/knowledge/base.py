@@ -36,6 +36,7 @@ from workbench.engine.schemas import (
     SearchHit,
     SearchRequest,
     SearchResponse,
+    unpaired_surrogate,
 )
 from workbench.engine.store.db import Database, utcnow
 
@@ -94,6 +95,12 @@ class KnowledgeBase:
         roots = [Path(os.path.abspath(os.path.expanduser(p))) for p in request.paths]
         files = list(iter_files(roots))
         report.files_seen = len(files)
+        # A name that is not valid UTF-8 reaches Python surrogate-escaped: no database or answer can hold
+        # it, so it is reported (its bad bytes shown as U+FFFD) and skipped like an unreadable file.
+        for file in [f for f in files if unpaired_surrogate(str(f))]:
+            shown = os.fsencode(file).decode("utf-8", "replace")
+            report.skipped.append(FileIssue(path=shown, reason="its name is not valid UTF-8"))
+        files = [f for f in files if not unpaired_surrogate(str(f))]
         if within is not None:
             # Judged by the real path: a symlink inside a root that points outside it stays outside.
             allowed = [os.path.realpath(r).rstrip(os.sep) for r in within]

@@ -8,7 +8,9 @@ the CLI, the API) goes through `ToolRegistry.execute`, which
   tools kill their own process groups earlier),
 * caps the output it returns,
 * records the call — tool, arguments, result or error, duration — in the
-  `tool_audit` table, whatever the outcome.
+  `tool_audit` table, whatever the outcome: the row is written ("running")
+  before the tool runs and completed after it, so a call the audit log cannot
+  record is not run at all.
 
 Approval is not decided here: the agent runner asks a person before it calls
 `execute` (see `workbench.engine.agents.approvals`).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,13 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError
-from workbench.engine.schemas import AuditRecord, ToolExecution, ToolInfo
+from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError
+from workbench.engine.schemas import AuditRecord, ToolExecution, ToolInfo, unpaired_surrogate
 from workbench.engine.store.conversations import new_id
 from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import Tool, ToolContext, ToolError
 
 log = logging.getLogger("workbench.tools")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: how much of a result or error the audit table keeps
 AUDIT_TEXT_CHARS = 4000
@@ -51,6 +55,21 @@ def cap(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n[... output truncated: {len(text) - limit} more characters]"
+
+
+def _arguments_json(arguments: Any) -> str:
+    """A call's arguments as the audit log keeps them (JSON, truncated past AUDIT_ARGS_CHARS)."""
+    value = arguments if isinstance(arguments, dict) else {"value": arguments}
+    args_json = _storable(json.dumps(value, ensure_ascii=False, default=str))
+    if len(args_json) > AUDIT_ARGS_CHARS:
+        args_json = json.dumps({"truncated": args_json[:AUDIT_ARGS_CHARS]})
+    return args_json
+
+
+def _storable(text: str) -> str:
+    """`text` with unpaired surrogates (a model's "\\ud800", undecodable bytes a program printed) shown as
+    U+FFFD, so that the database takes it and the audit log can be read back."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class ToolRegistry:
@@ -111,6 +130,9 @@ class ToolRegistry:
 
         if not isinstance(arguments, dict):
             return f"The arguments of {tool.name} must be a JSON object."
+        where = unpaired_surrogate(arguments)
+        if where is not None:  # a model's "\ud800" escape: no program, file or database takes such text
+            return f"Invalid arguments for {tool.name}: {where}: is not valid Unicode text (an unpaired surrogate)."
         key = f"{tool.name}:{json.dumps(tool.parameters, sort_keys=True)}"
         validator = self._validators.get(key)
         if validator is None:
@@ -133,11 +155,14 @@ class ToolRegistry:
         run_id: str | None = None,
         agent_id: str | None = None,
     ) -> ToolExecution:
-        """Validate, run with the tool's limits, cap the output, audit. Never raises for tool failures."""
+        """Validate, run with the tool's limits, cap the output, audit. Never raises for tool failures;
+        raises `StoreError` (and does not run the tool) when the call cannot be written to the audit log."""
         started = time.perf_counter()
         problem = self.validation_error(tool, arguments)
         if problem is not None:
             return self._record(tool, arguments, "invalid", None, problem, started, run_id, agent_id)
+        # Written before the tool runs: a call that cannot be audited (a full disk, a broken database) never runs.
+        audit_id = self._start_record(tool, arguments, run_id, agent_id)
         call_context = ToolContext(
             roots=context.roots, allow_private_network=context.allow_private_network, engine=context.engine,
             agent_id=agent_id, run_id=run_id, timeout_s=tool.timeout_s, max_output_chars=tool.max_output_chars,
@@ -148,24 +173,54 @@ class ToolRegistry:
             value = future.result(timeout=tool.timeout_s + 5.0)
         except FutureTimeout:
             future.cancel()
-            return self._record(tool, arguments, "timeout", None,
-                                f"{tool.name} did not finish within {tool.timeout_s:g} s.", started, run_id, agent_id)
-        except ToolError as exc:
-            return self._record(tool, arguments, "error", None, str(exc), started, run_id, agent_id)
-        except WorkbenchError as exc:
-            return self._record(tool, arguments, "error", None, str(exc), started, run_id, agent_id)
+            return self._finish(tool, audit_id, "timeout", None,
+                                f"{tool.name} did not finish within {tool.timeout_s:g} s.", started)
+        except (ToolError, WorkbenchError) as exc:
+            return self._finish(tool, audit_id, "error", None, str(exc), started)
         except Exception as exc:  # a bug in a tool: the run goes on, the log has the trace
             log.exception("tool %s failed", tool.name)
-            return self._record(tool, arguments, "error", None,
-                                f"{tool.name} failed unexpectedly ({type(exc).__name__}).", started, run_id, agent_id)
+            return self._finish(tool, audit_id, "error", None,
+                                f"{tool.name} failed unexpectedly ({type(exc).__name__}).", started)
         output = cap(render_output(value), tool.max_output_chars)
-        return self._record(tool, arguments, "ok", output, None, started, run_id, agent_id)
+        return self._finish(tool, audit_id, "ok", output, None, started)
 
     def record_refusal(
         self, tool: Tool, arguments: Any, status: str, reason: str, *, run_id: str | None, agent_id: str | None
     ) -> ToolExecution:
         """Audit a call that was not run: denied by a person, refused by a guardrail."""
         return self._record(tool, arguments, status, None, reason, time.perf_counter(), run_id, agent_id)
+
+    def _start_record(self, tool: Tool, arguments: Any, run_id: str | None, agent_id: str | None) -> str:
+        """Insert the call's audit row as "running"; its id. Raises `StoreError` when it cannot be written."""
+        audit_id = new_id("aud")
+        try:
+            self.db.execute(
+                "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, 'running', NULL, NULL, 0, ?)",
+                [audit_id, run_id, agent_id, tool.name, tool.permission, _arguments_json(arguments), utcnow()],
+            )
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, WorkbenchError) else type(exc).__name__
+            raise StoreError(f"{tool.name} was not run: its call could not be written to the audit log "
+                             f"({reason}).") from exc
+        return audit_id
+
+    def _finish(self, tool: Tool, audit_id: str, status: str, output: str | None, error: str | None,
+                started: float) -> ToolExecution:
+        """Complete the call's audit row with its outcome (the tool has run: a failure here is only logged)."""
+        duration_ms = (time.perf_counter() - started) * 1000
+        # A listed file name that is not valid UTF-8 comes back surrogate-escaped: shown as U+FFFD.
+        output = _storable(output) if output is not None else None
+        error = _storable(error) if error else error
+        try:
+            self.db.execute(
+                "UPDATE tool_audit SET status = ?, result = ?, error = ?, duration_ms = ? WHERE id = ?",
+                [status, cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
+                 error[:AUDIT_TEXT_CHARS] if error else None, duration_ms, audit_id],
+            )
+        except Exception:
+            log.exception("could not complete the audit record %s of %s", audit_id, tool.name)
+        return ToolExecution(tool=tool.name, ok=status == "ok", status=status, output=output, error=error,
+                             duration_ms=round(duration_ms, 3), audit_id=audit_id)
 
     def _record(
         self,
@@ -180,15 +235,11 @@ class ToolRegistry:
     ) -> ToolExecution:
         duration_ms = (time.perf_counter() - started) * 1000
         audit_id = new_id("aud")
-        args_json = json.dumps(arguments if isinstance(arguments, dict) else {"value": arguments},
-                               ensure_ascii=False, default=str)
-        if len(args_json) > AUDIT_ARGS_CHARS:
-            args_json = json.dumps({"truncated": args_json[:AUDIT_ARGS_CHARS]})
         self.db.execute(
             "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [audit_id, run_id, agent_id, tool.name, tool.permission, args_json, status,
-             cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
-             error[:AUDIT_TEXT_CHARS] if error else None, duration_ms, utcnow()],
+            [audit_id, run_id, agent_id, tool.name, tool.permission, _arguments_json(arguments), status,
+             _storable(cap(output, AUDIT_TEXT_CHARS)) if output is not None else None,
+             _storable(error[:AUDIT_TEXT_CHARS]) if error else None, duration_ms, utcnow()],
         )
         return ToolExecution(tool=tool.name, ok=status == "ok", status=status, output=output, error=error,
                              duration_ms=round(duration_ms, 3), audit_id=audit_id)
