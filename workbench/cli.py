@@ -400,6 +400,11 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
 
 def cmd_ask(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        # A usage error (exit 2, like argparse's): nothing is sent to the model or saved.
+        where = "standard input was" if args.prompt == "-" else "the prompt is"
+        print(f"{PROG}: error: {where} empty; give the question to ask.", file=sys.stderr)
+        return 2
     request: dict[str, Any] = {
         "messages": [{"role": "user", "content": prompt}],
         "model": args.model,
