@@ -156,3 +156,31 @@ def test_an_empty_prompt_is_refused(workbench_home: Path, argv: list[str], stdin
     listed = subprocess.run([PYTHON, "-m", "workbench", "sessions", "list", "--json"], capture_output=True,
                             text=True, env=cli_env(workbench_home), timeout=60)
     assert json.loads(listed.stdout) == []  # nothing was sent or saved
+
+
+def test_key_lookup_with_a_remote_embedder_needs_no_embedding_server(workbench_home: Path):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.integration.test_embedder import _EmbeddingsHandler
+    from workbench.engine.engine import Engine
+    from workbench.engine.errors import ProviderUnreachable
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmbeddingsHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    workbench_home.mkdir(parents=True, exist_ok=True)
+    (workbench_home / "config.json").write_text(json.dumps({
+        "providers": {"wire": {"kind": "openai", "base_url": url, "models": ["m"]}}, "embedder": "wire:m"}))
+    try:
+        with Engine(workbench_home) as engine:
+            engine.set_provider_key("wire", _EmbeddingsHandler.key)
+            engine.remember({"key": "user:lang", "value": "French"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    with Engine(workbench_home) as engine:  # the embedding server is gone
+        assert engine.recall("user:lang").value == "French"
+        assert [m.key for m in engine.list_memories()] == ["user:lang"]
+        with pytest.raises(ProviderUnreachable):
+            engine.rag_retrieve({"query": "language"})

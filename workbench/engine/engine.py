@@ -172,9 +172,23 @@ class Engine:
                     callback = self.on_index_progress
                     progress = lambda done, total: callback(name, done, total)  # noqa: E731
                 self._indexes[name] = VectorIndex(
-                    self.db, self.home / "indexes", name, embedder.dimensions, progress=progress
+                    self.db, self.home / "indexes", name, self._dimensions(name, embedder), progress=progress
                 )
             return self._indexes[name]
+
+    def _dimensions(self, name: str, embedder: Embedder) -> int:
+        """The collection's vector size without loading the embedder or calling its server when avoidable.
+
+        The embedder's own metadata first; else what the collection's index
+        recorded (`_check_embedder` has just confirmed it is this embedder's);
+        else ask the embedder (a remote one is called once). An embedder that
+        later returns another size is refused when its vectors are staged.
+        """
+        known = embedder.known_dimensions
+        if known is not None:
+            return known
+        row = self.db.fetchone("SELECT dimensions FROM vector_indexes WHERE collection = ?", [name])
+        return int(row[0]) if row is not None else embedder.dimensions
 
     def _check_embedder(self, name: str, embedder: Embedder) -> None:
         """A collection stays with the embedder that wrote it: other vectors mean nothing there."""

@@ -96,6 +96,11 @@ class Embedder(ABC):
     def dimensions(self) -> int:
         """Length of every vector this embedder returns."""
 
+    @property
+    def known_dimensions(self) -> int | None:
+        """`dimensions` when known without loading a model or calling a server, else None."""
+        return None
+
     @abstractmethod
     def embed(self, texts: list[str]) -> Any:
         """A (len(texts), dimensions) float32 numpy array of L2-normalised rows."""
@@ -172,6 +177,11 @@ class SentenceTransformerEmbedder(Embedder):
         return self._model
 
     @property
+    def known_dimensions(self) -> int | None:
+        return self._metadata_dimensions if self._metadata_dimensions is not None else (
+            _model_dimensions(self._model) if self._model is not None else None)
+
+    @property
     def dimensions(self) -> int:
         if self._metadata_dimensions is not None:
             return self._metadata_dimensions
@@ -213,6 +223,10 @@ class OpenAICompatEmbedder(Embedder):
         self._api_key = api_key
         self._dimensions: int | None = None
         self._client = new_client(timeout_s)
+
+    @property
+    def known_dimensions(self) -> int | None:
+        return self._dimensions
 
     @property
     def dimensions(self) -> int:
