@@ -53,8 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--session", metavar="ID", help="resume this session")
     _add_generation_options(chat)
 
-    models = commands.add_parser("models", help="list available models", description="List the packaged, local and remote models.")
+    models = commands.add_parser("models", help="list available models, or pull a GGUF from Hugging Face",
+                                 description="List the packaged, local and remote models; `models pull` downloads a GGUF.")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_commands.add_parser("list", help="list models (the default)").add_argument(
+        "--json", action="store_true", help="print JSON")
+    pull = models_commands.add_parser(
+        "pull", help="download a GGUF from Hugging Face into the home's models/ folder",
+        description="Download OWNER/NAME/FILE.gguf (or the 4-bit GGUF of OWNER/NAME) from Hugging Face into "
+        "<home>/models/, with a progress bar, resuming a broken download, checked against the repository's "
+        "size and sha256. The only command that uses the internet. HF_ENDPOINT overrides the server; HF_TOKEN "
+        "is sent for gated repositories.")
+    pull.add_argument("spec", metavar="REPO[/FILE]", help="e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf")
 
     sessions = commands.add_parser("sessions", help="list, show or delete chat sessions", description="List, show or delete chat sessions.")
     sessions_commands = sessions.add_subparsers(dest="sessions_command", metavar="ACTION")
@@ -292,7 +303,8 @@ def _open_engine(args: argparse.Namespace) -> EngineAPI:
 
         return RemoteEngine(url)
     home = resolve_home(args.home)
-    if not local_only:
+    # Only a home with a server marker can have a server: importing the HTTP client costs ~0.15 s.
+    if not local_only and (home / "server.json").exists():
         from workbench.remote import KEY_ENV, RemoteEngine, local_session_key, running_server_url
 
         running = running_server_url(home)
@@ -392,6 +404,11 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
 
 def cmd_ask(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        # A usage error (exit 2, like argparse's): nothing is sent to the model or saved.
+        where = "standard input was" if args.prompt == "-" else "the prompt is"
+        print(f"{PROG}: error: {where} empty; give the question to ask.", file=sys.stderr)
+        return 2
     request: dict[str, Any] = {
         "messages": [{"role": "user", "content": prompt}],
         "model": args.model,
@@ -479,7 +496,46 @@ def engine_has_session(engine: EngineAPI, session_id: str) -> bool:
         return False
 
 
+def _byte_bar(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 1e6:,.0f}/{total / 1e6:,.0f} MB")
+    sys.stderr.flush()
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    """Download a GGUF into <home>/models (no engine: a running server sees it at its next listing)."""
+    from pathlib import Path
+
+    from workbench.config import resolve_home
+    from workbench.engine.inference import hub
+
+    from workbench.engine.errors import InvalidRequest
+
+    if getattr(args, "connect", None):
+        raise InvalidRequest("`workbench models pull` downloads into this machine's data folder, not through --connect.")
+    models_dir = Path(resolve_home(args.home)) / "models"
+    announce = lambda remote: print(  # noqa: E731
+        _plain(f"Pulling {remote.repo}/{remote.path} ({remote.size / 1e6:,.0f} MB) into {models_dir}..."),
+        file=sys.stderr)
+    try:
+        result = hub.pull(args.spec, models_dir, progress=_byte_bar, on_file=announce)
+    finally:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+    verb = {"present": "Already present", "resumed": "Resumed and verified", "downloaded": "Downloaded and verified"}
+    print(_plain(f"{verb[result.status]}: {result.path} (sha256 {result.sha256[:12]}...). "
+                 f"Use it with --model {result.path.stem}."))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
+    if getattr(args, "models_command", None) == "pull":
+        return cmd_models_pull(args)
+    from workbench.engine.inference.hub import RECOMMENDED_MODELS
+
     with _open_engine(args) as engine:
         models = engine.list_models()
     if args.json:
@@ -494,6 +550,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         mark = "*" if m.is_default else " "
         print(_plain(f"{mark} {m.id:<{width}}  {m.provider:<9}  {m.source:<13}  {size:>7}  {m.location}"))
     print("\n* default. Drop .gguf files into ./models or the home's models/ folder to add local models.")
+    installed = {m.id.lower() for m in models}
+    spec, size, why = RECOMMENDED_MODELS[0]
+    if spec.rsplit("/", 1)[-1].removesuffix(".gguf").lower() not in installed:
+        print(f"Recommended upgrade for chat and agents ({size}; {why}):\n    workbench models pull {spec}")
     return 0
 
 

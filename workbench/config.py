@@ -135,6 +135,8 @@ class WorkbenchConfig(BaseModel):
     models_dirs: list[str] = Field(default_factory=list)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     n_ctx: int = Field(8192, ge=512, le=1_048_576)
+    #: llama.cpp threads for local models; None = `default_threads()` (see inference/llama.py)
+    n_threads: int | None = Field(None, ge=1, le=512)
     #: embedder for memory and knowledge: None = the packaged all-MiniLM-L6-v2,
     #: or PROVIDER:MODEL of a configured OpenAI-compatible provider
     embedder: str | None = Field(None, max_length=200)

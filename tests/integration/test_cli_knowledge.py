@@ -83,13 +83,9 @@ def test_ingest_search_collections_and_docs(workbench_home: Path, tmp_path: Path
     assert not by_name["guide.md"].endswith("[pinned]") and not by_name["notes.txt"].endswith("[pinned]")
     assert re.search(r"  text  1 chunks$", by_name["notes.txt"])
 
-    # A path that does not exist is reported, not fatal; a pinned document joins any search.
+    # A path that does not exist is an error, at once; a pinned document joins any search.
     missing = tmp_path / "nowhere" / "gone.md"
-    result = ok(workbench(workbench_home, "ingest", str(missing), "--json"))
-    report = json.loads(result)
-    assert report["added"] == 0 and report["files_seen"] == 1
-    assert [s["path"] for s in report["skipped"]] == [str(missing)]
-    assert "No such file" in report["skipped"][0]["reason"]
+    failed(workbench(workbench_home, "ingest", str(missing)), f"No file or folder at {missing}.")
 
     searched = json.loads(ok(workbench(workbench_home, "search", "pelican", "-k", "1", "--json")))
     assert [(Path(h["path"]).name, h["pinned"]) for h in searched["hits"]] == [("rules.md", True), ("notes.txt", False)]

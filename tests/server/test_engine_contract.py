@@ -247,12 +247,11 @@ def test_knowledge_ingest_search_answer_and_documents(api, docs: Path) -> None:
         api.ingest({"paths": [str(docs)], "max_chars": 200, "overlap_chars": 150})
 
 
-def test_ingest_reports_a_missing_path_as_skipped(api, tmp_path: Path, mem_engine) -> None:
+def test_ingest_refuses_a_missing_path_at_once(api, tmp_path: Path, mem_engine) -> None:
     mem_engine.add_workspace_root(str(tmp_path))
     missing = tmp_path / "nowhere.md"
-    events = list(api.ingest({"paths": [str(missing)], "collection": "kb"}))
-    report = events[-1].report
-    assert [s.path for s in report.skipped] == [str(missing)] and report.added == 0
+    with pytest.raises(InvalidRequest, match=f"^No file or folder at {missing}\\.$"):
+        api.ingest({"paths": [str(missing)], "collection": "kb"})
 
 
 # ----------------------------------------------------------------------- graph

@@ -85,7 +85,6 @@ class TestKinds:
             ("main.rs", "code"),
             ("analysis.R", "code"),
             ("archive.exe", None),
-            ("Makefile", None),
         ],
     )
     def test_detect_kind_by_lowercase_suffix(self, name: str, kind: str | None):
@@ -236,7 +235,16 @@ class TestPdf:
 class TestRefusals:
     def test_unsupported_extension(self, tmp_path: Path):
         assert load_error(write(tmp_path / "tool.EXE", b"MZ")) == "unsupported file type .exe"
-        assert load_error(write(tmp_path / "Makefile", "all:")) == "unsupported file type (no extension)"
+        assert load_error(write(tmp_path / "blob", b"\x7fELF\x02\x01\x00\x00")) == "no extension and not UTF-8 text"
+        assert load_error(write(tmp_path / "latin", "caf\xe9".encode("latin-1"))) == "no extension and not UTF-8 text"
+
+    def test_extensionless_text_is_sniffed_as_text(self, tmp_path: Path):
+        doc = load_file(write(tmp_path / "Makefile", "all:\n\techo ok\n"))
+        assert (doc.kind, doc.text) == ("text", "all:\n\techo ok")
+        # A multi-byte character cut by the 8 KB sniffing window does not make it binary.
+        long_text = write(tmp_path / "NOTES", ("x" * 8191 + "é" + " more").encode())
+        assert detect_kind(long_text) == "text" and load_file(long_text).text.endswith("é more")
+        assert detect_kind(write(tmp_path / "EMPTY", b"")) == "text" and load_error(tmp_path / "EMPTY") == "empty file"
 
     @pytest.mark.parametrize("content", [b"", b"  \n\t\r\n"])
     def test_empty_file(self, tmp_path: Path, content: bytes):

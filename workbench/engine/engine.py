@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -173,9 +174,23 @@ class Engine:
                     callback = self.on_index_progress
                     progress = lambda done, total: callback(name, done, total)  # noqa: E731
                 self._indexes[name] = VectorIndex(
-                    self.db, self.home / "indexes", name, embedder.dimensions, progress=progress
+                    self.db, self.home / "indexes", name, self._dimensions(name, embedder), progress=progress
                 )
             return self._indexes[name]
+
+    def _dimensions(self, name: str, embedder: Embedder) -> int:
+        """The collection's vector size without loading the embedder or calling its server when avoidable.
+
+        The embedder's own metadata first; else what the collection's index
+        recorded (`_check_embedder` has just confirmed it is this embedder's);
+        else ask the embedder (a remote one is called once). An embedder that
+        later returns another size is refused when its vectors are staged.
+        """
+        known = embedder.known_dimensions
+        if known is not None:
+            return known
+        row = self.db.fetchone("SELECT dimensions FROM vector_indexes WHERE collection = ?", [name])
+        return int(row[0]) if row is not None else embedder.dimensions
 
     def _check_embedder(self, name: str, embedder: Embedder) -> None:
         """A collection stays with the embedder that wrote it: other vectors mean nothing there."""
@@ -243,8 +258,9 @@ class Engine:
     def _embedder_unlocked(self) -> Embedder:
         """The embedder, created on first use; the caller holds `_lazy`."""
         if self._embedder is None:
+            # Not loaded yet: a key lookup or a listing needs only its id and
+            # dimensions (from metadata); `embed` or `warm_up` loads it.
             self._embedder = self.models.embedder(self.config.embedder)
-            self._embedder.start_loading()
         return self._embedder
 
     def tool_context(self, agent_id: str | None = None) -> ToolContext:
@@ -329,6 +345,8 @@ class Engine:
     def ingest(self, request: IngestRequest | dict[str, Any]) -> Iterator[IngestEvent]:
         """Ingest files and folders into a collection, streaming `Progress` then `IngestFinished`."""
         req: IngestRequest = validate(IngestRequest, request)
+        self._require_paths(req)
+        self.embedder.start_loading()  # torch loads while the files are read and chunked
         return self.knowledge.ingest(req)
 
     def ingest_within(self, request: IngestRequest | dict[str, Any], within: list[str]) -> Iterator[IngestEvent]:
@@ -338,7 +356,25 @@ class Engine:
         what an API key may read (not part of EngineAPI).
         """
         req: IngestRequest = validate(IngestRequest, request)
+        self._require_paths(req)
         return self.knowledge.ingest(req, within)
+
+    def _require_paths(self, req: IngestRequest) -> None:
+        """A path that does not exist is a mistake to report at once, not a skipped file.
+
+        Unless the collection holds documents at or under it: re-ingesting a
+        deleted file or folder removes them.
+        """
+        for path in req.paths:
+            full = os.path.abspath(os.path.expanduser(path))
+            if os.path.lexists(full):
+                continue
+            known = self.db.fetchone(
+                "SELECT 1 FROM documents WHERE collection = ? AND (path = ? OR starts_with(path, ?)) LIMIT 1",
+                [req.collection, full, full.rstrip(os.sep) + os.sep],
+            )
+            if known is None:
+                raise InvalidRequest(f"No file or folder at {path}.")
 
     def search(self, request: SearchRequest | dict[str, Any]) -> SearchResponse:
         """Hybrid (BM25 + vector) search of a collection; every hit carries its ranks."""

