@@ -1,0 +1,72 @@
+"""Fusing the BM25 and vector candidate lists into one ranking.
+
+Two methods:
+
+* `convex` (default): each list's scores are min-max normalised over its
+  candidates (the best becomes 1, the weakest 0; a chunk missing from a list
+  scores 0 there), then combined as `a * bm25 + (1 - a) * vector` with
+  `a = bm25_weight / (bm25_weight + vector_weight)`. Unlike rank fusion it
+  keeps how far ahead a hit is: a chunk far ahead in one list is not sunk
+  below chunks that are merely middling in both.
+* `rrf`: weighted reciprocal rank fusion, `sum(weight / (rrf_k + rank))`,
+  the earlier behaviour (equal weights, k = 60), kept for comparison.
+
+The default weights (BM25 0.3, vector 0.7) were chosen on the "tune" half of
+the question sets in data/corpus/ (see benchmarks/retrieval_eval.py), which
+report the held-out "test" half separately.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FUSIONS = ("convex", "rrf")
+
+
+def _minmax(hits: list[tuple[int, float]]) -> dict[int, float]:
+    if not hits:
+        return {}
+    scores = [s for _, s in hits]
+    high, low = max(scores), min(scores)
+    if high <= low:
+        return {chunk_id: 1.0 for chunk_id, _ in hits}
+    return {chunk_id: (s - low) / (high - low) for chunk_id, s in hits}
+
+
+def fuse(
+    bm25_hits: list[tuple[int, float]],
+    vector_hits: list[tuple[int, float]],
+    *,
+    method: str = "convex",
+    bm25_weight: float = 0.3,
+    vector_weight: float = 0.7,
+    rrf_k: int = 60,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Rank the union of both candidate lists (each best first), best first.
+
+    Each entry is (chunk_id, info) with `fused` and, where the chunk was a
+    candidate there, `bm25_rank`/`bm25_score` and `vector_rank`/`vector_score`.
+    A retriever that returned nothing (not asked, or no match) leaves the
+    other's weight at 1, so a single mode's fused score is its normalised score.
+    """
+    fused: dict[int, dict[str, Any]] = {}
+    for rank, (chunk_id, score) in enumerate(vector_hits, 1):
+        fused.setdefault(chunk_id, {"fused": 0.0}).update(vector_rank=rank, vector_score=round(score, 6))
+    for rank, (chunk_id, score) in enumerate(bm25_hits, 1):
+        fused.setdefault(chunk_id, {"fused": 0.0}).update(bm25_rank=rank, bm25_score=round(score, 6))
+    if method == "rrf":
+        for info in fused.values():
+            if "vector_rank" in info:
+                info["fused"] += vector_weight / (rrf_k + info["vector_rank"])
+            if "bm25_rank" in info:
+                info["fused"] += bm25_weight / (rrf_k + info["bm25_rank"])
+    elif method == "convex":
+        total = (bm25_weight if bm25_hits else 0.0) + (vector_weight if vector_hits else 0.0)
+        a_bm25 = bm25_weight / total if bm25_hits and total else 0.0
+        a_vector = vector_weight / total if vector_hits and total else 0.0
+        norm_bm25, norm_vector = _minmax(bm25_hits), _minmax(vector_hits)
+        for chunk_id, info in fused.items():
+            info["fused"] = a_bm25 * norm_bm25.get(chunk_id, 0.0) + a_vector * norm_vector.get(chunk_id, 0.0)
+    else:
+        raise ValueError(f"unknown fusion {method!r}")
+    return sorted(fused.items(), key=lambda item: (-item[1]["fused"], item[0]))
