@@ -69,4 +69,3 @@ def test_eval_retrieval_command(workbench_home: Path, tmp_path: Path):
     (tmp_path / "bad.jsonl").write_text('{"question": "no expected passages"}\n', encoding="utf-8")
     failed(workbench(workbench_home, "eval", "retrieval", str(tmp_path / "bad.jsonl"), "-c", "mini"),
            "bad.jsonl line 1 is not a question")
-    failed(workbench(workbench_home, "eval", "retrieval", str(questions), "-c", "nope"), "No collection 'nope'")
