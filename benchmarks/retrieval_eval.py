@@ -46,7 +46,7 @@ def run(k: int = 5, corpora: list[str] | None = None) -> dict[str, Any]:
     from workbench.engine.knowledge.evaluate import evaluate_retrieval, load_questions
 
     names = corpora or sorted(p.name for p in CORPORA.iterdir() if (p / "QUESTIONS.jsonl").is_file())
-    result: dict[str, Any] = {"k": k, "before": BEFORE, "after": "defaults (convex, bm25 0.2, vector 0.8)"}
+    result: dict[str, Any] = {"k": k, "before": BEFORE, "after": "defaults (convex, bm25 0.3 x coverage, vector 0.7)"}
     with tempfile.TemporaryDirectory() as home, Engine(Path(home)) as engine:
         for name in names:
             folder = CORPORA / name

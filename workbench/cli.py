@@ -124,8 +124,8 @@ def _add_knowledge_commands(commands: Any) -> None:
     search.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
     search.add_argument("--fusion", choices=["convex", "rrf"], help="how the two rankings are fused: normalised "
                         "scores with weights (convex, default) or reciprocal rank fusion (rrf)")
-    search.add_argument("--bm25-weight", type=float, metavar="W", help="BM25's weight in fusion (default 0.2)")
-    search.add_argument("--vector-weight", type=float, metavar="W", help="the vector weight in fusion (default 0.8)")
+    search.add_argument("--bm25-weight", type=float, metavar="W", help="BM25's weight in fusion (default 0.3, scaled by query coverage)")
+    search.add_argument("--vector-weight", type=float, metavar="W", help="the vector weight in fusion (default 0.7)")
     search.add_argument("--json", action="store_true", help="print JSON")
 
     answer = commands.add_parser("answer", help="answer a question from a collection, with citations",

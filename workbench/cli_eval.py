@@ -30,12 +30,13 @@ def add_commands(commands: Any) -> None:
     )
     retrieval.add_argument("file", metavar="FILE", help="the question set (.jsonl)")
     retrieval.add_argument("--collection", "-c", default="default", help="collection to search (default: default)")
-    retrieval.add_argument("--k", "-k", type=int, default=5, metavar="K", help="results judged per question (1 to 50, default 5)")
+    retrieval.add_argument("--k", "-k", type=int, default=5, metavar="K",
+                           help="results judged per question (1 to 50, default 5)")
     retrieval.add_argument("--mode", action="append", choices=["bm25", "vector", "hybrid"],
                            help="evaluate only this mode (repeatable; default all three)")
     retrieval.add_argument("--fusion", choices=["convex", "rrf"], help="hybrid fusion method (default convex)")
-    retrieval.add_argument("--bm25-weight", type=float, metavar="W", help="BM25 weight in fusion (default 0.2)")
-    retrieval.add_argument("--vector-weight", type=float, metavar="W", help="vector weight in fusion (default 0.8)")
+    retrieval.add_argument("--bm25-weight", type=float, metavar="W", help="BM25 weight in fusion (default 0.3)")
+    retrieval.add_argument("--vector-weight", type=float, metavar="W", help="vector weight in fusion (default 0.7)")
     retrieval.add_argument("--rrf-k", type=int, metavar="K", help="RRF constant (with --fusion rrf; default 60)")
     retrieval.add_argument("--show-misses", action="store_true", help="list the questions hybrid search missed")
     retrieval.add_argument("--json", action="store_true", help="print JSON (with each question's first relevant rank)")

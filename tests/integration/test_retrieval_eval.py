@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.integration.test_cli_knowledge import failed, ok, workbench
 from workbench.engine.engine import Engine
+from workbench.engine.knowledge import bm25
 from workbench.engine.knowledge.evaluate import evaluate_retrieval, load_questions
 
 HANDBOOK = Path(__file__).resolve().parents[2] / "data" / "corpus" / "handbook"
@@ -16,6 +17,10 @@ HANDBOOK = Path(__file__).resolve().parents[2] / "data" / "corpus" / "handbook"
 def test_hybrid_beats_or_matches_each_single_mode_on_the_shipped_handbook(mem_engine: Engine):
     for _ in mem_engine.ingest({"paths": [str(HANDBOOK)], "collection": "handbook"}):
         pass
+    # Coverage: of the query's terms the collection knows ("zebra" it does not), the share in the chunk.
+    top = bm25.search(mem_engine.db, "handbook", "London onboarding zebra", 1)[0][0]
+    assert bm25.coverage(mem_engine.db, "handbook", "London onboarding zebra", top) == 0.5
+    assert bm25.coverage(mem_engine.db, "handbook", "zebra", top) == 0.0
     questions = load_questions(HANDBOOK / "QUESTIONS.jsonl")
     assert len(questions) >= 30 and {q.split for q in questions} == {"tune", "test"}
     report = evaluate_retrieval(mem_engine.search, questions, "handbook", k=5)

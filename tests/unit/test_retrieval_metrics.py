@@ -100,6 +100,10 @@ def test_fusion_weights_and_single_lists():
     assert [c for c, _ in fuse(bm25, vector, bm25_weight=0.01, vector_weight=10)] == [2, 3, 1]
     rrf = dict(fuse(bm25, vector, method="rrf", bm25_weight=2, vector_weight=1, rrf_k=10))
     assert rrf[2]["fused"] == pytest.approx(2 / 12 + 1 / 11)
+    # BM25's weight follows its coverage of the query: none leaves the vector order.
+    assert [c for c, _ in fuse(bm25, vector, bm25_weight=10, vector_weight=0.01, bm25_coverage=0.0)] == [2, 3, 1]
+    half = dict(fuse(bm25, vector, bm25_weight=1, vector_weight=1, bm25_coverage=0.5))
+    assert half[1]["fused"] == pytest.approx(0.5 / 1.5 * 1.0 + 1 / 1.5 * 0.0)
     assert fuse([], []) == []
     with pytest.raises(ValueError):
         fuse(bm25, vector, method="magic")

@@ -367,8 +367,11 @@ class KnowledgeBase:
         vector_hits = index.search(query_vector, pool) if wants_vector else []
         bm25_hits = bm25.search(self.db, collection, request.query, pool) if wants_bm25 else []
 
+        covered = 1.0
+        if request.fusion == "convex" and bm25_hits and vector_hits:
+            covered = bm25.coverage(self.db, collection, request.query, bm25_hits[0][0])
         ranked = fuse(bm25_hits, vector_hits, method=request.fusion, bm25_weight=request.bm25_weight,
-                      vector_weight=request.vector_weight, rrf_k=request.rrf_k)[: request.top_k]
+                      vector_weight=request.vector_weight, rrf_k=request.rrf_k, bm25_coverage=covered)[: request.top_k]
 
         pinned_hits: list[tuple[int, dict[str, Any]]] = []
         if request.include_pinned:

@@ -14,10 +14,15 @@ Two methods:
 * `rrf`: weighted reciprocal rank fusion, `sum(weight / (rrf_k + rank))`,
   the earlier behaviour (equal weights, k = 60), kept for comparison.
 
-The normalisations and default weights (BM25 0.2, vector 0.8) were chosen on
-the "tune" half of the question sets in data/corpus/ (best hit@5 summed over
-both corpora, then nDCG@5); benchmarks/retrieval_eval.py reports the held-out
-"test" half separately.
+BM25's weight is also scaled by its coverage: the share of the query's terms
+(those the collection knows) that the best BM25 hit contains. A long question
+of which the top BM25 chunk matches one word gets little say; a keyword query
+matched in full gets its whole weight.
+
+The normalisations, the coverage scaling and the default weights (BM25 0.3,
+vector 0.7) were chosen on the "tune" half of the question sets in
+data/corpus/ (best hit@5 summed over both corpora, then nDCG@5);
+benchmarks/retrieval_eval.py reports the held-out "test" half separately.
 """
 
 from __future__ import annotations
@@ -47,9 +52,10 @@ def fuse(
     vector_hits: list[tuple[int, float]],
     *,
     method: str = "convex",
-    bm25_weight: float = 0.2,
-    vector_weight: float = 0.8,
+    bm25_weight: float = 0.3,
+    vector_weight: float = 0.7,
     rrf_k: int = 60,
+    bm25_coverage: float = 1.0,
 ) -> list[tuple[int, dict[str, Any]]]:
     """Rank the union of both candidate lists (each best first), best first.
 
@@ -57,6 +63,7 @@ def fuse(
     candidate there, `bm25_rank`/`bm25_score` and `vector_rank`/`vector_score`.
     A retriever that returned nothing (not asked, or no match) leaves the
     other's weight at 1, so a single mode's fused score is its normalised score.
+    `bm25_coverage` (see `bm25.coverage`) scales BM25's weight in convex fusion.
     """
     fused: dict[int, dict[str, Any]] = {}
     for rank, (chunk_id, score) in enumerate(vector_hits, 1):
@@ -70,6 +77,7 @@ def fuse(
             if "bm25_rank" in info:
                 info["fused"] += bm25_weight / (rrf_k + info["bm25_rank"])
     elif method == "convex":
+        bm25_weight *= max(0.0, min(1.0, bm25_coverage))
         total = (bm25_weight if bm25_hits else 0.0) + (vector_weight if vector_hits else 0.0)
         a_bm25 = bm25_weight / total if bm25_hits and total else 0.0
         a_vector = vector_weight / total if vector_hits and total else 0.0
