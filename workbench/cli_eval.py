@@ -55,7 +55,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                if value is not None}
     modes = args.mode or list(MODES)
     with _open_engine(args) as engine:
-        report = evaluate_retrieval(engine.search, questions, args.collection, k=args.k, modes=modes,
+        report = evaluate_retrieval(_patient(engine.search), questions, args.collection, k=args.k, modes=modes,
                                     options=options)
     if args.json:
         print(report.model_dump_json(indent=2))
@@ -73,6 +73,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for q in missed:
             print(f"  missed by hybrid: {q.question}")
     return 0
+
+
+def _patient(search: Any) -> Any:
+    """`search`, waiting out a server's rate limit: a question set makes many searches a minute."""
+    import time
+
+    from workbench.remote import RateLimited
+
+    def call(request: Any) -> Any:
+        for _ in range(20):
+            try:
+                return search(request)
+            except RateLimited as exc:
+                wait = min(exc.retry_after or 10, 60)
+                print(f"workbench: the server's rate limit is reached; waiting {wait} s", file=sys.stderr)
+                time.sleep(wait)
+        return search(request)
+
+    return call
 
 
 COMMANDS = {"eval": cmd_eval}
