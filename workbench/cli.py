@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     del_key = keys_commands.add_parser("delete-provider", help="delete a provider's API key")
     del_key.add_argument("name")
     _add_knowledge_commands(commands)
-    from workbench import cli_agents
+    from workbench import cli_agents, cli_eval
 
     cli_agents.add_commands(commands)
+    cli_eval.add_commands(commands)
     _accept_globals_everywhere(parser)
     return parser
 
@@ -127,13 +128,15 @@ def _add_knowledge_commands(commands: Any) -> None:
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
     search = commands.add_parser("search", help="hybrid search of a collection",
-                                 description="Search a collection with BM25 and vectors fused by rank.")
+                                 description="Search a collection with BM25 and vectors; the fused score combines both.")
     search.add_argument("query")
     search.add_argument("--collection", "-c", default="default")
     search.add_argument("--top-k", "-k", type=int, default=8, metavar="K", help="1 to 50")
     search.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
-    search.add_argument("--bm25-weight", type=float, default=1.0, metavar="W")
-    search.add_argument("--vector-weight", type=float, default=1.0, metavar="W")
+    search.add_argument("--fusion", choices=["convex", "rrf"], help="how the two rankings are fused: normalised "
+                        "scores with weights (convex, default) or reciprocal rank fusion (rrf)")
+    search.add_argument("--bm25-weight", type=float, metavar="W", help="BM25's weight in fusion (default 0.3, scaled by query coverage)")
+    search.add_argument("--vector-weight", type=float, metavar="W", help="the vector weight in fusion (default 0.7)")
     search.add_argument("--json", action="store_true", help="print JSON")
 
     answer = commands.add_parser("answer", help="answer a question from a collection, with citations",
@@ -684,8 +687,9 @@ def _score(value: float | None, rank: int | None) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    request = {"query": args.query, "collection": args.collection, "top_k": args.top_k, "mode": args.mode,
-               "bm25_weight": args.bm25_weight, "vector_weight": args.vector_weight}
+    request = {"query": args.query, "collection": args.collection, "top_k": args.top_k, "mode": args.mode}
+    request.update({k: v for k, v in (("fusion", args.fusion), ("bm25_weight", args.bm25_weight),
+                                      ("vector_weight", args.vector_weight)) if v is not None})
     with _open_engine(args) as engine:
         response = engine.search(request)
     if args.json:
@@ -946,9 +950,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--serve goes with the TUI (no command); use `workbench serve` to serve without it")
 
     try:
-        from workbench import cli_agents
+        from workbench import cli_agents, cli_eval
 
-        return {**COMMANDS, **cli_agents.COMMANDS}[args.command](args)
+        return {**COMMANDS, **cli_agents.COMMANDS, **cli_eval.COMMANDS}[args.command](args)
     except WorkbenchError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}))

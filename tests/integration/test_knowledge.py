@@ -262,14 +262,18 @@ def test_hybrid_search_puts_the_distinctive_file_first_with_its_ranks(mem_engine
         assert (h.bm25_rank is None) == (h.bm25_score is None)
         assert (h.vector_rank is None) == (h.vector_score is None)
         assert h.bm25_rank is not None or h.vector_rank is not None
-        expected = sum(1.0 / (60 + r) for r in (h.bm25_rank, h.vector_rank) if r is not None)
-        assert h.fused_score == pytest.approx(expected, abs=1e-6)
+        assert 0.0 <= h.fused_score <= 1.0  # normalised scores, convex weights
         assert not h.pinned
         row = mem_engine.db.fetchone(
             "SELECT c.document_id, d.path, c.ordinal, c.start_line, c.end_line, c.text FROM chunks c "
             "JOIN documents d ON d.id = c.document_id WHERE c.id = ?", [h.chunk_id]
         )
         assert row == (h.document_id, h.path, h.ordinal, h.start_line, h.end_line, h.text)
+    # Reciprocal rank fusion, the earlier default, stays available.
+    for h in mem_engine.search({"query": "glacier ice pelican birds", "top_k": 8, "fusion": "rrf",
+                                "bm25_weight": 1, "vector_weight": 1}).hits:
+        expected = sum(1.0 / (60 + r) for r in (h.bm25_rank, h.vector_rank) if r is not None)
+        assert h.fused_score == pytest.approx(expected, abs=1e-6)
 
 
 def test_search_modes_and_weights(mem_engine: Engine, tmp_path: Path):
@@ -295,9 +299,10 @@ def test_search_modes_and_weights(mem_engine: Engine, tmp_path: Path):
     # A zero weight turns hybrid into the other retriever's ordering.
     assert ids(vector_weight=0) == [h.chunk_id for h in bm25]
     assert ids(bm25_weight=0) == [h.chunk_id for h in vector]
-    # With both, every BM25 match outranks every chunk found by vectors alone.
-    hybrid = ids()
-    assert set(hybrid[:4]) == {h.chunk_id for h in bm25}
+    # With rank fusion at equal weights, every BM25 match outranks every chunk found by vectors alone.
+    assert set(ids(fusion="rrf", bm25_weight=1, vector_weight=1)[:4]) == {h.chunk_id for h in bm25}
+    # Convex fusion: the best of each list leads, whatever the other list says of it.
+    assert {bm25[0].chunk_id, vector[0].chunk_id} <= set(ids(bm25_weight=1, vector_weight=1)[:2])
     # Weighting vectors heavily makes hybrid follow the vector order.
     assert ids(vector_weight=10, bm25_weight=0.01) == [h.chunk_id for h in vector]
 

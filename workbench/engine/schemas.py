@@ -540,9 +540,11 @@ class SearchRequest(_Model):
     collection: str = Field("default", pattern=NAME_PATTERN)
     top_k: int = Field(8, ge=1, le=50)
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
-    #: reciprocal rank fusion: score = sum(weight / (rrf_k + rank))
-    bm25_weight: float = Field(1.0, ge=0.0, le=10.0)
-    vector_weight: float = Field(1.0, ge=0.0, le=10.0)
+    #: "convex": min-max normalised scores combined with weights bm25_weight : vector_weight;
+    #: "rrf": reciprocal rank fusion, sum(weight / (rrf_k + rank)) (see knowledge/fusion.py)
+    fusion: Literal["convex", "rrf"] = "convex"
+    bm25_weight: float = Field(0.3, ge=0.0, le=10.0)
+    vector_weight: float = Field(0.7, ge=0.0, le=10.0)
     rrf_k: int = Field(60, ge=1, le=1000)
     include_pinned: bool = True
 

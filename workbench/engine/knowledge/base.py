@@ -20,6 +20,7 @@ from typing import Any
 from workbench.engine.errors import InvalidRequest, NotFound
 from workbench.engine.knowledge import bm25
 from workbench.engine.knowledge.chunking import Chunk, chunk_document
+from workbench.engine.knowledge.fusion import fuse
 from workbench.engine.knowledge.loaders import LoadError, LoadedDocument, iter_files, load_file
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex, sql_int_list
@@ -355,7 +356,7 @@ class KnowledgeBase:
     # --------------------------------------------------------------- search
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        """Hybrid retrieval: BM25 and vector ranks fused by weighted reciprocal rank fusion."""
+        """Hybrid retrieval: BM25 and vector candidates fused (see `fusion.fuse`: normalised scores, convex weights)."""
         started = time.perf_counter()
         collection = request.collection
         known = self.db.fetchone("SELECT count(*) FROM documents WHERE collection = ?", [collection])[0]
@@ -373,16 +374,11 @@ class KnowledgeBase:
         vector_hits = index.search(query_vector, pool) if wants_vector else []
         bm25_hits = bm25.search(self.db, collection, request.query, pool) if wants_bm25 else []
 
-        fused: dict[int, dict[str, Any]] = {}
-        for rank, (chunk_id, score) in enumerate(vector_hits, 1):
-            entry = fused.setdefault(chunk_id, {"fused": 0.0})
-            entry.update(vector_rank=rank, vector_score=round(score, 6))
-            entry["fused"] += request.vector_weight / (request.rrf_k + rank)
-        for rank, (chunk_id, score) in enumerate(bm25_hits, 1):
-            entry = fused.setdefault(chunk_id, {"fused": 0.0})
-            entry.update(bm25_rank=rank, bm25_score=round(score, 6))
-            entry["fused"] += request.bm25_weight / (request.rrf_k + rank)
-        ranked = sorted(fused.items(), key=lambda item: (-item[1]["fused"], item[0]))[: request.top_k]
+        covered = 1.0
+        if request.fusion == "convex" and bm25_hits and vector_hits:
+            covered = bm25.coverage(self.db, collection, request.query, bm25_hits[0][0])
+        ranked = fuse(bm25_hits, vector_hits, method=request.fusion, bm25_weight=request.bm25_weight,
+                      vector_weight=request.vector_weight, rrf_k=request.rrf_k, bm25_coverage=covered)[: request.top_k]
 
         pinned_hits: list[tuple[int, dict[str, Any]]] = []
         if request.include_pinned:

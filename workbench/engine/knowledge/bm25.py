@@ -110,3 +110,20 @@ def search(db: Any, collection: str, query: str, k: int) -> list[tuple[int, floa
         {"collection": collection, "terms": terms},
     )
     return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+
+
+def coverage(db: Any, collection: str, query: str, chunk_id: int) -> float:
+    """The share of the query's terms known to the collection that the chunk contains (0 to 1).
+
+    Fusion trusts BM25 in proportion to it: when even the best BM25 hit
+    matches only one word of a long question, its lead means little.
+    """
+    terms = sorted(set(tokenize(query)))
+    if not terms:
+        return 0.0
+    row = db.fetchone(
+        "SELECT count(DISTINCT term) FILTER (WHERE chunk_id = $chunk), count(DISTINCT term) FROM postings "
+        "WHERE collection = $collection AND list_contains($terms, term)",
+        {"collection": collection, "terms": terms, "chunk": int(chunk_id)},
+    )
+    return float(row[0]) / row[1] if row and row[1] else 0.0
