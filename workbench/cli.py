@@ -313,6 +313,7 @@ def _log_to(path: Any) -> None:
     if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.handleError = lambda record: None  # a full disk must not print logging tracebacks
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
