@@ -60,12 +60,15 @@ class Database:
             conn = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             problem = _classify(exc, self.home)
-            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+            # Not just "lock": a checksum error names a "block".
+            if isinstance(exc, duckdb.IOException) and "lock on file" in str(exc).lower():
                 raise StoreLocked(
                     f"The database {self.path} is held by another program; close it and try again."
                 ) from None
             if problem == "full":
                 raise StorageFull(self._full_message()) from None
+            if problem == "damaged":
+                raise StoreDamaged(self._damaged_message()) from None
             if isinstance(exc, duckdb.IOException):
                 raise StoreError(f"Could not open the database {self.path}: {_first_line(exc)}") from None
             raise StoreError(
@@ -124,10 +127,7 @@ class Database:
             return None
         problem = _classify(exc, self.home)
         if problem == "damaged":
-            return StoreDamaged(
-                f"The database {self.path} is damaged (a block failed its checksum); "
-                "restore it from a backup, or move it aside to start afresh."
-            )
+            return StoreDamaged(self._damaged_message())
         if problem is None and not always_fatal:
             return None
         self._drop()
@@ -137,6 +137,10 @@ class Database:
             f"The database {self.path} failed ({_first_line(exc)}), so nothing was saved; "
             "retry, and it reopens safely."
         )
+
+    def _damaged_message(self) -> str:
+        return (f"The database {self.path} is damaged (a block failed its checksum); "
+                "restore it from a backup, or move it aside to start afresh.")
 
     def _full_message(self) -> str:
         return f"The disk holding {self.home} is full; nothing was saved. Free space and retry."
