@@ -61,3 +61,50 @@ def test_agent_import_with_hundreds_of_bad_skills_names_a_few(workbench_home: Pa
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.count("generated_skills.") == 3, result.stderr
     assert result.stderr.rstrip().endswith("... and 297 more."), result.stderr
+
+
+def garble(database: Path, text: str) -> int:
+    """Flip 64 bytes of every stored copy of the middle of `text`; returns how many copies."""
+    data = bytearray(database.read_bytes())
+    probe = text[len(text) // 2:len(text) // 2 + 32].encode()
+    copies = 0
+    start = data.find(probe)
+    while start >= 0:
+        data[start:start + 64] = bytes(b ^ 0x55 for b in data[start:start + 64])
+        copies += 1
+        start = data.find(probe, start + 64)
+    database.write_bytes(bytes(data))
+    return copies
+
+
+def test_garbled_block_inside_the_database(workbench_home: Path, embedder):
+    from tests.server.conftest import start_server
+
+    import httpx
+
+    rng = random.Random(5)
+    value = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(300_000))
+    with Engine(workbench_home, embedder=embedder) as engine:
+        engine.remember({"key": "small", "value": "tiny"})
+        engine.remember({"key": "big", "value": value})
+    assert garble(workbench_home / DB_FILE, value) >= 1
+
+    engine = Engine(workbench_home, embedder=embedder)  # the damage is not where opening reads
+    server, thread, sock, port = start_server(engine)
+    _, key = engine.api_keys.create("test", ["*"])
+    sentence = (f"The database {workbench_home / DB_FILE} is damaged (a block failed its check); "
+                "restore it from a backup, or move it aside to start afresh.")
+    try:
+        with pytest.raises(StoreDamaged) as info:
+            engine.recall("big")
+        assert str(info.value) == sentence
+        assert engine.recall("small").value == "tiny"  # the rest of the database still reads
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}) as client:
+            response = client.get("/workbench/v1/memory/default/big")
+            assert response.status_code == 500
+            assert response.json()["error"] == {"code": "STORE_DAMAGED", "message": sentence, "details": None}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        engine.close()

@@ -119,13 +119,15 @@ class Database:
             except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
                 pass
 
-    def _failed(self, exc: BaseException, always_fatal: bool = False) -> BaseException | None:
+    def _failed(self, exc: BaseException, always_fatal: bool = False, reading: bool = False) -> BaseException | None:
         """The error to raise instead of `exc` (dropping the connection when unsafe), or None to re-raise it."""
         import duckdb
 
         if not isinstance(exc, duckdb.Error):
             return None
         problem = _classify(exc, self.home)
+        if reading and problem is None and "invalid unicode" in str(exc).lower():
+            problem = "damaged"  # stored text that no longer decodes: DuckDB does not checksum every read
         if problem == "damaged":
             return StoreDamaged(self._damaged_message())
         if problem is None and not always_fatal:
@@ -139,7 +141,7 @@ class Database:
         )
 
     def _damaged_message(self) -> str:
-        return (f"The database {self.path} is damaged (a block failed its checksum); "
+        return (f"The database {self.path} is damaged (a block failed its check); "
                 "restore it from a backup, or move it aside to start afresh.")
 
     def _full_message(self) -> str:
@@ -171,30 +173,30 @@ class Database:
                 raise
             self._run(conn, "COMMIT", always_fatal=True)
 
-    def _run(self, conn: Any, sql: str, params: Any = (), always_fatal: bool = False) -> Any:
+    def _run(self, conn: Any, sql: str, params: Any = (), always_fatal: bool = False, reading: bool = False) -> Any:
         try:
             return conn.execute(sql, params)
         except BaseException as exc:
-            replacement = self._failed(exc, always_fatal)
+            replacement = self._failed(exc, always_fatal, reading)
             if replacement is not None:
                 raise replacement from None
             raise
 
     def fetchall(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple]:
         with self._mutex:
-            cursor = self._run(self._connection(), sql, params)
+            cursor = self._run(self._connection(), sql, params, reading=True)
             try:
                 return cursor.fetchall()
             except BaseException as exc:
-                raise self._failed(exc) or exc from None
+                raise self._failed(exc, reading=True) or exc from None
 
     def fetchone(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> tuple | None:
         with self._mutex:
-            cursor = self._run(self._connection(), sql, params)
+            cursor = self._run(self._connection(), sql, params, reading=True)
             try:
                 return cursor.fetchone()
             except BaseException as exc:
-                raise self._failed(exc) or exc from None
+                raise self._failed(exc, reading=True) or exc from None
 
     def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> None:
         with self._mutex:
