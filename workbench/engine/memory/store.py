@@ -331,7 +331,10 @@ class MemoryStore:
             )
 
     def close(self) -> None:
-        self._flush_access()
+        try:
+            self._flush_access()
+        except StoreUnavailable:
+            pass  # access statistics are best effort (e.g. a full disk at exit)
 
 
 def _filter_sql(flt: MemoryMetadataFilter) -> tuple[str, list[Any]]:
