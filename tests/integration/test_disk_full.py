@@ -89,8 +89,9 @@ def test_served_home_refuses_writes_on_a_full_disk_and_keeps_every_acknowledged_
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
                           timeout=300) as client:
-            def remember(name: str, value: str) -> httpx.Response:
-                response = client.post("/workbench/v1/memory", json={"key": name, "value": value})
+            def remember(name: str, value: str, idempotency_key: str | None = None) -> httpx.Response:
+                headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+                response = client.post("/workbench/v1/memory", json={"key": name, "value": value}, headers=headers)
                 if response.status_code == 200:
                     acknowledged[name] = value
                 return response
@@ -98,7 +99,8 @@ def test_served_home_refuses_writes_on_a_full_disk_and_keeps_every_acknowledged_
             assert remember("before", "written before the disk filled").status_code == 200
             filler = fill(small_disk)
             for n in range(3):
-                response = remember(f"refused{n}", big_value(n))
+                # The last one's idempotency record is written (and refused) before the route runs.
+                response = remember(f"refused{n}", big_value(n), idempotency_key="retry-me" if n == 2 else None)
                 assert response.status_code == 507, response.text
                 message = response.json()["error"]["message"]
                 assert message == f"The disk holding {home} is full; nothing was saved. Free space and retry."
