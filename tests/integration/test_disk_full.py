@@ -99,7 +99,7 @@ def test_served_home_refuses_writes_on_a_full_disk_and_keeps_every_acknowledged_
             assert remember("before", "written before the disk filled").status_code == 200
             filler = fill(small_disk)
             for n in range(3):
-                # The last one's idempotency record is written (and refused) before the route runs.
+                # With an Idempotency-Key too: whether its record or the memory meets the full disk first, 507.
                 response = remember(f"refused{n}", big_value(n), idempotency_key="retry-me" if n == 2 else None)
                 assert response.status_code == 507, response.text
                 message = response.json()["error"]["message"]
