@@ -34,8 +34,10 @@ class Database:
     has mixed the failed rows into the next ones), so the connection is
     dropped at once, unused, and the caller gets `StorageFull` or
     `StoreUnavailable`. The next access reopens the file (DuckDB replays its
-    write-ahead log, which holds exactly the acknowledged commits) and proceeds
-    only if a checkpoint then succeeds. The owner lock stays held throughout.
+    write-ahead log, which holds exactly the acknowledged commits) and
+    checkpoints it; while the disk is still full the reopened connection serves
+    reads and each write fails at its commit again. The owner lock stays held
+    throughout.
     """
 
     def __init__(self, home: Path, migrations: tuple[Migration, ...] = MIGRATIONS) -> None:
@@ -200,7 +202,7 @@ class Database:
 
     def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> None:
         with self._mutex:
-            # A statement outside a transaction commits on its own: a failure there is a failed commit.
+            # A statement outside a transaction commits on its own; a failed commit says so and drops the connection.
             self._run(self._connection(), sql, params)
 
     # ------------------------------------------------------------ migrations
