@@ -331,6 +331,7 @@ def _log_to(path: Any) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
         make_private(path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.handleError = lambda record: None  # a full disk must not print logging tracebacks
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

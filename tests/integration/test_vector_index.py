@@ -163,6 +163,7 @@ for batch in range(10_000):
     index.apply()
     if batch % 4 == 0:
         index.save()
+    print("committed", flush=True)
 """
 
 
@@ -176,15 +177,21 @@ def test_kill_9_during_writes_never_needs_repair(workbench_home: Path):
             text=True,
             env=cli_env(workbench_home),
         )
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.05, 0.6))
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            # Kill after observed progress (some committed batches), then a random moment into the next ones.
+            for _ in range(rng.randint(1, 12)):
+                assert child.stdout.readline().strip() == "committed"
+            time.sleep(rng.uniform(0.0, 0.2))
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+            child.stdout.close()
         db = Database(workbench_home)
         try:
             index = VectorIndex(db, workbench_home / "indexes", "docs", DIM)
             live = db.fetchone("SELECT count(*) FROM vectors WHERE collection = 'docs'")[0]
-            assert index.count == live
+            assert live > 0 and index.count == live
             if live:
                 vector_id, embedding = db.fetchone("SELECT id, embedding FROM vectors ORDER BY random() LIMIT 1")
                 assert index.search(decode_vectors([embedding], DIM)[0], 1)[0][0] == vector_id

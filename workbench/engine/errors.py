@@ -70,6 +70,24 @@ class StoreError(WorkbenchError):
     code = "store_error"
 
 
+class StoreUnavailable(StoreError):
+    """The database connection failed in a way that makes it unsafe to use; it reopens on the next access."""
+
+    code = "store_unavailable"
+
+
+class StorageFull(StoreUnavailable):
+    """The disk holding the home is full: the write was not saved."""
+
+    code = "storage_full"
+
+
+class StoreDamaged(StoreError):
+    """A part of the database file is damaged (e.g. a block fails its checksum)."""
+
+    code = "store_damaged"
+
+
 class SecretsError(WorkbenchError):
     code = "secrets_error"
 

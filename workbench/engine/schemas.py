@@ -1049,6 +1049,10 @@ class RunEventRecord(_Model):
 # ------------------------------------------------------------------- helpers
 
 
+#: problems named one by one in a validation error; the rest are counted
+MAX_LISTED_ERRORS = 3
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Turn a pydantic error into one readable sentence naming each field."""
     parts = []
@@ -1063,6 +1067,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         elif isinstance(value, list) and len(value) > MAX_STOP_SEQUENCES:
             msg += f" (got {len(value)})"
         parts.append(f"{field}: {msg}")
+    if len(parts) > MAX_LISTED_ERRORS:  # e.g. 300 bad skills in an import: a sentence, not a page
+        parts = parts[:MAX_LISTED_ERRORS] + [f"... and {len(parts) - MAX_LISTED_ERRORS} more"]
     return "Invalid request: " + "; ".join(parts) + "."
 
 

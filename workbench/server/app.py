@@ -22,6 +22,8 @@ STATUS = {
     "tool_denied": 403,
     "model_busy": 503,
     "store_locked": 503,
+    "store_unavailable": 503,
+    "storage_full": 507,
     "provider_error": 502,
     "provider_auth_error": 502,
     "provider_unreachable": 502,
@@ -86,6 +88,9 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
         import logging
 
         request_id = getattr(request.state, "request_id", "?")
+        if isinstance(exc, WorkbenchError):  # raised in a middleware (e.g. idempotency records on a full disk)
+            return error_response(request, APIError(STATUS.get(exc.code, 500), exc.code.upper(), str(exc),
+                                                    headers={"X-Request-Id": request_id}))
         logging.getLogger("workbench.server").exception("request %s failed", request_id)
         # This handler answers outside the security middleware: it adds the request id itself.
         return error_response(request, APIError(500, "INTERNAL_ERROR",

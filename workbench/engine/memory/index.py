@@ -17,8 +17,11 @@ Writes go in two steps so that they can share the caller's transaction:
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
+import struct
 import threading
 import time
 import zlib
@@ -27,9 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.errors import InvalidRequest, StoreError
+from workbench.engine.errors import InvalidRequest, StoreError, WorkbenchError
 from workbench.engine.store.db import Database, utcnow
 
+log = logging.getLogger("workbench.index")
 Progress = Callable[[int, int], None]
 COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 REBUILD_BATCH = 20_000
@@ -87,6 +91,33 @@ def sql_int_list(values: Any) -> str:
     return ", ".join(str(int(v)) for v in values)
 
 
+#: hnswlib's file header: six size_t, two int32, four size_t/double fields
+_HEADER = struct.Struct("<QQQQQQiiQQQdQ")
+
+
+def _saved_size(path: Path) -> int:
+    """The length an hnswlib index file must have, from its own header and link-list sizes.
+
+    Walks the file as hnswlib's loader does: the header, `count` fixed-size
+    level-0 records, then per element a 4-byte size and that many bytes.
+    """
+    with path.open("rb") as handle:
+        header = handle.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return _HEADER.size
+        fields = _HEADER.unpack(header)
+        count, per_element = fields[2], fields[3]
+        start = _HEADER.size + count * per_element
+        handle.seek(start)
+        tail = handle.read()  # the link lists: about 4 bytes per element, more for the few upper-level ones
+    position, unpack = 0, struct.Struct("<I").unpack_from
+    for _ in range(count):
+        if position + 4 > len(tail):
+            return start + position + 4
+        position += 4 + unpack(tail, position)[0]
+    return start + position
+
+
 def _crc32(path: Path) -> int:
     crc = 0
     with path.open("rb") as handle:
@@ -128,7 +159,12 @@ class VectorIndex:
         self._dirty = False
         self._unsaved = 0
         self._saved_at = time.monotonic()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"{folder} is a file, not the folder of the vector indexes; move it aside and retry.") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot create the index folder {folder}: {exc.strerror or exc}.") from None
         self.rebuilt_on_open = False
         self._open()
 
@@ -236,7 +272,8 @@ class VectorIndex:
         self._index = index
         self._deleted = 0
         self._applied_seq = max(seq_row[0], tomb_row[0])
-        self._save_locked()
+        self._dirty = True
+        self._try_save()
 
     # ----------------------------------------------------------------- write
 
@@ -339,24 +376,42 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ save
 
-    def save(self) -> None:
-        """Persist the index atomically if it changed since the last save."""
+    def save(self) -> bool:
+        """Persist the index atomically if it changed since the last save; False if that failed.
+
+        The index is a cache of committed rows, so a failed save (e.g. a full
+        disk) fails nothing: the last good file stays, and the next open replays
+        or rebuilds from DuckDB.
+        """
         with self.lock.writing():
-            if self._dirty:
-                self._save_locked()
+            return self._try_save() if self._dirty else True
 
     def maybe_save(self, max_unsaved: int = 5_000, max_seconds: float = 60.0) -> None:
         """Save when many writes, or old ones, would otherwise need replaying on open."""
         if self._dirty and (self._unsaved >= max_unsaved or time.monotonic() - self._saved_at >= max_seconds):
             self.save()
 
-    def _save_locked(self) -> None:
+    def _try_save(self) -> bool:
         generation = self._generation + 1
+        try:
+            self._save_locked(generation)
+            return True
+        except (OSError, RuntimeError, WorkbenchError) as exc:
+            for leftover in (self.path_for(generation), self.path_for(generation).with_suffix(".tmp")):
+                leftover.unlink(missing_ok=True)
+            log.warning("could not save the vector index %s (kept the last good one): %s", self.collection, exc)
+            return False
+
+    def _save_locked(self, generation: int) -> None:
         final = self.path_for(generation)
         temp = final.with_suffix(".tmp")
         self._index.save_index(str(temp))
         with temp.open("rb") as handle:
             os.fsync(handle.fileno())
+        # hnswlib ignores write errors: a full disk leaves a short file without a word.
+        expected = _saved_size(temp)
+        if temp.stat().st_size != expected:
+            raise OSError(errno.ENOSPC, f"the index file was cut short ({temp.stat().st_size} of {expected} bytes)")
         os.replace(temp, final)
         dir_fd = os.open(self.folder, os.O_RDONLY)
         try:
@@ -374,8 +429,11 @@ class VectorIndex:
         self._dirty = False
         self._unsaved = 0
         self._saved_at = time.monotonic()
-        for stale in self.folder.glob(f"{self.collection}.*.hnsw"):
-            if stale != final:
+        try:
+            for stale in self.folder.glob(f"{self.collection}.*.hnsw"):
+                if stale != final:
+                    stale.unlink(missing_ok=True)
+            for stale in self.folder.glob(f"{self.collection}.*.tmp"):
                 stale.unlink(missing_ok=True)
-        for stale in self.folder.glob(f"{self.collection}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        except OSError as exc:  # the new file is recorded: leftovers only waste space
+            log.warning("could not remove old index files of %s: %s", self.collection, exc)

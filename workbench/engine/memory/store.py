@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from workbench.engine.errors import InvalidRequest, NotFound
+from workbench.engine.errors import InvalidRequest, NotFound, StoreUnavailable
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex, sql_int_list
 from workbench.engine.schemas import (
@@ -239,7 +239,10 @@ class MemoryStore:
             pending[1] = now
             count = row[10] + pending[0]
         if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self._flush_access()
+            try:
+                self._flush_access()
+            except StoreUnavailable:
+                pass  # access statistics are best effort: a full disk must not fail a read
         return _record(row, accessed_count=count, last_accessed=now)
 
     def list(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
@@ -328,7 +331,10 @@ class MemoryStore:
             )
 
     def close(self) -> None:
-        self._flush_access()
+        try:
+            self._flush_access()
+        except StoreUnavailable:
+            pass  # access statistics are best effort (e.g. a full disk at exit)
 
 
 def _filter_sql(flt: MemoryMetadataFilter) -> tuple[str, list[Any]]:

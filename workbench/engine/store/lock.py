@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.errors import StoreLocked
+from workbench.engine.errors import StoreError, StoreLocked
 
 LOCK_FILE = "workbench.lock"
 
@@ -32,7 +32,12 @@ class OwnerLock:
         self._info: dict[str, Any] = {}
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except IsADirectoryError:
+            raise StoreError(f"{self.path} is a folder, not the home's lock file; remove it and try again.") from None
+        except OSError as exc:
+            raise StoreError(f"Cannot open the lock file {self.path}: {exc.strerror or exc}.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,7 +62,10 @@ class OwnerLock:
         if self._fd is None:
             return
         try:
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             os.close(self._fd)
@@ -66,9 +74,14 @@ class OwnerLock:
     def _write(self) -> None:
         assert self._fd is not None
         data = json.dumps(self._info).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
-        os.fsync(self._fd)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data, 0)
+            os.fsync(self._fd)
+        except OSError:
+            # The flock is what excludes others; who holds it is only a courtesy
+            # for their error message, not worth failing over (e.g. on a full disk).
+            pass
 
     def _held_message(self, owner: dict[str, Any] | None) -> str:
         home = self.path.parent
