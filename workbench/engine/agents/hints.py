@@ -6,9 +6,10 @@ passes a file to `list_dir`, and cannot read a JSON listing back. So, for the
 built-in tools only:
 
 * path arguments are an `enum` of paths that exist under the workspace roots
-  (a bounded breadth-first walk: files for `read_file`, folders for
-  `list_dir`), with the paths the task names first. When the walk was cut off
-  and the task names no existing path, the argument stays free: the model must
+  (a bounded breadth-first walk): for `read_file` the files the task names,
+  else every file listed; for `list_dir` the folders the task names and the
+  workspace itself, else the workspace itself. When the walk was cut off and
+  the task names no existing path, the argument stays free: the model must
   still be able to reach a file the listing did not show;
 * a `write_file` path is one of the file names the task gives, and its content
   the one quoted text of the task, when the task has exactly those; otherwise
@@ -129,10 +130,13 @@ def choices(tool_name: str, source: str, task: str, listing: Listing | None,
     if not listing.complete and not (named_files or named_dirs):
         return {}
     if tool_name == "read_file":
-        files = _first(named_files, listing.files)
+        # A task that names files means those; otherwise any file of the listing.
+        files = named_files or listing.files
         return {"path": files} if files else {}
     if tool_name == "list_dir":
-        return {"path": _first([*named_dirs, "."], listing.dirs)}
+        # A task that names no folder means the workspace itself (measured: offered
+        # every folder, the 135M model lists the first one it sees).
+        return {"path": [*named_dirs, "."] if named_dirs else ["."]}
     return {"path": _first([*named_files, *named_dirs, "."], [*listing.dirs, *listing.files])}
 
 
