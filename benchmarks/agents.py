@@ -84,8 +84,7 @@ def end_to_end(remote: bool) -> dict:
     with Engine(base / "home") as engine, WireServer() as wire:
         workspace = agent_e2e.prepare(engine, base)
         model = add_model(engine, wire, "openai") if remote else None
-        engine.create_agent({"id": "e2e", "name": "E2E", "tools": BUILTINS, "knowledge_collections": ["docs"],
-                             "memory": {"enabled": False}})
+        engine.create_agent(agent_e2e.agent(BUILTINS))
         for item in items:
             if remote:
                 call = item["remote_call"]

@@ -13,13 +13,19 @@ Used by tests/integration/test_agent_tool_tasks.py and benchmarks/agents.py.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS_FILE = ROOT / "data" / "tool_tasks.json"
+
+
+def agent(tools: list[str]) -> dict[str, Any]:
+    """The agent the tasks run with: default settings, the task collection, no memory, and a
+    run-time limit raised for a shared, loaded machine (this measures success, not speed)."""
+    return {"id": "e2e", "name": "E2E", "tools": tools, "knowledge_collections": [spec()["collection"]["name"]],
+            "memory": {"enabled": False}, "tripwires": {"max_run_seconds": 3600}}
 
 
 def spec() -> dict[str, Any]:
@@ -62,10 +68,6 @@ class Outcome:
         return not self.problems
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in re.split(r"[\s,;:()\[\]{}\"'`*#|]+", text.lower()) if w}
-
-
 def check(item: dict[str, Any], run: Any, calls: list[tuple[str, str]], workspace: Path) -> list[str]:
     """What is missing from the outcome of `item` (empty: the task succeeded)."""
     expected = item["check"]
@@ -88,9 +90,10 @@ def check(item: dict[str, Any], run: Any, calls: list[tuple[str, str]], workspac
     return problems
 
 
-def run_task(engine: Any, agent_id: str, item: dict[str, Any], workspace: Path, *, approve: bool = True,
-             model: str | None = None) -> Outcome:
-    """Run one task to its end (approving write calls through the engine) and check its outcome."""
+def run_task(engine: Any, agent_id: str, item: dict[str, Any], workspace: Path, *,
+             approve: tuple[str, ...] = ("write_file",), model: str | None = None) -> Outcome:
+    """Run one task to its end and check its outcome; calls of the `approve` tools are
+    approved through the engine, every other approval request is denied."""
     calls: list[tuple[str, str]] = []
     run = None
     request: dict[str, Any] = {"agent_id": agent_id, "task": item["task"]}
@@ -98,7 +101,7 @@ def run_task(engine: Any, agent_id: str, item: dict[str, Any], workspace: Path, 
         request["model"] = model
     for event in engine.run_agent(request):
         if event.type == "approval_requested":
-            engine.resolve_approval(event.approval.id, approve)
+            engine.resolve_approval(event.approval.id, event.approval.tool in approve)
         elif event.type == "tool_result":
             calls.append((event.execution.tool, event.execution.status))
         elif event.type == "agent_run_finished":

@@ -75,9 +75,7 @@ def wire():
 
 
 def _e2e_agent(engine, **extra) -> str:
-    engine.create_agent({"id": "e2e", "name": "E2E", "tools": BUILTINS, "knowledge_collections": ["docs"],
-                         "memory": {"enabled": False}, **extra})
-    return "e2e"
+    return engine.create_agent({**agent_e2e.agent(BUILTINS), **extra}).id
 
 
 def test_every_end_to_end_task_succeeds_through_the_wire_fake(mem_engine, wire, tmp_path: Path) -> None:
@@ -131,3 +129,22 @@ def test_a_repeated_failing_call_ends_the_run_failed_with_the_reason(mem_engine,
     assert "repeated a call that had failed" in run.error and "does not exist" in run.error
     assert [e.execution.status for e in events if e.type == "tool_result"] == ["error", "refused"]
     assert mem_engine.get_run(run.id).status == "failed"
+
+
+#: end-to-end tasks the default model finishes at temperature 0 (their arguments are
+#: fixed by the grammar's choices; the answer is the model's): one per kind
+DETERMINISTIC = [
+    "list the files in the workspace and summarise README.md",
+    "Write 'buy milk' into the file shopping.txt.",
+]
+
+
+@pytest.mark.slow
+def test_small_end_to_end_tasks_finish_on_the_default_model(mem_engine, tmp_path: Path) -> None:
+    workspace = agent_e2e.prepare(mem_engine, tmp_path)
+    agent = _e2e_agent(mem_engine)
+    items = [item for item in E2E if item["task"] in DETERMINISTIC]
+    assert len(items) == len(DETERMINISTIC)
+    for item in items:
+        outcome = agent_e2e.run_task(mem_engine, agent, item, workspace)
+        assert outcome.ok, (outcome.task, outcome.problems, outcome.answer, outcome.calls)

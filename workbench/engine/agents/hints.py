@@ -15,6 +15,8 @@ built-in tools only:
   the one quoted text of the task, when the task has exactly those; otherwise
   free;
 * `search_knowledge`'s collection is one of the agent's own collections;
+* while an existing file the task names is unread, the step must call a tool
+  and `read_file` is offered (the runner does this with `named_files`);
 * the step prompt lists the workspace and shows one worked example per
   offered tool;
 * a tool result is fed back summarised (a listing as names, a file as its
@@ -107,6 +109,13 @@ def _first(named: list[str], rest: list[str]) -> list[str]:
     return list(dict.fromkeys([*named, *rest]))
 
 
+def named_files(task: str, listing: Listing | None) -> list[str]:
+    """The existing files `task` names (paths the listing saw)."""
+    if listing is None:
+        return []
+    return [p for p, is_dir in listing.seen if not is_dir and _names(task, p)]
+
+
 def choices(tool_name: str, source: str, task: str, listing: Listing | None,
             collections: list[str]) -> dict[str, list[str]]:
     """The values the grammar allows for some arguments of a built-in tool (empty: no change)."""
@@ -125,19 +134,19 @@ def choices(tool_name: str, source: str, task: str, listing: Listing | None,
         return {"collection": list(collections)} if collections else {}
     if listing is None or tool_name not in ("read_file", "list_dir", "search_files"):
         return {}
-    named_files = [p for p, is_dir in listing.seen if not is_dir and _names(task, p)]
+    named = named_files(task, listing)
     named_dirs = [p for p, is_dir in listing.seen if is_dir and _names(task, p)]
-    if not listing.complete and not (named_files or named_dirs):
+    if not listing.complete and not (named or named_dirs):
         return {}
     if tool_name == "read_file":
         # A task that names files means those; otherwise any file of the listing.
-        files = named_files or listing.files
+        files = named or listing.files
         return {"path": files} if files else {}
     if tool_name == "list_dir":
         # A task that names no folder means the workspace itself (measured: offered
         # every folder, the 135M model lists the first one it sees).
         return {"path": [*named_dirs, "."] if named_dirs else ["."]}
-    return {"path": _first([*named_files, *named_dirs, "."], [*listing.dirs, *listing.files])}
+    return {"path": _first([*named, *named_dirs, "."], [*listing.dirs, *listing.files])}
 
 
 def describe_listing(listing: Listing) -> str:

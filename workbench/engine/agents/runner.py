@@ -125,6 +125,8 @@ class _Run:
     last_ok: bool = False
     #: invalid steps since the last valid one
     invalid_in_row: int = 0
+    #: existing files the task names that no read_file call has read yet
+    unread: list[str] = field(default_factory=list)
     #: the model calls tools natively (remote providers)
     native: bool = False
     #: the workspace as path choices for a local model's file tools (None: not listed)
@@ -209,6 +211,7 @@ class AgentRunner:
         native = state.native = getattr(model, "supports_tools", False)
         if not native and any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(context)
+            state.unread = hints.named_files(state.task, state.listing)
         try:
             yield self._emit(state, AgentRunStarted(run_id=record.id, agent_id=agent.id, model=record.model,
                                                     task=record.task, session_id=state.session_id))
@@ -291,6 +294,10 @@ class AgentRunner:
                                     call_id, result_text, tool_name=tool.name)
                     if stop is not None:
                         outcome, error = stop
+                    elif state.last_ok and not native and not state.unread and agent.routing.answer_after_result:
+                        # Offered tools after a result, a tiny model calls another one
+                        # (measured: read docs/guide.md, then run_command "install.md").
+                        state.answer_next = True
                 overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
                 yield self._emit(state, StepFinished(
                     run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
@@ -333,6 +340,7 @@ class AgentRunner:
         started = time.perf_counter()
         if any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(self.engine.tool_context(agent.id))
+            state.unread = hints.named_files(task, state.listing)
         proposal, raw, end = self._local_step(model, state.messages, offered, constrained=constrained,
                                               require_tool=require_tool, state=state)
         model_ms = (time.perf_counter() - started) * 1000
@@ -387,6 +395,17 @@ class AgentRunner:
 
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
+        offered, route_ms, require = self._routed(state, tools)
+        reader = next((t for t in tools if t.name == "read_file" and t.source == "builtin"), None)
+        if state.unread and reader is not None and not state.native:
+            # The task names a file that exists and is still unread: a listing or a search
+            # is no summary of it (measured: "list the files in the workspace and summarise
+            # README.md" was answered with the listing).
+            offered = offered if reader in offered else [*offered, reader]
+            require = True
+        return offered, route_ms, require
+
+    def _routed(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         routing = state.agent.routing
         if not routing.enabled or not tools or state.native:
             # A model with native tool calling chooses among all allowed tools itself;
@@ -550,6 +569,10 @@ class AgentRunner:
                 execution = execution.model_copy(update={"output": result.text})
             text = result.text
             state.last_ok = True
+            if tool.source == "builtin" and tool.name == "read_file":
+                state.unread = [p for p in state.unread if p != proposal.arguments.get("path")]
+            elif tool.source == "builtin" and tool.name == "write_file":
+                state.unread = []  # the task was a write: nothing is left to read for it
         else:
             text = f"Error: {execution.error}"
             state.failed_calls[signature] = execution.error or execution.status
