@@ -336,11 +336,11 @@ class AgentRunner:
                                 started_at=utcnow())
         state = _Run(record=record, agent=agent, messages=self._prompt(agent, task, tools, model),
                      started=time.perf_counter(), cancelled=threading.Event())
-        offered, route_ms, require_tool = self._route(state, tools)
-        started = time.perf_counter()
         if any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(self.engine.tool_context(agent.id))
             state.unread = hints.named_files(task, state.listing)
+        offered, route_ms, require_tool = self._route(state, tools)
+        started = time.perf_counter()
         proposal, raw, end = self._local_step(model, state.messages, offered, constrained=constrained,
                                               require_tool=require_tool, state=state)
         model_ms = (time.perf_counter() - started) * 1000
