@@ -92,7 +92,9 @@ def end_to_end(remote: bool) -> dict:
             started = time.perf_counter()
             outcomes.append(agent_e2e.run_task(engine, "e2e", item, workspace, model=model))
             seconds.append(time.perf_counter() - started)
-            print(f"e2e {'remote' if remote else 'local'}: {outcomes[-1].ok} {item['task']}", file=sys.stderr)
+            done = outcomes[-1]
+            print(f"e2e {'remote' if remote else 'local'}: {done.ok} {item['task']} {done.problems} "
+                  f"{(done.answer or '')[:120]!r}", file=sys.stderr)
     report = agent_e2e.summary(outcomes)
     report["run_s_p50"] = round(statistics.median(seconds), 2)
     report["model"] = "wireai:gpt-wire (scripted wire fake: measures the harness, not a model)" if remote \

@@ -123,6 +123,8 @@ class _Run:
     failed_calls: dict[str, str] = field(default_factory=dict)
     #: the last call ran and succeeded
     last_ok: bool = False
+    #: the built-in tool of the last call that succeeded
+    last_tool: str = ""
     #: invalid steps since the last valid one
     invalid_in_row: int = 0
     #: existing files the task names that no read_file call has read yet
@@ -437,7 +439,8 @@ class AgentRunner:
         else:
             tools_text = "Tools you can use now:\n" + describe_tools(offered)
         names = [t.name for t in offered if t.source == "builtin"]
-        examples = hints.worked_examples(names)
+        # An answer-only step still shows how an answer uses the last tool's result.
+        examples = hints.worked_examples(names or ([state.last_tool] if state is not None and state.last_tool else []))
         if examples:
             tools_text += "\n\n" + examples
         if state is not None and state.listing is not None and any(n in PATH_TOOLS for n in names):
@@ -569,6 +572,7 @@ class AgentRunner:
                 execution = execution.model_copy(update={"output": result.text})
             text = result.text
             state.last_ok = True
+            state.last_tool = tool.name if tool.source == "builtin" else ""
             if tool.source == "builtin" and tool.name == "read_file":
                 state.unread = [p for p in state.unread if p != proposal.arguments.get("path")]
             elif tool.source == "builtin" and tool.name == "write_file":
