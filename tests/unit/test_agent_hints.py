@@ -82,7 +82,7 @@ def test_results_are_summarised_faithfully() -> None:
     assert hints.summarise("list_dir", {}, listed) == \
         "The workspace folder (.) holds 2 entries: README.md (file), docs (folder)."
     read = hints.summarise("read_file", {"path": "README.md"}, "# Demo project\nA small project.\n")
-    assert read.startswith("The file README.md has 2 lines. Title: Demo project. It starts with:")
+    assert read.startswith("Title: Demo project. The file README.md has 2 lines. It starts with:")
     assert '"' not in read
     assert read.endswith("# Demo project\nA small project.")
     passages = json.dumps([{"n": 1, "source": "/kb/support.md", "text": "# Support\nWrite to help@demo.example."}])

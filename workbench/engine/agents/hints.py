@@ -164,7 +164,7 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any], str, str]] = {
                  "The folder src holds 2 entries: app.py (file), lib (folder).",
                  "The src folder holds app.py and the folder lib."),
     "read_file": ("Summarise plan.md.", {"path": "plan.md"},
-                  "The file plan.md has 3 lines. Title: Launch plan. It starts with: ...",
+                  "Title: Launch plan. The file plan.md has 3 lines. It starts with: ...",
                   "plan.md is titled Launch plan; it lists the launch steps."),
     "write_file": ("Write 'hi' into the file a.txt.", {"path": "a.txt", "content": "hi"},
                    "Wrote 2 characters to a.txt.", "I wrote 'hi' into a.txt."),
@@ -215,8 +215,9 @@ def summarise(tool_name: str, arguments: dict[str, Any], output: str) -> str:
         title = _title(value)
         # No quotation marks: a small model copies them into its JSON answer, where a bare
         # `"` ends the string (measured: answers cut at 'its title is ').
-        named = f" Title: {title}." if title else ""
-        return f"The file {arguments.get('path', '')} has {len(lines)} lines.{named} It starts with:\n{head}"
+        # The title first: a small model often copies only the first sentence.
+        named = f"Title: {title}. " if title else ""
+        return f"{named}The file {arguments.get('path', '')} has {len(lines)} lines. It starts with:\n{head}"
     if tool_name == "search_knowledge" and isinstance(value, list):
         return "\n".join(f"[{p.get('n')}] {p.get('source')}: {' '.join(str(p.get('text', '')).split())[:400]}"
                          for p in value if isinstance(p, dict))
