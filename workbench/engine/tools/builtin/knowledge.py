@@ -83,8 +83,8 @@ def tools() -> list[Tool]:
     return [
         Tool(
             name="search_knowledge",
-            # (no collection argument: the calling agent's own collections; the description is
-            # left as it was, it also drives tool routing)
+            # Without a collection it searches the calling agent's own (see `_collections`);
+            # the description is unchanged because tool routing embeds it.
             description="Search the ingested documents of a knowledge collection and return the best passages.",
             parameters=object_schema(
                 {
