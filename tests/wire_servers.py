@@ -29,8 +29,9 @@ first offered tool, with arguments built from its schema (`instance_for`);
 arguments value is sent verbatim, so broken JSON can be sent), and
 `server.tool_preamble` is text said before the calls. A request whose last
 message carries tool results is answered with text: the words of the tool
-result in reverse order. Tool names, tool schemas and the pairing of tool
-calls with tool results are validated as the real APIs do.
+result in reverse order (OpenAI with `server.repeat_tool_calls = True`: the
+scripted calls again, a model stuck in a loop). Tool names, tool schemas and
+the pairing of tool calls with tool results are validated as the real APIs do.
 
 `server.fail_midstream = "drop"` closes the connection in the middle of a
 stream (without the final chunk of the chunked body); `"error"` sends an error
@@ -280,6 +281,8 @@ class WireServer:
         self.tool_preamble = ""
         #: a careless proxy: a rejected key is echoed in full in the 401 error body
         self.echo_rejected_key = False
+        #: OpenAI only: make the scripted calls even after a tool result (a model stuck in a loop)
+        self.repeat_tool_calls = False
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -490,7 +493,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             prompt = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
         answer = answer_for(prompt)
-        if offered and messages[-1].get("role") != "tool" and body.get("tool_choice") != "none":
+        stuck = wire.repeat_tool_calls and wire.tool_calls is not None
+        if offered and (messages[-1].get("role") != "tool" or stuck) and body.get("tool_choice") != "none":
             calls = plan_tool_calls(wire.tool_calls, offered, answer, "call_")
             self._openai_tool_answer(record, body, model, messages, calls, max_tokens, stream)
             return

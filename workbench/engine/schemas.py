@@ -830,6 +830,9 @@ class RoutingSettings(_Model):
     #: before any tool has run, a best score at least this high means the task
     #: needs a tool: the first step must call one (None: the model may always answer)
     require_tool_score: float | None = Field(0.3, ge=-1.0, le=1.0)
+    #: local models: after a call that worked, the next step may only answer (unless a file
+    #: the task names is still unread); turn off for a larger local model that chains tools
+    answer_after_result: bool = True
 
 
 class ApprovalPolicy(_Model):

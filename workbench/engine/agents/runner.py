@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.engine.agents import hints
 from workbench.engine.agents.step import FINAL, PROTOCOL, Proposal, describe_tools, parse_step, step_schema
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.inference.base import ChatModel, StreamEnd
@@ -72,6 +73,15 @@ STEP_REPETITION_PENALTY = 1.1
 NEXT_STEP = "If this result answers the task, give the final answer now; otherwise call the next tool."
 #: an identical call proposed this many times ends the run
 LOOP_LIMIT = 3
+#: said when a local model repeats a call that worked (its next step may only answer)
+REPEATED_NOTE = "You already called {tool} with these arguments and got the result above. Use it: answer now."
+#: the runner's own instructions, and fragments of them small models paraphrase around:
+#: an "answer" that repeats one is no answer (the run fails)
+HARNESS_TEXTS = (NEXT_STEP, "You already called", "got the result above", "Use it: answer now",
+                 "Do not retry it; answer without it or try something else",
+                 "No tools are available now: give the final answer", *PROTOCOL.split(". "))
+#: built-in tools whose arguments the step grammar narrows to existing paths
+PATH_TOOLS = ("read_file", "list_dir", "search_files")
 #: knowledge passages and how close (cosine) a vector-only hit must be
 KNOWLEDGE_TOP_K = 3
 KNOWLEDGE_MIN_SIMILARITY = 0.3
@@ -109,6 +119,20 @@ class _Run:
     last_result: str = ""
     #: the next local step offers only the final answer (set after a repeated call)
     answer_next: bool = False
+    #: calls (by signature) that failed, with why: repeating one ends the run
+    failed_calls: dict[str, str] = field(default_factory=dict)
+    #: the last call ran and succeeded
+    last_ok: bool = False
+    #: the built-in tool of the last call that succeeded
+    last_tool: str = ""
+    #: invalid steps since the last valid one
+    invalid_in_row: int = 0
+    #: existing files the task names that no read_file call has read yet
+    unread: list[str] = field(default_factory=list)
+    #: the model calls tools natively (remote providers)
+    native: bool = False
+    #: the workspace as path choices for a local model's file tools (None: not listed)
+    listing: hints.Listing | None = None
     #: the chat session the run continues, and its latest turns (the run's context)
     session_id: str | None = None
     history: list[ChatMessage] = field(default_factory=list)
@@ -186,6 +210,10 @@ class AgentRunner:
             allow_private_network=engine.config.allow_private_network,
             engine=engine, agent_id=agent.id, run_id=record.id,
         )
+        native = state.native = getattr(model, "supports_tools", False)
+        if not native and any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
+            state.listing = _listing(context)
+            state.unread = hints.named_files(state.task, state.listing)
         try:
             yield self._emit(state, AgentRunStarted(run_id=record.id, agent_id=agent.id, model=record.model,
                                                     task=record.task, session_id=state.session_id))
@@ -196,7 +224,6 @@ class AgentRunner:
                 yield self._finish(state, "blocked", error=_reason(prompt.violations))
                 return
             state.messages = self._prompt(agent, prompt.text, tools, model, state.history)
-            native = getattr(model, "supports_tools", False)
             for step in range(1, max_steps + 1):
                 if state.cancelled.is_set():
                     yield self._finish(state, "cancelled", error="The run was cancelled.")
@@ -217,7 +244,8 @@ class AgentRunner:
                 if native:
                     proposal, raw, end, call_id = self._native_step(model, state.messages, offered)
                 else:
-                    proposal, raw, end = self._local_step(model, state.messages, offered, require_tool=require_tool)
+                    proposal, raw, end = self._local_step(model, state.messages, offered, require_tool=require_tool,
+                                                          state=state)
                     call_id = new_id("call")
                 model_ms = (time.perf_counter() - model_started) * 1000 + route_ms
                 record.steps = step
@@ -233,28 +261,45 @@ class AgentRunner:
                 if proposal.error is not None and proposal.action not in {t.name for t in offered}:
                     self._feed_back(state, native, raw, None, call_id, f"Error: {proposal.error}")
                     action = "invalid"
+                    state.invalid_in_row += 1
+                    if state.invalid_in_row >= LOOP_LIMIT:
+                        outcome, error = "failed", (f"The model gave {LOOP_LIMIT} invalid steps in a row "
+                                                    f"({proposal.error}); the run was stopped.")
                 elif proposal.action == FINAL:
                     action = FINAL
+                    state.invalid_in_row = 0
                     checked = guard.check_response(proposal.answer or "")
                     violations = checked.violations + trips.check_output(checked.text)
                     for violation in violations:
                         yield self._emit(state, GuardrailTriggered(run_id=record.id, step=step, violation=violation))
                     if any(v.action == "block" for v in violations):
                         outcome, error = "blocked", _reason([v for v in violations if v.action == "block"])
+                    elif _echoes_harness(checked.text):
+                        record.answer = checked.text
+                        outcome, error = "failed", ("The model repeated the workbench's instructions instead of "
+                                                    "answering; the run did not finish its task.")
                     else:
                         record.answer = checked.text
                         outcome = "finished"
                 else:
                     action = "tool_call"
+                    state.invalid_in_row = 0
                     tool = next(t for t in offered if t.name == proposal.action)
                     result_text, waited_ms, tool_ms, stop = yield from self._call(
                         state, guard, trips, context, tool, proposal, call_id, step
                     )
+                    if not native and state.last_ok and tool.source == "builtin":
+                        # A small model reads a short labelled summary better than raw JSON.
+                        result_text = hints.summarise(tool.name, proposal.arguments, result_text)
                     self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
                                                                   arguments=proposal.arguments),
                                     call_id, result_text, tool_name=tool.name)
                     if stop is not None:
                         outcome, error = stop
+                    elif state.last_ok and not native and not state.unread and agent.routing.answer_after_result:
+                        # Offered tools after a result, a tiny model calls another one
+                        # (measured: read docs/guide.md, then run_command "install.md").
+                        state.answer_next = True
                 overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
                 yield self._emit(state, StepFinished(
                     run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
@@ -293,10 +338,13 @@ class AgentRunner:
                                 started_at=utcnow())
         state = _Run(record=record, agent=agent, messages=self._prompt(agent, task, tools, model),
                      started=time.perf_counter(), cancelled=threading.Event())
+        if any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
+            state.listing = _listing(self.engine.tool_context(agent.id))
+            state.unread = hints.named_files(task, state.listing)
         offered, route_ms, require_tool = self._route(state, tools)
         started = time.perf_counter()
         proposal, raw, end = self._local_step(model, state.messages, offered, constrained=constrained,
-                                              require_tool=require_tool)
+                                              require_tool=require_tool, state=state)
         model_ms = (time.perf_counter() - started) * 1000
         valid = proposal.error is None
         if valid and proposal.action != FINAL:
@@ -349,8 +397,21 @@ class AgentRunner:
 
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
+        offered, route_ms, require = self._routed(state, tools)
+        reader = next((t for t in tools if t.name == "read_file" and t.source == "builtin"), None)
+        if state.unread and reader is not None and not state.native:
+            # The task names a file that exists and is still unread: a listing or a search
+            # is no summary of it (measured: "list the files in the workspace and summarise
+            # README.md" was answered with the listing).
+            offered = offered if reader in offered else [*offered, reader]
+            require = True
+        return offered, route_ms, require
+
+    def _routed(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         routing = state.agent.routing
-        if not routing.enabled or not tools:
+        if not routing.enabled or not tools or state.native:
+            # A model with native tool calling chooses among all allowed tools itself;
+            # routing would hide the tool it wants (measured: 3 of 12 end-to-end tasks).
             return tools, 0.0, False
         started = time.perf_counter()
         query = state.record.task if not state.last_result else f"{state.record.task}\n{state.last_result[:500]}"
@@ -361,14 +422,29 @@ class AgentRunner:
     # ---------------------------------------------------------------- steps
 
     def _local_step(self, model: ChatModel, messages: list[ChatMessage], offered: list[Tool],
-                    constrained: bool = True, require_tool: bool = False) -> tuple[Proposal, str, StreamEnd]:
-        schema = step_schema(offered, allow_final=not (require_tool and offered))
+                    constrained: bool = True, require_tool: bool = False,
+                    state: _Run | None = None) -> tuple[Proposal, str, StreamEnd]:
+        choices: dict[str, dict[str, list[str]]] = {}
+        if state is not None:
+            for tool in offered:
+                allowed = hints.choices(tool.name, tool.source, state.task or state.record.task, state.listing,
+                                        state.agent.knowledge_collections)
+                if allowed:
+                    choices[tool.name] = allowed
+        schema = step_schema(offered, allow_final=not (require_tool and offered), choices=choices)
         if not offered:
             tools_text = "No tools are available now: give the final answer."
         elif require_tool and offered:
             tools_text = "Call one of these tools now:\n" + describe_tools(offered)
         else:
             tools_text = "Tools you can use now:\n" + describe_tools(offered)
+        names = [t.name for t in offered if t.source == "builtin"]
+        # An answer-only step still shows how an answer uses the last tool's result.
+        examples = hints.worked_examples(names or ([state.last_tool] if state is not None and state.last_tool else []))
+        if examples:
+            tools_text += "\n\n" + examples
+        if state is not None and state.listing is not None and any(n in PATH_TOOLS for n in names):
+            tools_text += "\n\n" + hints.describe_listing(state.listing)
         system = f"{messages[0].content}\n\n{tools_text}"
         step_messages = [ChatMessage(role="system", content=system), *messages[1:]]
         params = SamplingParams(temperature=0.0, max_tokens=STEP_MAX_TOKENS, repetition_penalty=STEP_REPETITION_PENALTY)
@@ -411,6 +487,7 @@ class AgentRunner:
         """
         engine, record = self.engine, state.record
         registry = engine.tools
+        state.last_ok = False
         # What is stored and shown never carries a detected secret (such a call is refused below).
         shown = _redacted(guard, proposal.arguments)
         yield self._emit(state, ToolCallProposed(run_id=record.id, step=step, call_id=call_id, tool=tool.name,
@@ -445,12 +522,20 @@ class AgentRunner:
                                                 run_id=record.id, agent_id=record.agent_id)
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return reason, 0.0, 0.0, ("failed", reason)
+        if state.calls[signature] > 1 and signature in state.failed_calls:
+            # The same failing call again: the model is stuck, and a forced answer
+            # would only be about the failure. The run fails, saying why.
+            reason = (f"The agent repeated a call that had failed ({tool.name}: "
+                      f"{state.failed_calls[signature][:300]}); the run was stopped.")
+            execution = registry.record_refusal(tool, proposal.arguments, "refused", reason,
+                                                run_id=record.id, agent_id=record.agent_id)
+            yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
+            return reason, 0.0, 0.0, ("failed", reason)
         if state.calls[signature] > 1:
             # Small models repeat a call whose result they already have: the next
             # step may only answer (a remote model keeps its tools and may go on).
             state.answer_next = True
-            note = (f"You already called {tool.name} with these arguments and got the result above. "
-                    "Use it: answer now.")
+            note = REPEATED_NOTE.format(tool=tool.name)
             execution = registry.record_refusal(tool, proposal.arguments, "refused", note,
                                                 run_id=record.id, agent_id=record.agent_id)
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
@@ -470,6 +555,7 @@ class AgentRunner:
                 text = f"The user {'denied' if decided.status == 'denied' else 'did not approve'} this call{why}."
                 execution = registry.record_refusal(tool, proposal.arguments, "denied", text,
                                                     run_id=record.id, agent_id=record.agent_id)
+                state.failed_calls[signature] = text
                 yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
                 if state.cancelled.is_set():
                     return text, waited_ms, 0.0, ("cancelled", "The run was cancelled.")
@@ -485,8 +571,15 @@ class AgentRunner:
             if result.text != output:
                 execution = execution.model_copy(update={"output": result.text})
             text = result.text
+            state.last_ok = True
+            state.last_tool = tool.name if tool.source == "builtin" else ""
+            if tool.source == "builtin" and tool.name == "read_file":
+                state.unread = [p for p in state.unread if p != proposal.arguments.get("path")]
+            elif tool.source == "builtin" and tool.name == "write_file":
+                state.unread = []  # the task was a write: nothing is left to read for it
         else:
             text = f"Error: {execution.error}"
+            state.failed_calls[signature] = execution.error or execution.status
         yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
         anomaly = trips.observe("tool_ms", execution.duration_ms)
         if anomaly is not None:
@@ -610,6 +703,32 @@ def _flatten(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(_flatten(v) for v in value)
     return json.dumps(value)
+
+
+def _listing(context: ToolContext) -> hints.Listing | None:
+    """The workspace under the run's roots, or None when there are none."""
+    if not context.roots:
+        return None
+    try:
+        return hints.workspace_listing(context.roots)
+    except OSError:
+        return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _echoes_harness(answer: str) -> bool:
+    """Whether a final answer only repeats one of the runner's own instructions."""
+    said = _normal(answer).strip(" .")
+    if not said:
+        return False
+    for text in HARNESS_TEXTS:
+        harness = _normal(text).strip(" .")
+        if harness in said or (len(said) >= 12 and said in harness):
+            return True
+    return False
 
 
 def _strip_fences(text: str) -> str:

@@ -69,11 +69,27 @@ def arguments_schema(tool: Tool) -> dict[str, Any]:
     return _SAFE[key]
 
 
-def step_schema(tools: list[Tool], allow_final: bool = True) -> dict[str, Any]:
+def with_choices(schema: dict[str, Any], allowed: dict[str, list[str]]) -> dict[str, Any]:
+    """`schema` with the named string properties narrowed to an `enum` of `allowed` values."""
+    properties = schema.get("properties")
+    if not allowed or not isinstance(properties, dict):
+        return schema
+    narrowed = dict(properties)
+    for name, values in allowed.items():
+        if name in narrowed and values:
+            narrowed[name] = {"type": "string", "enum": list(values)}
+    return {**schema, "properties": narrowed}
+
+
+def step_schema(tools: list[Tool], allow_final: bool = True,
+                choices: dict[str, dict[str, list[str]]] | None = None) -> dict[str, Any]:
+    """The schema of one step; `choices` narrows arguments per tool name (see `agents.hints`)."""
+    choices = choices or {}
     options: list[dict[str, Any]] = [
         {
             "type": "object",
-            "properties": {"action": {"const": tool.name}, "arguments": arguments_schema(tool)},
+            "properties": {"action": {"const": tool.name},
+                           "arguments": with_choices(arguments_schema(tool), choices.get(tool.name, {}))},
             "required": ["action", "arguments"],
             "additionalProperties": False,
         }

@@ -18,15 +18,44 @@ def _namespace(ctx: ToolContext) -> str:
     return f"agent:{ctx.agent_id}" if ctx.agent_id else "default"
 
 
+def _collections(args: dict[str, Any], ctx: ToolContext, engine: Any) -> list[str]:
+    """The collection asked for, else the calling agent's own collections, else "default"."""
+    if args.get("collection"):
+        return [args["collection"]]
+    if ctx.agent_id:
+        try:
+            own = engine.get_agent(ctx.agent_id).knowledge_collections
+        except NotFound:
+            own = []
+        if own:
+            return list(own)
+    return ["default"]
+
+
 def search_knowledge(args: dict[str, Any], ctx: ToolContext) -> Any:
     engine = _engine(ctx)
-    response = engine.search({"query": args["query"], "collection": args.get("collection", "default"),
-                              "top_k": args.get("top_k", 5)})
-    if not response.hits:
+    collections = _collections(args, ctx, engine)
+    top_k = args.get("top_k", 5)
+    hits: list[tuple[str, Any]] = []
+    missing: list[str] = []
+    for collection in collections:
+        try:
+            response = engine.search({"query": args["query"], "collection": collection, "top_k": top_k})
+        except NotFound:
+            missing.append(collection)
+            continue
+        hits.extend((collection, hit) for hit in response.hits)
+    if missing and len(missing) == len(collections):
+        names = ", ".join(repr(name) for name in missing)
+        raise ToolError(f"No collection {names}; `workbench collections` lists them.")
+    if not hits:
         return "No passage matches."
+    # Several collections: their fused (reciprocal rank) scores are on one scale; best first.
+    hits.sort(key=lambda pair: -pair[1].fused_score)
     return [
-        {"n": i, "source": h.path, "heading": h.heading, "lines": [h.start_line, h.end_line], "text": h.text[:1200]}
-        for i, h in enumerate(response.hits, 1)
+        {"n": i, "collection": collection, "source": h.path, "heading": h.heading, "lines": [h.start_line, h.end_line],
+         "text": h.text[:1200]}
+        for i, (collection, h) in enumerate(hits[:top_k], 1)
     ]
 
 
@@ -54,6 +83,8 @@ def tools() -> list[Tool]:
     return [
         Tool(
             name="search_knowledge",
+            # Without a collection it searches the calling agent's own (see `_collections`);
+            # the description is unchanged because tool routing embeds it.
             description="Search the ingested documents of a knowledge collection and return the best passages.",
             parameters=object_schema(
                 {
