@@ -649,6 +649,9 @@ def cmd_answer(args: argparse.Namespace) -> int:
     if args.json:
         print(response.model_dump_json(indent=2))
         return 0
+    if response.mode == "extractive":
+        # Said first and plainly: this is a quote chosen by matching, not the model's answer.
+        print("[extract] The model's answer was unusable; the passages' best-matching sentence:")
     print(_terminal_safe(response.text, sys.stdout))
     if response.citations:
         print()
