@@ -131,7 +131,11 @@ def _add_knowledge_commands(commands: Any) -> None:
     answer.add_argument("--collection", "-c", default="default")
     answer.add_argument("--top-k", "-k", type=int, default=5, metavar="K", help="passages given to the model (1 to 20)")
     answer.add_argument("--model", "-m", help="model id (see `workbench models`)")
-    answer.add_argument("--json", action="store_true", help="print JSON")
+    answer.add_argument("--max-tokens", type=int, default=400, metavar="N",
+                        help="tokens the model may write (16 to 4096, default 400)")
+    answer.add_argument("--json", action="store_true",
+                        help='print JSON ("mode" is "extractive" when the model\'s answer was unusable and a passage '
+                        "sentence is quoted instead)")
 
     collections = commands.add_parser("collections", help="list knowledge-base collections")
     collections.add_argument("--json", action="store_true", help="print JSON")
@@ -643,7 +647,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model}
+    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model,
+               "max_tokens": args.max_tokens}
     with _open_engine(args) as engine:
         response = engine.answer(request)
     if args.json:

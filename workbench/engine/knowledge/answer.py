@@ -115,7 +115,7 @@ _STOPWORDS = frozenset(
 )
 _TERM = re.compile(r"[a-z0-9]+")
 #: a sentence shorter than this many words is a fragment (a label, a heading), not an answer
-MIN_EXTRACT_WORDS = 4
+MIN_EXTRACT_WORDS = 3
 EXTRACT_CHARS = 400
 
 #: scores each candidate sentence by meaning against the question (e.g. cosine of embeddings)
