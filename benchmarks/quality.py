@@ -82,32 +82,41 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as home:
         engine = _engine(home)
         model = engine.models.chat_model(None)
+        configs = (("old", False, OLD_DEFAULTS), ("new", True, {}))
+        tallies: dict[str, dict[str, Any]] = {
+            label: {"latencies": [], "hit_max": 0, "guarded": 0, "expected": 0, "expectations": 0, "examples": []}
+            for label, _, _ in configs
+        }
         try:
-            for label, guard, params in (("old", False, OLD_DEFAULTS), ("new", True, {})):
-                model.loop_guard = guard  # the old behaviour had no guard
-                latencies, hit_max, guarded, expected, expectations, examples = [], 0, 0, 0, 0, []
-                for item in prompts:
+            # Prompt by prompt, old then new: both see the same machine load.
+            for item in prompts:
+                for label, guard, params in configs:
+                    model.loop_guard = guard  # the old behaviour had no guard
+                    tally = tallies[label]
                     result, elapsed = _run_prompt(engine, item["turns"], {"max_tokens": args.max_tokens, **params})
-                    latencies.append(elapsed)
-                    hit_max += result.finish_reason == "length"
-                    guarded += result.finish_reason == "repetition"
+                    tally["latencies"].append(elapsed)
+                    tally["hit_max"] += result.finish_reason == "length"
+                    tally["guarded"] += result.finish_reason == "repetition"
                     if "expect" in item:
-                        expectations += 1
-                        expected += item["expect"].lower() in result.text.lower()
-                    if result.finish_reason != "stop" and len(examples) < 3:
-                        examples.append({"prompt": item["turns"][-1], "finish_reason": result.finish_reason,
-                                         "tokens": result.usage.completion_tokens, "text": result.text[:160]})
+                        tally["expectations"] += 1
+                        tally["expected"] += item["expect"].lower() in result.text.lower()
+                    if result.finish_reason != "stop" and len(tally["examples"]) < 3:
+                        tally["examples"].append({"prompt": item["turns"][-1], "finish_reason": result.finish_reason,
+                                                  "tokens": result.usage.completion_tokens,
+                                                  "text": result.text[:160]})
                     print(f"[generation {label}] {result.finish_reason:<10} {result.usage.completion_tokens:>4} "
                           f"tokens {elapsed:6.1f} s  {item['turns'][-1][:50]}", file=sys.stderr)
+            for label, guard, params in configs:
+                tally = tallies[label]
                 out[label] = {
                     "params": params or "defaults",
                     "loop_guard": guard,
-                    "hit_max_tokens": hit_max,
-                    "stopped_by_guard": guarded,
-                    "expected_word_found": f"{expected}/{expectations}",
-                    "median_latency_s": round(statistics.median(latencies), 2),
-                    "total_s": round(sum(latencies), 1),
-                    "examples": examples,
+                    "hit_max_tokens": tally["hit_max"],
+                    "stopped_by_guard": tally["guarded"],
+                    "expected_word_found": f"{tally['expected']}/{tally['expectations']}",
+                    "median_latency_s": round(statistics.median(tally["latencies"]), 2),
+                    "total_s": round(sum(tally["latencies"]), 1),
+                    "examples": tally["examples"],
                 }
         finally:
             model.loop_guard = True
