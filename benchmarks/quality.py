@@ -76,6 +76,8 @@ def _run_prompt(engine: Any, turns: list[str], params: dict[str, Any]) -> tuple[
 
 def generation(args: argparse.Namespace) -> dict[str, Any]:
     prompts = json.loads(PROMPTS.read_text(encoding="utf-8"))["prompts"]
+    if args.stride > 1:
+        prompts = prompts[:: args.stride]  # a spread over every kind, for a quick look on a busy machine
     if args.limit:
         prompts = prompts[: args.limit]
     out: dict[str, Any] = {"prompts": len(prompts), "max_tokens": args.max_tokens}
@@ -164,6 +166,7 @@ def main() -> None:
                         help="run only this section (repeatable); default: all")
     parser.add_argument("--max-tokens", type=int, default=512, help="max_tokens of every generation (default 512)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts/questions (a quick look)")
+    parser.add_argument("--stride", type=int, default=1, help="only every Nth prompt of the generation section")
     args = parser.parse_args()
     before = cpu_busy()
     report: dict[str, Any] = {"machine": {"cpu": cpu_model()}}

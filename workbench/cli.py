@@ -225,13 +225,13 @@ def _accept_globals_everywhere(parser: argparse.ArgumentParser) -> None:
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", help="model id (see `workbench models`), a .gguf path, or PROVIDER:MODEL")
     parser.add_argument("--system", "-s", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="at most N tokens (default 512)")
     parser.add_argument("--temperature", "-t", type=float, metavar="T", help="0.0 to 2.0")
     parser.add_argument("--top-p", type=float, metavar="P", help="0.0 to 1.0")
     parser.add_argument("--top-k", type=int, metavar="K", help="1 to 1000")
-    parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0")
+    parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0 (default 1.1)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
-    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
+    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling (default: a fresh one each time)")
 
 
 def _version() -> str:
