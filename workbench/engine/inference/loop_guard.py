@@ -49,8 +49,10 @@ class RepetitionGuard:
 
     def __init__(self) -> None:
         self._words: list[str] = []
-        #: _run[p] = how many trailing words equal the word p places before them
-        self._run = [0] * (MAX_PERIOD + 1)
+        #: {p: how many trailing words equal the word p places before them}, for p with a run
+        self._run: dict[int, int] = {}
+        #: {word: its positions among the last MAX_PERIOD words}: the only periods worth checking
+        self._recent: dict[str, list[int]] = {}
         self._ngrams: dict[tuple[str, ...], int] = {}
         self._partial = ""  # the word being written (no whitespace after it yet)
         self.tripped = False
@@ -78,19 +80,25 @@ class RepetitionGuard:
 
     def _add_word(self, word: str) -> bool:
         words = self._words
+        position = len(words)
         words.append(word)
-        n = len(words)
-        run = self._run
-        for period in range(1, min(MAX_PERIOD, n - 1) + 1):
-            if words[-1] == words[-1 - period]:
-                run[period] += 1
-                covered = run[period] + period  # words in the periodic tail
-                if (covered >= 3 * period and covered >= MIN_PERIODIC_WORDS) or (
-                    period >= LONG_SPAN_WORDS and run[period] >= period
-                ):
-                    return self._trip(f"a span of {period} words repeated back to back")
-            else:
-                run[period] = 0
+        n = position + 1
+        # A period p continues its run only if this word equals the one p back:
+        # those p are exactly the recent positions of this word (a few, not 64).
+        positions = [i for i in self._recent.get(word, ()) if position - i <= MAX_PERIOD]
+        run: dict[int, int] = {}
+        for i in positions:
+            period = position - i
+            length = self._run.get(period, 0) + 1
+            run[period] = length
+            covered = length + period  # words in the periodic tail
+            if (covered >= 3 * period and covered >= MIN_PERIODIC_WORDS) or (
+                period >= LONG_SPAN_WORDS and length >= period
+            ):
+                return self._trip(f"a span of {period} words repeated back to back")
+        self._run = run
+        positions.append(position)
+        self._recent[word] = positions
         if n >= NGRAM:
             key = tuple(words[-NGRAM:])
             if len(set(key)) < NGRAM_DISTINCT:
