@@ -150,6 +150,3 @@ def test_an_unusable_model_answer_is_labelled_extractive_and_quotes_the_best_sen
     out = ok(workbench(workbench_home, "answer", question, "-c", "limits", "--max-tokens", "16"))
     assert out.splitlines()[0] == "[extract] The model's answer was unusable; the passages' best-matching sentence:"
     assert out.splitlines()[1] == data["text"]
-    # With room to write, the model's own cited sentences come back as "generated".
-    data = json.loads(ok(workbench(workbench_home, "answer", question, "-c", "limits", "--json")))
-    assert data["mode"] == "generated" and re.search(r"\[1\]", data["text"]), data
