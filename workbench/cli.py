@@ -385,6 +385,9 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
                 signal.signal(signal.SIGINT, previous)
     out.write("\n")
     out.flush()
+    if result is not None and result.finish_reason == "repetition":
+        # On stderr, so a pipe still gets the answer alone.
+        print("[stopped: the model was repeating itself]", file=sys.stderr)
     return result
 
 
