@@ -135,9 +135,9 @@ def test_a_loop_stopped_by_the_guard_is_length_on_the_openai_wire(live) -> None:
     # guard ends it; OpenAI's wire has no "repetition", so it says "length".
     request = {"messages": [{"role": "user", "content": "What is the capital of France?"}],
                "max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}
-    with live.client(timeout=900) as http:  # a busy 2-core machine may take minutes
-        response = http.post("/v1/chat/completions", json={"model": "default", **request})
-        native = http.post("/workbench/v1/generate", json={
+    with live.client() as http:  # timeout=900: a busy 2-core machine may take minutes
+        response = http.post("/v1/chat/completions", json={"model": "default", **request}, timeout=900)
+        native = http.post("/workbench/v1/generate", timeout=900, json={
             "messages": request["messages"], "persist": False,
             "params": {"max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}})
     assert response.status_code == 200, response.text
