@@ -10,7 +10,8 @@ script prints one JSON object with a key per section run.
   with the OLD defaults (llama-cpp-python's sampling: temperature 0.2, top_p
   0.95, top_k 40, no repetition penalty, one fixed seed, no loop guard; set
   explicitly) and with the NEW defaults (no parameters: our small-model
-  defaults, a fresh seed, the loop guard on). Counts the runs that hit
+  defaults, a fresh seed, the loop guard on), and the old sampling with the
+  guard alone (`old_with_guard`). Counts the runs that hit
   max_tokens, the runs the guard stopped, the answers containing the expected
   word, and the median latency. A chat's last turn is what is counted.
 * `cited_answers`: `Engine.answer` on a handful of questions over the shipped
@@ -84,7 +85,8 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as home:
         engine = _engine(home)
         model = engine.models.chat_model(None)
-        configs = (("old", False, OLD_DEFAULTS), ("new", True, {}))
+        # "old_with_guard": the old sampling with the loop guard alone, to show what the guard does by itself
+        configs = (("old", False, OLD_DEFAULTS), ("old_with_guard", True, OLD_DEFAULTS), ("new", True, {}))
         tallies: dict[str, dict[str, Any]] = {
             label: {"latencies": [], "hit_max": 0, "guarded": 0, "expected": 0, "expectations": 0, "examples": []}
             for label, _, _ in configs
