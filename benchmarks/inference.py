@@ -172,12 +172,16 @@ def run_raw(
     llama: Any, messages: list[dict[str, str]], max_tokens: int, prompt_tokens: int, logits_processor: Any = None
 ) -> dict[str, Any]:
     """A plain llama-cpp-python chat stream on the same Llama."""
+    from workbench.engine.inference.llama import LOCAL_SAMPLING_DEFAULTS
+
     llama.reset()
     extra: dict[str, Any] = {} if logits_processor is None else {"logits_processor": logits_processor}
     timing = Timing()
     finish = "stop"
     for chunk in llama.create_chat_completion(
-        messages=messages, stream=True, max_tokens=max_tokens, temperature=0.0, seed=SEED, **extra
+        messages=messages, stream=True, max_tokens=max_tokens, temperature=0.0, seed=SEED,
+        # the adapter's default penalty, so both sides sample the same tokens
+        repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"], **extra
     ):
         choice = chunk["choices"][0]
         text = choice["delta"].get("content")

@@ -145,7 +145,11 @@ def _add_knowledge_commands(commands: Any) -> None:
     answer.add_argument("--collection", "-c", default="default")
     answer.add_argument("--top-k", "-k", type=int, default=5, metavar="K", help="passages given to the model (1 to 20)")
     answer.add_argument("--model", "-m", help="model id (see `workbench models`)")
-    answer.add_argument("--json", action="store_true", help="print JSON")
+    answer.add_argument("--max-tokens", type=int, default=400, metavar="N",
+                        help="tokens the model may write (16 to 4096, default 400)")
+    answer.add_argument("--json", action="store_true",
+                        help='print JSON ("mode" is "extractive" when the model\'s answer was unusable and a passage '
+                        "sentence is quoted instead)")
 
     collections = commands.add_parser("collections", help="list knowledge-base collections")
     collections.add_argument("--json", action="store_true", help="print JSON")
@@ -235,13 +239,13 @@ def _accept_globals_everywhere(parser: argparse.ArgumentParser) -> None:
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", help="model id (see `workbench models`), a .gguf path, or PROVIDER:MODEL")
     parser.add_argument("--system", "-s", help="system prompt")
-    parser.add_argument("--max-tokens", type=int, metavar="N")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="at most N tokens (default 512)")
     parser.add_argument("--temperature", "-t", type=float, metavar="T", help="0.0 to 2.0")
     parser.add_argument("--top-p", type=float, metavar="P", help="0.0 to 1.0")
     parser.add_argument("--top-k", type=int, metavar="K", help="1 to 1000")
-    parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0")
+    parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0 (default 1.1)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
-    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling")
+    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling (default: a fresh one each time)")
 
 
 def _version() -> str:
@@ -400,6 +404,9 @@ def _stream_answer(engine: EngineAPI, request: dict[str, Any], turn: dict[str, A
                 signal.signal(signal.SIGINT, previous)
     out.write("\n")
     out.flush()
+    if result is not None and result.finish_reason == "repetition":
+        # On stderr, so a pipe still gets the answer alone.
+        print("[stopped: the model was repeating itself]", file=sys.stderr)
     return result
 
 
@@ -711,12 +718,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model}
+    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model,
+               "max_tokens": args.max_tokens}
     with _open_engine(args) as engine:
         response = engine.answer(request)
     if args.json:
         print(response.model_dump_json(indent=2))
         return 0
+    if response.mode == "extractive":
+        # Said first and plainly: this is a quote chosen by matching, not the model's answer.
+        print("[extract] The model's answer was unusable; the passages' best-matching sentence:")
     print(_terminal_safe(response.text, sys.stdout))
     if response.citations:
         print()

@@ -123,3 +123,26 @@ def test_graph_facts_and_relations(workbench_home: Path):
     near = ok(workbench(workbench_home, "graph", "neighbours", "Ada Lovelace")).splitlines()
     assert len(near) == 1
     assert near[0].startswith("1  Charles Babbage (") and near[0].endswith("via worked_with")
+
+
+def test_an_unusable_model_answer_is_labelled_extractive_and_quotes_the_best_sentence(workbench_home: Path,
+                                                                                       tmp_path: Path):
+    folder = tmp_path / "limits"
+    folder.mkdir()
+    (folder / "limits.md").write_text(
+        "# Server limits\n\nThe server listens on localhost by default. Keys are stored hashed. "
+        "The default rate limit is 60 requests per minute per key. Bursts above it get status 429.\n",
+        encoding="utf-8",
+    )
+    ok(workbench(workbench_home, "ingest", str(folder), "-c", "limits"))
+    question = "What is the default rate limit?"
+    # 16 tokens cannot hold one complete cited sentence of the answer's JSON: the model's answer is unusable.
+    data = json.loads(ok(workbench(workbench_home, "answer", question, "-c", "limits", "--max-tokens", "16",
+                                   "--json")))
+    assert data["mode"] == "extractive"
+    # The best sentence for the question, not the first sentence of the top passage.
+    assert data["text"] == "The default rate limit is 60 requests per minute per key. [1]"
+    assert [c["n"] for c in data["citations"]] == [1] and data["citations"][0]["source"].endswith("limits.md")
+    out = ok(workbench(workbench_home, "answer", question, "-c", "limits", "--max-tokens", "16"))
+    assert out.splitlines()[0] == "[extract] The model's answer was unusable; the passages' best-matching sentence:"
+    assert out.splitlines()[1] == data["text"]

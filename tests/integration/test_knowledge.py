@@ -532,6 +532,7 @@ def test_answer_cites_real_chunks(mem_engine: Engine, tmp_path: Path):
     ingest(mem_engine, docs)
     response = mem_engine.answer({"question": "When was the quasar telescope finished?", "top_k": 3, "max_tokens": 200})
     assert response.model is not None and response.hits and response.text.strip()
+    assert response.mode == "generated"  # the model's own sentences, not the extractive fallback
     assert Path(response.hits[0].path) == docs / "guide.md"
     # Every sentence ends with its citations.
     assert re.fullmatch(r"(?:[^\[\]]+ ?(?:\[\d+\])+ ?)+", response.text), response.text
@@ -567,7 +568,7 @@ def test_answer_without_a_matching_passage_says_so(mem_engine: Engine, tmp_path:
     assert max(h.vector_score for h in closest) < 0.2
     response = mem_engine.answer({"question": question, "collection": "cooking", "max_tokens": 64})
     assert response.text == "No passage in the collection matches the question."
-    assert response.citations == [] and response.hits == [] and response.model is None
+    assert response.citations == [] and response.hits == [] and response.model is None and response.mode == "none"
 
 
 # ---------------------------------------------------------- index recovery

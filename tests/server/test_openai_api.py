@@ -130,6 +130,25 @@ def test_chat_completion_matches_the_engine(live) -> None:
     assert live.engine.list_sessions() == []
 
 
+def test_a_loop_stopped_by_the_guard_is_length_on_the_openai_wire(live) -> None:
+    # Greedy without a penalty, this prompt loops ("la femme au martyre, ..."): the
+    # guard ends it; OpenAI's wire has no "repetition", so it says "length".
+    request = {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+               "max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}
+    with live.client() as http:  # timeout=900: a busy 2-core machine may take minutes
+        response = http.post("/v1/chat/completions", json={"model": "default", **request}, timeout=900)
+        native = http.post("/workbench/v1/generate", timeout=900, json={
+            "messages": request["messages"], "persist": False,
+            "params": {"max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] < 120, body["usage"]
+    assert native.status_code == 200, native.text
+    assert native.json()["finish_reason"] == "repetition"
+    assert native.json()["text"] == body["choices"][0]["message"]["content"]
+
+
 def test_openai_message_forms_are_accepted(live) -> None:
     """Text parts, the developer role, stop as a string and max_completion_tokens."""
     client = client_for(live)

@@ -477,3 +477,16 @@ def test_chat_screen_snapshot(tui_engine, snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_chat)
+
+
+def test_an_extractive_answer_is_labelled_above_the_quote_and_in_its_facts_line():
+    from workbench.engine.schemas import AnswerResponse
+    from workbench.tui.widgets.chat_stream import EXTRACTIVE_LABEL, answer_meta, answer_text
+
+    quoted = AnswerResponse(question="What is the rate limit?", text="The limit is 60 per minute. [1]",
+                            citations=[], hits=[], model="smollm2", mode="extractive", latency_ms=1200.0)
+    assert answer_text(quoted).startswith(f"*{EXTRACTIVE_LABEL}:*\n\n")
+    assert answer_text(quoted).endswith(quoted.text)
+    assert answer_meta(quoted, 1.2).endswith("mode extractive")
+    written = quoted.model_copy(update={"mode": "generated"})
+    assert answer_text(written) == written.text and "extractive" not in answer_meta(written, 1.2)

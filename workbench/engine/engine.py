@@ -287,6 +287,11 @@ class Engine:
 
         return run
 
+    def _similarity(self, question: str, sentences: list[str]) -> list[float]:
+        """Cosine similarity of each sentence to the question (the embedder's rows are unit length)."""
+        vectors = self.embedder.embed([question, *sentences])
+        return [float(v) for v in vectors[1:] @ vectors[0]]
+
     # ---------------------------------------------------------------- memory
 
     def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
@@ -328,7 +333,7 @@ class Engine:
         answer, citations = None, []
         if req.answer and results:
             passages = [Passage(f"memory {r.namespace}/{r.key}", memory_text(r.kind, r.value)) for r in results]
-            answer, cited = write_answer(self._json_generate(req.model), req.query, passages)
+            answer, cited, _ = write_answer(self._json_generate(req.model), req.query, passages, self._similarity)
             citations = [
                 Citation(n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300])
                 for n in cited
@@ -391,11 +396,12 @@ class Engine:
         hits = [h for h in found if h.pinned or h.bm25_rank is not None or (h.vector_score or 0.0) >= ANSWER_MIN_SIMILARITY]
         if not hits:
             return AnswerResponse(question=req.question, text="No passage in the collection matches the question.",
-                                  citations=[], hits=[], model=None,
+                                  citations=[], hits=[], model=None, mode="none",
                                   latency_ms=round((time.perf_counter() - started) * 1000, 3))
         model = self.models.resolve(req.model).id
         passages = [Passage(f"{h.path}" + (f" § {h.heading}" if h.heading else ""), h.text) for h in hits]
-        text, cited = write_answer(self._json_generate(model, req.max_tokens), req.question, passages)
+        text, cited, mode = write_answer(self._json_generate(model, req.max_tokens), req.question, passages,
+                                         self._similarity)
         citations = [
             Citation(n=n, source=hits[n - 1].path, chunk_id=hits[n - 1].chunk_id, ordinal=hits[n - 1].ordinal,
                      heading=hits[n - 1].heading, start_line=hits[n - 1].start_line, end_line=hits[n - 1].end_line,
@@ -403,7 +409,7 @@ class Engine:
             for n in cited
         ]
         return AnswerResponse(question=req.question, text=text, citations=citations, hits=hits, model=model,
-                              latency_ms=round((time.perf_counter() - started) * 1000, 3))
+                              mode=mode, latency_ms=round((time.perf_counter() - started) * 1000, 3))
 
     def list_collections(self) -> list[CollectionInfo]:
         return self.knowledge.collections()
@@ -939,6 +945,8 @@ def _parse_output(text: str, response_format: ResponseFormat | None, end: Stream
         return None, None
     if end.finish_reason == "length":
         return None, "the output was cut off by max_tokens before the JSON was complete"
+    if end.finish_reason == "repetition":
+        return None, "the model started repeating itself and was stopped before the JSON was complete"
     try:
         parsed = json.loads(text)
     except ValueError as exc:

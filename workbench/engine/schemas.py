@@ -23,13 +23,15 @@ MAX_STOP_LENGTH = 256
 MAX_MESSAGE_CHARS = 2_000_000
 MAX_SEED = 2**32 - 1
 #: max_tokens when the caller leaves it unset (small local models otherwise
-#: ramble until the context is full)
-DEFAULT_MAX_TOKENS = 1024
+#: ramble until the context is full; the loop guard ends most runaways sooner)
+DEFAULT_MAX_TOKENS = 512
 
 Role = Literal["system", "user", "assistant"]
 #: roles a chat request may carry: "tool" messages answer an assistant's tool calls
 MessageRole = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_calls"]
+#: "repetition": the loop guard ended a generation that kept repeating itself
+#: (see inference/loop_guard.py)
+FinishReason = Literal["stop", "length", "content_filter", "cancelled", "tool_calls", "repetition"]
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$"
 
 
@@ -604,6 +606,9 @@ class AnswerResponse(_Model):
     citations: list[Citation]
     hits: list[SearchHit]
     model: str | None
+    #: "generated": the model's cited sentences; "extractive": the model wrote
+    #: nothing usable, so `text` quotes the passages' best sentence for the question
+    mode: Literal["generated", "extractive", "none"] = "generated"
     latency_ms: float
 
 

@@ -450,7 +450,7 @@ class AgentRunner:
         params = SamplingParams(temperature=0.0, max_tokens=STEP_MAX_TOKENS, repetition_penalty=STEP_REPETITION_PENALTY)
         response_format = ResponseFormat(type="json_object", schema=schema) if constrained else None
         text, end, _ = _collect(model.stream(step_messages, params, response_format))
-        if end.finish_reason == "length" and constrained:
+        if end.finish_reason in ("length", "repetition") and constrained:
             # A greedy small model can loop inside a string until the token limit:
             # sample once more, reproducibly, with a stronger repetition penalty.
             retry = SamplingParams(temperature=RETRY_TEMPERATURE, seed=RETRY_SEED, max_tokens=STEP_MAX_TOKENS,
@@ -460,7 +460,7 @@ class AgentRunner:
                             end.completion_tokens + again.completion_tokens)
         if not constrained:
             text = _strip_fences(text)
-        if end.finish_reason == "length":
+        if end.finish_reason in ("length", "repetition"):
             return Proposal(action="invalid", error="Your reply was cut off; keep it shorter."), text, end
         return parse_step(text, offered), text, end
 

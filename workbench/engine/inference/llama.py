@@ -11,6 +11,7 @@ matching).
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any
 from workbench.engine.errors import ContextOverflow, InvalidRequest, ModelBusy, ModelLoadError, ModelNotFound
 from workbench.engine.inference.base import ChatModel, StreamEnd, StreamItem
 from workbench.engine.inference.grammar import check_schema, json_grammar, prepare_schema
+from workbench.engine.inference.loop_guard import RepetitionGuard
 from workbench.engine.schemas import (
     DEFAULT_MAX_TOKENS,
     MAX_SEED,
@@ -33,6 +35,16 @@ from workbench.engine.schemas import (
 GGUF_MAGIC = b"GGUF"
 # Attempts at output that satisfies schema keywords the grammar cannot enforce.
 SCHEMA_ATTEMPTS = 4
+#: Sampling for parameters the caller leaves unset, fitted to small models:
+#: without a repetition penalty a 135M model loops within a few sentences.
+#: (llama-cpp-python's own defaults: temperature 0.2, top_p 0.95, top_k 40,
+#: no penalty.)
+LOCAL_SAMPLING_DEFAULTS: dict[str, float | int] = {
+    "temperature": 0.2,
+    "top_p": 0.95,
+    "top_k": 40,
+    "repeat_penalty": 1.1,
+}
 
 # A plain Lock, not an RLock: a generation's steps may run on different threads
 # (a web server iterates a stream from a pool), and any thread may release it.
@@ -187,12 +199,17 @@ class LlamaCppChatModel(ChatModel):
     provider = "llama.cpp"
     supports_tools = False
 
-    def __init__(self, model_id: str, path: Path, n_ctx: int = 8192, n_threads: int | None = None) -> None:
+    def __init__(
+        self, model_id: str, path: Path, n_ctx: int = 8192, n_threads: int | None = None, loop_guard: bool = True
+    ) -> None:
         self.model_id = model_id
         self.path = path
         self.n_ctx = n_ctx
         #: None: `default_threads()`
         self.n_threads = n_threads
+        #: end a generation that repeats itself (finish_reason "repetition");
+        #: off only to measure the model without it (benchmarks/quality.py)
+        self.loop_guard = loop_guard
 
     def load(self) -> Any:
         """Load the model now (otherwise the first generation does it)."""
@@ -211,8 +228,12 @@ class LlamaCppChatModel(ChatModel):
 
     @staticmethod
     def completion_kwargs(params: SamplingParams, response_format: ResponseFormat | None) -> dict[str, Any]:
-        """llama-cpp-python arguments for our parameters (only those the user set)."""
-        kwargs: dict[str, Any] = {"max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS}
+        """llama-cpp-python arguments: the caller's parameters over `LOCAL_SAMPLING_DEFAULTS`.
+
+        An unset seed is drawn at random for each call (llama-cpp-python would
+        otherwise reuse one fixed seed, so asking again gave the same text).
+        """
+        kwargs: dict[str, Any] = {"max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS, **LOCAL_SAMPLING_DEFAULTS}
         for ours, theirs in (
             ("temperature", "temperature"),
             ("top_p", "top_p"),
@@ -223,6 +244,8 @@ class LlamaCppChatModel(ChatModel):
             value = getattr(params, ours)
             if value is not None:
                 kwargs[theirs] = value
+        if params.seed is None:
+            kwargs["seed"] = secrets.randbelow(MAX_SEED + 1)
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if response_format is not None and response_format.is_json:
@@ -262,7 +285,7 @@ class LlamaCppChatModel(ChatModel):
             prompt_tokens = end.prompt_tokens
             completion_tokens += end.completion_tokens
             text = "".join(parts)
-            if end.finish_reason == "length" or _is_valid(validator, text):
+            if end.finish_reason in ("length", "repetition") or _is_valid(validator, text):
                 break
         yield text
         yield StreamEnd(end.finish_reason, prompt_tokens, completion_tokens)
@@ -278,6 +301,7 @@ class LlamaCppChatModel(ChatModel):
 
         kwargs = self.completion_kwargs(params, response_format)
         counter = _TokenCounter()
+        guard = RepetitionGuard() if self.loop_guard else None
         with _model_turn():
             llama = _load_locked(self.path, self.n_ctx, self.n_threads)
             finish: FinishReason = "stop"
@@ -303,6 +327,10 @@ class LlamaCppChatModel(ChatModel):
                     text = choice["delta"].get("content")
                     if text:
                         yield text
+                        if guard is not None and guard.feed(text):
+                            # Looping: stop sampling now rather than at max_tokens.
+                            finish = "repetition"
+                            break
                     if choice.get("finish_reason"):
                         finish = "length" if choice["finish_reason"] == "length" else "stop"
             except ValueError as exc:
@@ -313,6 +341,7 @@ class LlamaCppChatModel(ChatModel):
                 chunks.close()
         # The token that ended a "stop" (end-of-generation, or the last token of
         # a stop sequence) is not part of the answer, as llama.cpp counts it.
+        # After "repetition" every sampled token was streamed.
         completion_tokens = counter.sampled - 1 if finish == "stop" and counter.sampled else counter.sampled
         yield StreamEnd(finish, counter.prompt_tokens, completion_tokens)
 

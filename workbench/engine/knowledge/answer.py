@@ -3,8 +3,10 @@
 The chat model writes JSON constrained by a schema in which each sentence
 carries the numbers of the passages supporting it, and the numbers are an
 enum of the passages actually given. So a citation can only point to a real
-passage, whatever the model; we render the sentences as `Text. [n][m]`. Output cut off by max_tokens is
-salvaged sentence by sentence; verbatim repeats are dropped.
+passage, whatever the model; we render the sentences as `Text. [n][m]`. Output cut off by max_tokens
+(or by the loop guard) is salvaged sentence by sentence; verbatim repeats are dropped. When nothing
+usable is left, the answer quotes the passages' best sentence for the question and says so
+(mode "extractive").
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 MAX_SENTENCES = 6
 PASSAGE_CHARS = 1200
@@ -41,6 +43,8 @@ def answer_schema(n_passages: int) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
+                        # No maxLength: llama.cpp expands it into a grammar nested that
+                        # deep (slow); the loop guard ends a rambling string instead.
                         "text": {"type": "string", "minLength": 1},
                         "cites": {
                             "type": "array",
@@ -105,20 +109,88 @@ def salvage(text: str) -> dict[str, Any]:
     return {"sentences": sentences}
 
 
-def extractive(passages: list[Passage]) -> tuple[str, list[int]]:
-    """Fallback when the model wrote nothing usable: the first sentence of the best passage."""
-    lines = [ln for ln in passages[0].text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", "```", "~~~"))]
-    body = " ".join(" ".join(lines).split()) or " ".join(passages[0].text.split())
-    first = re.split(r"(?<=[.!?])\s", body, maxsplit=1)[0][:400]
-    return f"{first} [1]", [1]
+_STOPWORDS = frozenset(
+    "a an and are as at be by can do does for from how i in is it its of on or the this to what when where which "
+    "who why with you your".split()
+)
+_TERM = re.compile(r"[a-z0-9]+")
+#: a sentence shorter than this many words is a fragment (a label, a heading), not an answer
+MIN_EXTRACT_WORDS = 3
+EXTRACT_CHARS = 400
+
+#: scores each candidate sentence by meaning against the question (e.g. cosine of embeddings)
+Similarity = Callable[[str, list[str]], list[float]]
+
+
+def _terms(text: str) -> set[str]:
+    # a crude stem ("limits" ~ "limit") is enough to match a question's words
+    return {t[:-1] if len(t) > 3 and t.endswith("s") else t for t in _TERM.findall(text.lower())} - _STOPWORDS
+
+
+def candidate_sentences(passages: list[Passage]) -> list[tuple[int, str]]:
+    """(passage number, sentence) for every prose sentence of the passages, headings and code left out."""
+    out: list[tuple[int, str]] = []
+    for n, passage in enumerate(passages, 1):
+        in_code = False
+        prose: list[str] = []
+        for line in passage.text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("```", "~~~")):
+                in_code = not in_code
+                continue
+            if in_code or not stripped or stripped.startswith(("#", "|")):
+                prose.append("\n")  # a break: a sentence does not run across it
+                continue
+            prose.append(re.sub(r"^([-*+]|\d+[.)])\s+", "", stripped))
+        for block in " ".join(prose).split("\n"):
+            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(block.split())):
+                if len(sentence.split()) >= MIN_EXTRACT_WORDS:
+                    out.append((n, sentence[:EXTRACT_CHARS]))
+    return out
+
+
+def extractive(question: str, passages: list[Passage], similarity: Similarity | None = None) -> tuple[str, list[int]]:
+    """Fallback when the model wrote nothing usable: the passages' sentence that best answers the question.
+
+    Each prose sentence is scored by the share of the question's terms it
+    contains plus, when `similarity` is given, its similarity in meaning to the
+    question; a slight preference goes to higher-ranked passages. The sentence
+    is quoted as it stands and cites its passage.
+    """
+    candidates = candidate_sentences(passages)
+    if not candidates:
+        body = " ".join(passages[0].text.split())
+        return f"{body[:EXTRACT_CHARS]} [1]", [1]
+    wanted = _terms(question)
+    meaning = similarity(question, [s for _, s in candidates]) if similarity is not None else [0.0] * len(candidates)
+
+    def score(i: int) -> float:
+        n, sentence = candidates[i]
+        overlap = len(wanted & _terms(sentence)) / len(wanted) if wanted else 0.0
+        return overlap + meaning[i] - 0.02 * (n - 1)
+
+    best = max(range(len(candidates)), key=score)
+    n, sentence = candidates[best]
+    if sentence[-1] not in ".!?":
+        sentence += "."
+    return f"{sentence} [{n}]", [n]
+
+
+AnswerMode = Literal["generated", "extractive"]
 
 
 def write_answer(
     generate: Callable[[list[dict[str, str]], dict[str, Any]], Any],
     question: str,
     passages: list[Passage],
-) -> tuple[str, list[int]]:
-    """Ask the model (via `generate(messages, response_format)`) for a cited answer."""
+    similarity: Similarity | None = None,
+) -> tuple[str, list[int], AnswerMode]:
+    """Ask the model (via `generate(messages, response_format)`) for a cited answer.
+
+    Returns the text, the cited passage numbers, and the mode: "generated" when
+    the model's sentences are used, "extractive" when it wrote nothing usable
+    and the best-matching sentence of the passages is quoted instead.
+    """
     result = generate(
         [{"role": "system", "content": SYSTEM}, {"role": "user", "content": build_prompt(question, passages)}],
         {"type": "json_object", "schema": answer_schema(len(passages))},
@@ -126,5 +198,6 @@ def write_answer(
     parsed = result.parsed if isinstance(result.parsed, dict) else salvage(result.text)
     text, cited = render(parsed, len(passages))
     if not text:
-        return extractive(passages)
-    return text, cited
+        text, cited = extractive(question, passages, similarity)
+        return text, cited, "extractive"
+    return text, cited, "generated"

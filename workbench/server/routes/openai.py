@@ -97,8 +97,11 @@ MAX_EMBEDDING_INPUTS = 2048
 MAX_EMBEDDING_CHARS = 8192
 #: how often a non-streaming request checks whether its client is still there
 DISCONNECT_POLL_S = 0.1
+# The OpenAI wire has no "repetition": a generation the loop guard ended is
+# reported as "length" (cut off before the model finished, as a client
+# checking for truncated output must learn); the native API keeps "repetition".
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
-                  "content_filter": "content_filter", "cancelled": "stop"}
+                  "content_filter": "content_filter", "cancelled": "stop", "repetition": "length"}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 

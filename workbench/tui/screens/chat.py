@@ -35,6 +35,7 @@ from workbench.tui.widgets.chat_stream import (
     TokensStreamed,
     agent_meta,
     answer_meta,
+    answer_text,
     consume_agent,
     consume_answer,
     consume_chat,
@@ -370,7 +371,8 @@ class ChatScreen(WorkbenchScreen):
             self._reply = await log.add_assistant(label=f"agent {run.agent_id}")
             await self._reply.finish(agent_meta(run, last_prompt, self._context_of(run.model)), text=text)
         elif kind == "answer":
-            await self._reply.finish(answer_meta(event, time.monotonic() - self._turn_started), text=event.text)
+            await self._reply.finish(answer_meta(event, time.monotonic() - self._turn_started),
+                                     text=answer_text(event))
             texts = {n: hit.text for n, hit in enumerate(event.hits, start=1)}  # [n] is the n-th hit
             self._reply.add_citations(event.citations, {c.n: texts.get(c.n, c.snippet) for c in event.citations})
 

@@ -220,7 +220,21 @@ def agent_meta(run: AgentRunRecord, last_prompt_tokens: int, n_ctx: int | None) 
     ])
 
 
+#: shown above an answer that quotes the passages because the model's own was unusable
+EXTRACTIVE_LABEL = "Extract (the model's answer was unusable; this is the passages' best-matching sentence)"
+
+
 def answer_meta(response: AnswerResponse, elapsed_s: float) -> str:
     cited = len(response.citations)
-    return " · ".join([response.model or "no model (nothing matched)", f"{response.latency_ms / 1000:.1f} s",
-                       f"{cited} citation{'s' if cited != 1 else ''}"])
+    parts = [response.model or "no model (nothing matched)", f"{response.latency_ms / 1000:.1f} s",
+             f"{cited} citation{'s' if cited != 1 else ''}"]
+    if response.mode == "extractive":
+        parts.append("mode extractive")
+    return " · ".join(parts)
+
+
+def answer_text(response: AnswerResponse) -> str:
+    """The answer as shown: an extractive one is labelled as such above the quote (Markdown)."""
+    if response.mode == "extractive":
+        return f"*{EXTRACTIVE_LABEL}:*\n\n{response.text}"
+    return response.text
