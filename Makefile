@@ -47,6 +47,9 @@ bench: $(DEPS)
 	$(PY) benchmarks/agents.py
 	$(PY) benchmarks/server.py
 	$(PY) benchmarks/tui.py
+	$(PY) benchmarks/cold_cli.py
+	$(PY) benchmarks/retrieval_eval.py
+	$(PY) benchmarks/quality.py --only generation --only cited_answers --only loop_guard_cost
 
 clean:
 	rm -rf $(VENV) build *.egg-info

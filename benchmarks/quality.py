@@ -1,6 +1,6 @@
 """Quality benchmark: what a new user gets from the default model, before and after our defaults.
 
-    .venv/bin/python benchmarks/quality.py [--only generation|cited_answers] [--max-tokens N]
+    .venv/bin/python benchmarks/quality.py [--only SECTION]... [--max-tokens N]
 
 Sections are independent functions (`SECTIONS`), each returning a dict; the
 script prints one JSON object with a key per section run.
@@ -18,6 +18,12 @@ script prints one JSON object with a key per section run.
   docs (README.md and data/*.md, ingested into a temporary home): how often
   the model's answer was unusable and the extract was used (mode
   "extractive"), and the median latency.
+* `retrieval`: hit@5 / MRR / nDCG@5 per mode on the two corpora of
+  data/corpus/, earlier fusion vs current (benchmarks/retrieval_eval.py).
+* `agents_end_to_end`: the checked end-to-end tasks on the default model and
+  through the scripted OpenAI wire fake (benchmarks/agents.py).
+* `cold_recall`: a fresh process's `workbench recall KEY` (target <= 1.5 s)
+  beside `python -c pass` and `workbench --help` (benchmarks/cold_cli.py).
 """
 
 from __future__ import annotations
@@ -173,10 +179,34 @@ def loop_guard_cost(args: argparse.Namespace) -> dict[str, Any]:
             "note": "a streamed token of the default model takes ~15 ms on 2 idle cores"}
 
 
+def retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    """hit@5, MRR and nDCG@5 per mode on both shipped corpora, old fusion vs new (benchmarks/retrieval_eval.py)."""
+    from benchmarks import retrieval_eval
+
+    return retrieval_eval.run(k=5)
+
+
+def agents_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
+    """End-to-end task success on the default model and through the scripted wire fake (benchmarks/agents.py)."""
+    from benchmarks import agents
+
+    return {"default_model": agents.end_to_end(remote=False), "remote_wire_fake": agents.end_to_end(remote=True)}
+
+
+def cold_recall(args: argparse.Namespace) -> dict[str, Any]:
+    """A cold `workbench recall KEY` against `python -c pass` and `--help` (benchmarks/cold_cli.py)."""
+    from benchmarks import cold_cli
+
+    return cold_cli.cold_cli(runs=5)
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "generation": generation,
     "loop_guard_cost": loop_guard_cost,
     "cited_answers": cited_answers,
+    "retrieval": retrieval,
+    "agents_end_to_end": agents_end_to_end,
+    "cold_recall": cold_recall,
 }
 
 
