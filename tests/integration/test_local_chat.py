@@ -222,13 +222,15 @@ def test_sessions_survive_a_restart(workbench_home: Path):
 
 
 def test_usage_matches_llama_cpp_own_count(engine: Engine, default_model_path: Path):
-    from workbench.engine.inference.llama import load_llama
+    from workbench.engine.inference.llama import LOCAL_SAMPLING_DEFAULTS, load_llama
 
     messages = [{"role": "user", "content": "Say hello in one word."}]
     ours = engine.generate({"messages": messages, "params": {"temperature": 0, "seed": 1, "max_tokens": 64}, "persist": False})
     assert ours.finish_reason == "stop"
     llama = load_llama(default_model_path, engine.config.n_ctx)
-    theirs = llama.create_chat_completion(messages=messages, temperature=0, seed=1, max_tokens=64)
+    # The same sampling: our default repetition penalty, which llama-cpp-python leaves off.
+    theirs = llama.create_chat_completion(messages=messages, temperature=0, seed=1, max_tokens=64,
+                                          repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"])
     assert theirs["choices"][0]["message"]["content"] == ours.text
     assert ours.usage.prompt_tokens == theirs["usage"]["prompt_tokens"]
     assert ours.usage.completion_tokens == theirs["usage"]["completion_tokens"]

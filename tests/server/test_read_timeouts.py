@@ -34,6 +34,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         process.wait(timeout=30)
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (head and Content-Length body), however the bytes arrive."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"the server closed the connection mid-response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, f"the server closed the connection mid-body: {data!r}"
+        body += chunk
+    assert len(body) == length, "more bytes than the response announced"
+    return head + b"\r\n\r\n" + body
+
+
 def closed_after(sock: socket.socket) -> tuple[bytes, float]:
     """What the server sent before closing the connection, and how long after the call it closed."""
     started = time.monotonic()
@@ -81,5 +99,5 @@ def test_a_slow_but_steady_body_and_keep_alive_still_work(served: int) -> None:
                 time.sleep(TIMEOUT_S * 0.4)
                 sock.sendall(body[index:index + 9])
             sock.settimeout(30)
-            answer = sock.recv(4096)
+            answer = read_response(sock)
             assert answer.startswith(b"HTTP/1.1 401"), answer  # the route answered: no API key was sent

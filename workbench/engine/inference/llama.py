@@ -164,8 +164,55 @@ def _load_locked(path: Path, n_ctx: int, n_threads: int | None = None) -> Any:
         llama = Llama(
             model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
         )
+    _evaluate_prompts_in_blocks(llama)
     _loaded = (path, llama)
     return llama
+
+
+#: Prompt tokens are evaluated in blocks that start at multiples of this position.
+PROMPT_BLOCK = 64
+
+
+def _evaluate_prompts_in_blocks(llama: Any) -> None:
+    """Make a prompt's logits independent of what the model evaluated before.
+
+    llama-cpp-python keeps the previous call's tokens and evaluates only the part
+    of a new prompt after the common prefix. Its float results depend on how the
+    tokens are batched (one token at a time while generating, up to `n_batch` at
+    once for a prompt), and on a 135M model that flips near-ties: the same greedy
+    request answered "The capital of France is Paris." after one request and
+    "La femme de France" in a new process. Here every prompt is evaluated in
+    blocks of `PROMPT_BLOCK` tokens at fixed positions, and only whole blocks that
+    were themselves evaluated that way are reused. The same prompt therefore
+    always meets the same computation: temperature 0 or a seed gives the same
+    text in every process and after any history, and a long shared prefix (an
+    agent's instructions and transcript) is still reused up to the last block.
+    """
+    generate, evaluate = llama.generate, llama.eval
+    state = {"prompt": False, "blocks_end": 0}
+
+    def generate_in_blocks(*args: Any, **kwargs: Any) -> Iterator[int]:
+        state["prompt"] = True  # the next eval is this call's prompt
+        return generate(*args, **kwargs)
+
+    def eval_in_blocks(tokens: Any) -> None:
+        if not state["prompt"]:
+            evaluate(tokens)  # a sampled token, one at a time
+            return
+        state["prompt"] = False
+        kept = llama.n_tokens  # generate() kept this much of the previous tokens
+        start = min(kept, state["blocks_end"]) // PROMPT_BLOCK * PROMPT_BLOCK
+        pending = [int(t) for t in llama.input_ids[start:kept]] + [int(t) for t in tokens]
+        llama.n_tokens = start
+        state["blocks_end"] = start
+        for i in range(0, len(pending), PROMPT_BLOCK):
+            block = pending[i:i + PROMPT_BLOCK]
+            evaluate(block)
+            if len(block) == PROMPT_BLOCK:
+                state["blocks_end"] = llama.n_tokens
+
+    llama.generate = generate_in_blocks
+    llama.eval = eval_in_blocks
 
 
 def _set_threads(llama: Any, threads: int) -> None:
