@@ -250,7 +250,7 @@ def workspace(tui_engine, tmp_path: Path) -> Path:
 
 def _writer(engine: Any) -> str:
     """The integration tests' writer agent; one step (the write) keeps the run short, and this wording
-    makes the small default model propose exactly write_file(path="shopping.txt", content="buy milk")."""
+    makes the small default model propose write_file(path="shopping.txt", content=...)."""
     engine.create_agent({"id": "writer", "name": "Writer", "tools": ["write_file"], "max_steps": 1})
     return "Call write_file with path shopping.txt and content buy milk."
 
@@ -290,8 +290,11 @@ def test_agent_write_approved_in_the_modal_writes_the_file(tui_engine, workspace
             runs = tui_engine.list_runs(agent_id="writer")
             audit = tui_engine.tool_audit(run_id=runs[0].id)
             assert [(a.tool, a.status) for a in audit] == [("write_file", "ok")]
-            written = workspace / modal.approval.arguments["path"]
-            assert written.is_file() and "buy milk" in written.read_text()
+            # What the modal showed and the user approved is what was written (the model's wording
+            # is the agents benchmark's concern, not this test's).
+            approved = modal.approval.arguments
+            written = workspace / approved["path"]
+            assert written.is_file() and approved["content"].strip() and written.read_text() == approved["content"]
             log_text = rendered(screen.query_one("#chat-log"))
             assert "approval approved: write_file" in log_text
             assert "write_file → ok" in log_text
