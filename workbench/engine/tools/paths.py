@@ -22,7 +22,8 @@ import functools
 import os
 from pathlib import Path
 
-from workbench.engine.tools.base import ToolContext, ToolError
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import ToolContext
 
 NO_ROOTS_MESSAGE = (
     "File tools need a workspace root: add a folder to `workspace_roots` in the workbench config."

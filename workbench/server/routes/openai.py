@@ -70,7 +70,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code
+from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code, status_of_code
 from workbench.engine.schemas import (
     MAX_SEED,
     MAX_STOP_LENGTH,
@@ -429,9 +429,7 @@ async def _sse(pump: EventPump, head: list[Any], completion_id: str, created: in
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     def failure(code: str, message: str) -> str:
-        from workbench.server.app import STATUS
-
-        status = STATUS.get(code, 500)
+        status = status_of_code(code)
         body = error_body(path, status, code.upper(), message, request_id)
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
