@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.cli_common import open_engine as _open_engine
@@ -277,7 +278,7 @@ def _load_schema(value: str) -> dict[str, Any]:
     from workbench.engine.errors import InvalidRequest
 
     try:
-        text = open(value[1:], encoding="utf-8").read() if value.startswith("@") else value
+        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
         schema = json.loads(text, parse_constant=_reject_constant)
     except OSError as exc:
         raise InvalidRequest(f"Cannot read the schema file {value[1:]}: {exc.strerror}.") from None
@@ -450,8 +451,6 @@ def _byte_bar(done: int, total: int) -> None:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     """Download a GGUF into <home>/models (no engine: a running server sees it at its next listing)."""
-    from pathlib import Path
-
     from workbench.config import resolve_home
     from workbench.engine.inference import hub
 
@@ -807,7 +806,7 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     corpus = ""
     if args.corpus:
         try:
-            corpus = open(args.corpus, encoding="utf-8").read()
+            corpus = Path(args.corpus).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"Cannot read the corpus file {args.corpus}: {exc}.") from None
     with _open_engine(args) as engine:

@@ -245,7 +245,8 @@ class EventStream(Iterator[T], Generic[T]):
                                   f"({kind}: {exc.errors()[0].get('msg', 'invalid')}).") from None
 
     def _read_event(self) -> tuple[str | None, str]:
-        kind, data = "message", []
+        kind = "message"
+        data: list[str] = []
         try:
             for line in self._lines:
                 if not line:

@@ -76,7 +76,7 @@ def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any
 
 
 def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
-    sockets = []
+    sockets: list[socket.socket] = []
     for host, port in listens:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

@@ -508,10 +508,11 @@ def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
 
 
 def _embedding_inputs(value: Union[str, list[str], list[int], list[list[int]]]) -> list[str]:
-    texts = [value] if isinstance(value, str) else list(value)
-    if not texts:
+    items: list[object] = [value] if isinstance(value, str) else list(value)
+    if not items:
         raise InvalidRequest("input must be a string or a non-empty list of strings.")
-    if not all(isinstance(t, str) for t in texts):
+    texts = [t for t in items if isinstance(t, str)]
+    if len(texts) != len(items):
         raise InvalidRequest("input must be text: token arrays are not supported by this server.")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequest(f"input takes at most {MAX_EMBEDDING_INPUTS} strings (got {len(texts)}).")
