@@ -6,14 +6,23 @@ PIP       := $(PY) -m pip
 DEPS      := $(VENV)/.deps-installed
 TEST_DEPS := $(VENV)/.test-deps-installed
 
-.PHONY: run test deps bench clean tmux
+.PHONY: run test check deps bench clean tmux
 
 run: $(DEPS)
 	$(VENV)/bin/workbench
 
-test: $(TEST_DEPS)
+test: check
 	@command -v tmux >/dev/null || $(MAKE) --no-print-directory tmux
 	$(PY) -m pytest
+
+# The habits that keep the code's shape (each configured in pyproject.toml), in
+# seconds: lint and format, import contracts (layers, no cycles), types of the
+# API surface. `make test` runs them first.
+check: $(TEST_DEPS)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 # The TUI's real-terminal smoke test needs tmux: install it where this user may
 # (root, or passwordless sudo, with apt-get); otherwise that one test is skipped.

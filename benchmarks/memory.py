@@ -343,8 +343,9 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
     # Raw hnswlib beside the product's search (same ef as the default).
     index.set_ef(params["ef_search"])
     raw_ms: list[float] = []
+    knn_query = index.knn_query  # bound here: `index` is deleted below (the lambda runs before that)
     for _ in range(args.repeats):
-        raw_ms.extend(timed_calls(lambda q: index.knn_query(q.reshape(1, -1), k=K), query_list)[1])
+        raw_ms.extend(timed_calls(lambda q: knn_query(q.reshape(1, -1), k=K), query_list)[1])
 
     result: dict[str, Any] = {
         "dataset": name,
@@ -481,7 +482,7 @@ def run_ann(args: argparse.Namespace, embedder: Any = None) -> dict[str, Any]:
     ef_values = sorted({params["ef_search"], 128, 256})
     sampler = MixtureSampler(DIMENSIONS, args.centers, seed=SEED)
     cases: list[dict[str, Any]] = []
-    for i, n in enumerate(sizes):
+    for n in sizes:
         log(f"ann: sampling {n:,} + {args.queries} clustered vectors")
         t = time.perf_counter()
         points = sampler.sample(n + args.queries, seed=SEED + 1)

@@ -14,15 +14,17 @@ import re
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from workbench.cli_common import open_engine as _open_engine
+from workbench.cli_common import plain as _plain
+from workbench.cli_common import terminal_safe as _terminal_safe
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.engine.api import EngineAPI
 
 PROG = "workbench"
-# C0/C1 control characters other than tab and newline: model output printed to a
-# terminal must not be able to move the cursor, retitle the window, etc.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,80 +274,11 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _terminal_safe(text: str, stream: Any) -> str:
-    """Model output: control characters removed on a terminal, untouched in a pipe."""
-    return _CONTROL.sub("", text) if stream.isatty() else text
-
-
-def _plain(text: str) -> str:
-    """Text from outside (errors, titles, provider fields): never control characters."""
-    return _CONTROL.sub("", text)
-
-
-def _open_engine(args: argparse.Namespace) -> EngineAPI:
-    """The engine a command works with: in this process, or a running server's over HTTP.
-
-    * `--connect URL`: a `RemoteEngine` for URL, keyed by $WORKBENCH_API_KEY.
-    * Otherwise, when `<home>/server.json` names a live server of this home
-      (its pid exists and it holds the home's lock), a `RemoteEngine` for it,
-      keyed by $WORKBENCH_API_KEY, else by the "local-session" key that server
-      put in the OS keyring (`workbench.server.run`): a second command works
-      while `workbench serve` runs instead of failing on the database lock.
-    * Else the in-process `Engine`.
-    Serving (`serve`, the TUI's `--serve`) and `keys create|list|revoke`
-    need the data folder itself.
-    """
-    from workbench.config import resolve_home
-    from workbench.engine.errors import InvalidRequest
-
-    serving = args.command == "serve" or bool(getattr(args, "serve", None))
-    local_only = serving or (
-        args.command == "keys" and getattr(args, "keys_command", None) in ("create", "list", "revoke"))
-    url = getattr(args, "connect", None)
-    if url:
-        if local_only:
-            what = "Serving" if serving else f"`workbench keys {args.keys_command}`"
-            raise InvalidRequest(f"{what} works on the data folder itself, not through --connect.")
-        from workbench.remote import RemoteEngine
-
-        return RemoteEngine(url)
-    home = resolve_home(args.home)
-    # Only a home with a server marker can have a server: importing the HTTP client costs ~0.15 s.
-    if not local_only and (home / "server.json").exists():
-        from workbench.remote import KEY_ENV, RemoteEngine, local_session_key, running_server_url
-
-        running = running_server_url(home)
-        if running is not None:
-            return RemoteEngine(running, os.environ.get(KEY_ENV) or local_session_key(home))
-    from workbench.engine.engine import Engine
-
-    engine = Engine(home)
-    _log_to(engine.home / "workbench.log")
-    return engine
-
-
-def _log_to(path: Any) -> None:
-    """Send the engine's log (e.g. tracebacks of unexpected failures) to a file, not the terminal."""
-    import logging
-
-    from workbench.config import make_private
-
-    logger = logging.getLogger("workbench")
-    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        make_private(path)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.handleError = lambda record: None  # a full disk must not print logging tracebacks
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
 def _load_schema(value: str) -> dict[str, Any]:
     from workbench.engine.errors import InvalidRequest
 
     try:
-        text = open(value[1:], encoding="utf-8").read() if value.startswith("@") else value
+        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
         schema = json.loads(text, parse_constant=_reject_constant)
     except OSError as exc:
         raise InvalidRequest(f"Cannot read the schema file {value[1:]}: {exc.strerror}.") from None
@@ -518,8 +451,6 @@ def _byte_bar(done: int, total: int) -> None:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     """Download a GGUF into <home>/models (no engine: a running server sees it at its next listing)."""
-    from pathlib import Path
-
     from workbench.config import resolve_home
     from workbench.engine.inference import hub
 
@@ -875,7 +806,7 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     corpus = ""
     if args.corpus:
         try:
-            corpus = open(args.corpus, encoding="utf-8").read()
+            corpus = Path(args.corpus).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"Cannot read the corpus file {args.corpus}: {exc}.") from None
     with _open_engine(args) as engine:

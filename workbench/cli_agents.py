@@ -11,7 +11,9 @@ import json
 import sys
 from typing import Any
 
-from workbench.cli import _open_engine, _plain, _terminal_safe
+from workbench.cli_common import open_engine as _open_engine
+from workbench.cli_common import plain as _plain
+from workbench.cli_common import terminal_safe as _terminal_safe
 
 PERMISSIONS = ["read", "write", "exec", "network"]
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.cli import _open_engine
+from workbench.cli_common import open_engine as _open_engine
 
 
 def add_commands(commands: Any) -> None:
@@ -79,7 +79,7 @@ def _patient(search: Any) -> Any:
     """`search`, waiting out a server's rate limit: a question set makes many searches a minute."""
     import time
 
-    from workbench.remote import RateLimited
+    from workbench.engine.errors import RateLimited
 
     def call(request: Any) -> Any:
         for _ in range(20):

@@ -10,7 +10,8 @@ any script work alike on either.
   (same sentence) the local engine raises, without a round trip.
 * **Errors** come back as the same `WorkbenchError` subclass with the same
   message: the server's error body carries the engine's code (`NOT_FOUND`,
-  `MODEL_NOT_FOUND`, ...), rebuilt with `error_from_code`; 409 is `Conflict`,
+  `MODEL_NOT_FOUND`, ...), rebuilt with `error_from_code` from the one
+  code -> class table, `workbench.engine.errors.ERRORS`; 409 is `Conflict`,
   a request the server's validation refuses is `InvalidRequest`. HTTP-level
   refusals have classes of their own: 401 `AuthenticationFailed` (missing,
   invalid or revoked key), 403 `PermissionDenied` (the key lacks a scope),
@@ -52,7 +53,19 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from workbench.engine.errors import Conflict, InvalidRequest, WorkbenchError, error_from_code
+from workbench.engine.errors import (
+    ERRORS,
+    AuthenticationFailed,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RemoteError,
+    ServerUnreachable,
+    WorkbenchError,
+    error_from_code,
+)
 from workbench.engine.schemas import (
     AgentDefinition,
     AgentEvent,
@@ -111,53 +124,6 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0
 
 T = TypeVar("T")
-
-
-# ------------------------------------------------------------------ errors
-
-
-class RemoteError(WorkbenchError):
-    """Talking to a Workbench server failed at the HTTP level (not an engine error)."""
-
-    code = "remote_error"
-
-
-class ServerUnreachable(RemoteError):
-    code = "server_unreachable"
-
-
-class AuthenticationFailed(RemoteError):
-    """401: no key, or a key the server does not know (invalid or revoked)."""
-
-    code = "authentication_failed"
-
-
-class PermissionDenied(RemoteError):
-    """403: the key is valid but lacks the scope, or the server refused the request's origin."""
-
-    code = "permission_denied"
-
-
-class RateLimited(RemoteError):
-    """429: the key's requests per minute are used up."""
-
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _engine_error(code: str, message: str) -> WorkbenchError:
-    _load_error_classes()
-    return error_from_code(code, message)
-
-
-def _load_error_classes() -> None:
-    """Import the modules defining further `WorkbenchError` subclasses, so `error_from_code` finds them."""
-    import importlib
-
-    importlib.import_module("workbench.engine.tools.base")  # ToolError, ToolDenied
 
 
 # ------------------------------------------------------------------ server discovery
@@ -267,8 +233,8 @@ class EventStream(Iterator[T], Generic[T]):
             if kind == "error":
                 self.close()
                 payload = _loads(data)
-                raise _engine_error(str(payload.get("code", "workbench_error")),
-                                    str(payload.get("message", "The server reported an error.")))
+                raise error_from_code(str(payload.get("code", "workbench_error")),
+                                      str(payload.get("message", "The server reported an error.")))
             if kind not in self._known:
                 continue  # an event type this client does not know yet
             try:
@@ -279,7 +245,8 @@ class EventStream(Iterator[T], Generic[T]):
                                   f"({kind}: {exc.errors()[0].get('msg', 'invalid')}).") from None
 
     def _read_event(self) -> tuple[str | None, str]:
-        kind, data = "message", []
+        kind = "message"
+        data: list[str] = []
         try:
             for line in self._lines:
                 if not line:
@@ -455,14 +422,14 @@ class RemoteEngine:
         if status == 409:
             return Conflict(message)
         engine_code = code.lower()
-        if engine_code in _known_codes():
-            return _engine_error(engine_code, message)
+        if engine_code in ERRORS:
+            return error_from_code(engine_code, message)
         if status == 403:
             return PermissionDenied(message)
         if status in (400, 413, 422):
             return InvalidRequest(message)
         if status == 404:
-            return _engine_error("not_found", message)
+            return NotFound(message)
         return RemoteError(message) if not code else WorkbenchError(message)
 
     # ------------------------------------------------------------- models
@@ -749,14 +716,3 @@ def _plain_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain_json(v) for v in value]
     return value
-
-
-def _known_codes() -> set[str]:
-    _load_error_classes()
-    codes: set[str] = set()
-    classes: list[type[WorkbenchError]] = [WorkbenchError]
-    while classes:
-        cls = classes.pop()
-        codes.add(cls.code)
-        classes.extend(cls.__subclasses__())
-    return codes

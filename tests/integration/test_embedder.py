@@ -134,10 +134,10 @@ def test_configured_embedder_must_be_an_openai_provider(workbench_home):
         engine._save_config(embedder="nowhere:model")
     with Engine(workbench_home) as engine:
         with pytest.raises(ModelNotFound, match="nowhere:model"):
-            engine.embedder
+            _ = engine.embedder
     with Engine(workbench_home) as engine:
         engine.add_provider("claude", "anthropic", "https://api.anthropic.com", ["claude-x"])
         engine._save_config(embedder="claude:claude-x")
     with Engine(workbench_home) as engine:
         with pytest.raises(InvalidRequest, match="no embeddings API"):
-            engine.embedder
+            _ = engine.embedder

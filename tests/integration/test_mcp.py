@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError
+from workbench.engine.errors import InvalidRequest, NotFound, ToolError, WorkbenchError
 from workbench.engine.store.db import Database
-from workbench.engine.tools.base import ToolContext, ToolError
+from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.mcp import CONFIG_FILE, MCPManager
 
 TIME_CMD = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]

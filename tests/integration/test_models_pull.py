@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import PYTHON, cli_env
 from tests.hf_hub_server import FakeHub
-from workbench.engine.errors import InvalidRequest, NotFound, ProviderError, ProviderUnreachable
+from workbench.engine.errors import InvalidRequest, NotFound, ProviderUnreachable
 from workbench.engine.inference import hub
 
 REPO = "acme/Tiny-Instruct-GGUF"

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from tests.conftest import cli_env
 from workbench.engine.engine import Engine
 from workbench.engine.errors import InvalidRequest, ModelBusy, SecretsError
-from workbench.engine.schemas import RunFinished, TokenDelta
+from workbench.engine.schemas import RunFinished
 
 LONG = {"messages": [{"role": "user", "content": "Write a long essay about the history of ships."}], "params": {"temperature": 0, "max_tokens": 120}}
 

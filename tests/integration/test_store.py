@@ -50,7 +50,9 @@ def test_migrations_are_recorded_and_idempotent(workbench_home: Path):
 def test_failed_migration_rolls_back_whole(workbench_home: Path):
     workbench_home.mkdir(parents=True)
     broken = MIGRATIONS + (Migration(99, "broken", ("CREATE TABLE ok_table (x INTEGER)", "THIS IS NOT SQL")),)
-    with pytest.raises(Exception):
+    import duckdb
+
+    with pytest.raises(duckdb.Error):  # the statement that is not SQL
         Database(workbench_home, broken)
     db = Database(workbench_home)
     try:

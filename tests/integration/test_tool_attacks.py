@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext
 from workbench.engine.tools.builtin import files, git, http, python, shell
 from workbench.engine.tools.netguard import check_url, fetch, is_public_address
 from workbench.engine.tools.paths import NO_ROOTS_MESSAGE, confine

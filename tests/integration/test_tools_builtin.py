@@ -15,7 +15,8 @@ from typing import Any
 import psutil
 import pytest
 
-from workbench.engine.tools.base import PERMISSIONS, Tool, ToolContext, ToolError
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import PERMISSIONS, Tool, ToolContext
 from workbench.engine.tools.builtin import files, git, http, python, shell, system
 
 MODULES = [files, shell, http, git, python, system]

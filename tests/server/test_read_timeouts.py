@@ -6,7 +6,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -61,7 +60,7 @@ def closed_after(sock: socket.socket) -> tuple[bytes, float]:
         try:
             data = sock.recv(4096)
         except TimeoutError:
-            raise AssertionError(f"the connection was still open after {time.monotonic() - started:.1f} s")
+            raise AssertionError(f"the connection was still open after {time.monotonic() - started:.1f} s") from None
         if not data:
             return received, time.monotonic() - started
         received += data

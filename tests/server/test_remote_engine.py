@@ -16,16 +16,15 @@ import pytest
 
 from tests.conftest import ROOT, cli_env
 from tests.server.conftest import start_server
-from workbench.engine.errors import NotFound, WorkbenchError
-from workbench.remote import (
+from workbench.engine.errors import (
     AuthenticationFailed,
+    NotFound,
     PermissionDenied,
     RateLimited,
-    RemoteEngine,
     ServerUnreachable,
-    local_session_key,
-    running_server_url,
+    WorkbenchError,
 )
+from workbench.remote import RemoteEngine, local_session_key, running_server_url
 
 
 def _free_port() -> int:

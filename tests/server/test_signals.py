@@ -57,7 +57,7 @@ def stop_and_time(process: subprocess.Popen, sig: int) -> float:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise AssertionError(f"the server did not stop on {signal.Signals(sig).name}")
+        raise AssertionError(f"the server did not stop on {signal.Signals(sig).name}") from None
     return time.monotonic() - started
 
 

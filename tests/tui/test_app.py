@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.tui.conftest import SIZE, make_app, settle
 from workbench.tui.app import SCREENS

@@ -269,7 +269,7 @@ async def _agent_turn(pilot: Any, task: str, decide: str) -> Any:
     shown = rendered(modal)
     assert "Tool: write_file" in shown and "Permission: write" in shown
     assert modal.approval.tool == "write_file"
-    for key, value in modal.approval.arguments.items():  # the full arguments, as JSON
+    for key in modal.approval.arguments:  # the full arguments, as JSON
         assert f'"{key}"' in shown
     await pilot.press(decide)
     await wait_for(pilot, lambda: screen._worker is None, what="the end of the run")

@@ -21,7 +21,16 @@ _EXPORTS = {
     "GenerationResult": "workbench.engine.schemas",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out so tools see the re-exports below
+    "ChatMessage",
+    "ChatRequest",
+    "Engine",
+    "EngineAPI",
+    "GenerationResult",
+    "ResponseFormat",
+    "SamplingParams",
+    "WorkbenchError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.engine.api import EngineAPI

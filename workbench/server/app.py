@@ -11,25 +11,6 @@ from typing import Any
 
 from workbench.server.security import APIError, RateLimiter, SecurityMiddleware, ServerSettings, error_response
 
-#: WorkbenchError codes -> HTTP status
-STATUS = {
-    "invalid_request": 400,
-    "context_overflow": 400,
-    "tool_error": 400,
-    "not_found": 404,
-    "model_not_found": 404,
-    "conflict": 409,
-    "tool_denied": 403,
-    "model_busy": 503,
-    "store_locked": 503,
-    "store_unavailable": 503,
-    "storage_full": 507,
-    "provider_error": 502,
-    "provider_auth_error": 502,
-    "provider_unreachable": 502,
-    "model_load_error": 500,
-}
-
 
 def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from fastapi import Depends, FastAPI, Request
@@ -58,9 +39,8 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
 
     @app.exception_handler(WorkbenchError)
     async def _engine_error(request: Request, exc: WorkbenchError) -> Any:
-        status = STATUS.get(exc.code, 500)
-        code = exc.code.upper() if status != 409 else "CONFLICT_ERROR.DUPLICATE_RESOURCE"
-        return error_response(request, APIError(status, code, str(exc)))
+        code = exc.code.upper() if exc.status != 409 else "CONFLICT_ERROR.DUPLICATE_RESOURCE"
+        return error_response(request, APIError(exc.status, code, str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Any:
@@ -89,7 +69,7 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
 
         request_id = getattr(request.state, "request_id", "?")
         if isinstance(exc, WorkbenchError):  # raised in a middleware (e.g. idempotency records on a full disk)
-            return error_response(request, APIError(STATUS.get(exc.code, 500), exc.code.upper(), str(exc),
+            return error_response(request, APIError(exc.status, exc.code.upper(), str(exc),
                                                     headers={"X-Request-Id": request_id}))
         logging.getLogger("workbench.server").exception("request %s failed", request_id)
         # This handler answers outside the security middleware: it adds the request id itself.

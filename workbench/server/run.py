@@ -11,7 +11,7 @@ DuckDB file has one owner, so a second `workbench` command cannot open it):
   "workbench", user `server:<home>` (the resolved home path). On shutdown the
   key is revoked and the keyring entry deleted; "local-session" keys left
   active by a server that was killed are revoked at the next start. The CLI
-  (`workbench.cli._open_engine`) uses this key when `$WORKBENCH_API_KEY` is
+  (`workbench.cli_common.open_engine`) uses this key when `$WORKBENCH_API_KEY` is
   unset; the secret is never written to a file or a log. Without a usable
   keyring the server still runs, and clients need `$WORKBENCH_API_KEY`.
   (`start_local_session` / `end_local_session` do this; a server embedded in
@@ -76,7 +76,7 @@ def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any
 
 
 def bind(listens: list[tuple[str, int]]) -> list[socket.socket]:
-    sockets = []
+    sockets: list[socket.socket] = []
     for host, port in listens:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

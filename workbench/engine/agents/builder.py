@@ -82,7 +82,7 @@ def generate_skills(
     known = list(known or [])
     seen = {_key(s.name) for s in known}
     found: list[Skill] = []
-    for cycle in range(request.deepening_cycles + 1):
+    for _cycle in range(request.deepening_cycles + 1):
         lines = [f"Occupation: {request.occupation}"]
         if request.corpus_text:
             lines.append(f"About this work:\n{request.corpus_text[:CORPUS_CHARS]}")

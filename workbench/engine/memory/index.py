@@ -220,7 +220,6 @@ class VectorIndex:
         Vector ids are never reused, so adds can go before deletes; a delete
         of a vector that never reached the index is a no-op.
         """
-        import numpy as np
 
         since = self._applied_seq
         rows = self.db.fetchall(
@@ -246,7 +245,6 @@ class VectorIndex:
 
     def _rebuild(self) -> None:
         import hnswlib
-        import numpy as np
 
         total = self.db.fetchone("SELECT count(*) FROM vectors WHERE collection = ?", [self.collection])[0]
         seq_row = self.db.fetchone("SELECT coalesce(max(seq), 0) FROM vectors WHERE collection = ?", [self.collection])

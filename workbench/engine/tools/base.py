@@ -3,8 +3,8 @@
 A tool is data plus one function. The registry validates arguments against
 `parameters` (a JSON Schema) before `run` is called, enforces the timeout and
 the output cap, asks for approval according to `permission`, and audits every
-execution. A tool's `run` only does its job: it raises `ToolError` with one
-user-facing sentence when it cannot.
+execution. A tool's `run` only does its job: it raises `ToolError` (from
+`workbench.engine.errors`) with one user-facing sentence when it cannot.
 """
 
 from __future__ import annotations
@@ -14,26 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.engine.errors import WorkbenchError
-
 Permission = Literal["read", "write", "exec", "network"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "exec", "network")
 
 #: default caps; a tool may set its own, lower or higher
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_OUTPUT_CHARS = 16_000
-
-
-class ToolError(WorkbenchError):
-    """A tool refused its arguments or failed; the message goes back to the model."""
-
-    code = "tool_error"
-
-
-class ToolDenied(WorkbenchError):
-    """A person denied the call, or a policy refused it."""
-
-    code = "tool_denied"
 
 
 @dataclass

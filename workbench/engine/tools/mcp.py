@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.config import private_opener
-from workbench.engine.errors import InvalidRequest, NotFound, WorkbenchError
+from workbench.engine.errors import InvalidRequest, NotFound, ToolError, WorkbenchError
 from workbench.engine.schemas import TOOL_NAME_PATTERN, MCPServerInfo
-from workbench.engine.tools.base import DEFAULT_TIMEOUT_S, Permission, Tool, ToolContext, ToolError
+from workbench.engine.tools.base import DEFAULT_TIMEOUT_S, Permission, Tool, ToolContext
 
 if TYPE_CHECKING:
     from workbench.engine.store.db import Database

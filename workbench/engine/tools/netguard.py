@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from workbench.engine.tools.base import ToolError
+from workbench.engine.errors import ToolError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

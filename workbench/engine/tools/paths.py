@@ -21,8 +21,12 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from workbench.engine.tools.base import ToolContext, ToolError
+from workbench.engine.errors import ToolError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.engine.tools.base import ToolContext
 
 NO_ROOTS_MESSAGE = (
     "File tools need a workspace root: add a folder to `workspace_roots` in the workbench config."

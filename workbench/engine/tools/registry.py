@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError
+from workbench.engine.errors import InvalidRequest, NotFound, StoreError, ToolError, WorkbenchError
 from workbench.engine.schemas import AuditRecord, ToolExecution, ToolInfo, unpaired_surrogate
 from workbench.engine.store.conversations import new_id
 from workbench.engine.store.db import Database, utcnow
-from workbench.engine.tools.base import Tool, ToolContext, ToolError
+from workbench.engine.tools.base import Tool, ToolContext
 
 log = logging.getLogger("workbench.tools")
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -70,7 +70,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code
+from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code, status_of_code
 from workbench.engine.schemas import (
     MAX_SEED,
     MAX_STOP_LENGTH,
@@ -429,9 +429,7 @@ async def _sse(pump: EventPump, head: list[Any], completion_id: str, created: in
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     def failure(code: str, message: str) -> str:
-        from workbench.server.app import STATUS
-
-        status = STATUS.get(code, 500)
+        status = status_of_code(code)
         body = error_body(path, status, code.upper(), message, request_id)
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
@@ -510,10 +508,11 @@ def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
 
 
 def _embedding_inputs(value: Union[str, list[str], list[int], list[list[int]]]) -> list[str]:
-    texts = [value] if isinstance(value, str) else list(value)
-    if not texts:
+    items: list[object] = [value] if isinstance(value, str) else list(value)
+    if not items:
         raise InvalidRequest("input must be a string or a non-empty list of strings.")
-    if not all(isinstance(t, str) for t in texts):
+    texts = [t for t in items if isinstance(t, str)]
+    if len(texts) != len(items):
         raise InvalidRequest("input must be text: token arrays are not supported by this server.")
     if len(texts) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequest(f"input takes at most {MAX_EMBEDDING_INPUTS} strings (got {len(texts)}).")

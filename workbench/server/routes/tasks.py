@@ -179,14 +179,12 @@ def registry(app: Any) -> MetricsRegistry:
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status the app's exception handlers give `exc`."""
-    from workbench.server.app import STATUS
-
     if isinstance(exc, ClientDisconnected):  # nobody got an answer: not a server failure
         return CLIENT_CLOSED
     if isinstance(exc, APIError):
         return exc.status
     if isinstance(exc, WorkbenchError):
-        return STATUS.get(exc.code, 500)
+        return exc.status
     if isinstance(exc, RequestValidationError):
         return 400
     if isinstance(exc, StarletteHTTPException):

@@ -25,7 +25,8 @@ from workbench.engine.schemas import AgentDefinition, AgentPage, Capabilities, R
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.builder_dialogs import PathAnswer, PathDialog, RoleModelDialog
-from workbench.tui.widgets.builder_form import AgentForm, FormError
+from workbench.tui.widgets import FormError
+from workbench.tui.widgets.builder_form import AgentForm
 from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 from workbench.tui.widgets.builder_panels import BuildProgress, CapabilitiesView

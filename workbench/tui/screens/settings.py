@@ -16,9 +16,9 @@ from textual.binding import Binding
 from textual.widgets import Button, DataTable, Input, TabbedContent
 
 from workbench.tui.screens.base import WorkbenchScreen
+from workbench.tui.widgets import FormError
 from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.settings_panes import (
-    FormError,
     McpPane,
     ModelsPane,
     ProvidersPane,

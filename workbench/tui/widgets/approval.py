@@ -84,9 +84,7 @@ class ApprovalModal(ModalScreen["ApprovalDecision | None"]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # While typing a reason, "a" and "d" are letters, not decisions.
-        if action == "decide" and isinstance(self.focused, Input):
-            return False
-        return True
+        return not (action == "decide" and isinstance(self.focused, Input))
 
     def action_decide(self, approve: bool) -> None:
         reason = clean(self.query_one("#approval-reason", Input).value).strip() or None

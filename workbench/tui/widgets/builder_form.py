@@ -17,12 +17,9 @@ from textual.widgets import Input, Label, Select, SelectionList, Switch, TextAre
 
 from workbench.engine.schemas import AgentDefinition, ApprovalPolicy, GuardPolicy, TripwirePolicy
 from workbench.tui.safe import plain
+from workbench.tui.widgets import FormError
 
 PERMISSIONS = ("read", "write", "exec", "network")
-
-
-class FormError(ValueError):
-    """A field whose text is not even a value (the message names the field)."""
 
 
 def suggest_id(name: str) -> str:

@@ -15,16 +15,13 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabPane
 
 from workbench.tui.safe import plain
+from workbench.tui.widgets import FormError
 
 if TYPE_CHECKING:
     from workbench.engine.schemas import MCPServerInfo, ModelInfo, ProviderInfo
 
 SOURCES = {"package": "package", "models-folder": "models folder", "path": "file", "remote": "remote"}
 PERMISSIONS = ["read", "write", "exec", "network"]
-
-
-class FormError(ValueError):
-    """A form is incomplete; the message says what to fill in."""
 
 
 def _size(size_bytes: int | None) -> str:

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 from workbench.engine.tools.paths import (
     confine,
     display_path,

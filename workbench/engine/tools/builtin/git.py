@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 from workbench.engine.tools.builtin.shell import child_env, run_process
 from workbench.engine.tools.paths import confine, is_inside, resolved_roots
 

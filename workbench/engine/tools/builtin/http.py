@@ -11,7 +11,8 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 from workbench.engine.tools.netguard import fetch
 
 DEFAULT_MAX_BYTES = 1_000_000

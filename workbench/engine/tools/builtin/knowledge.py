@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.engine.errors import NotFound
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import NotFound, ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 
 
 def _engine(ctx: ToolContext) -> Any:

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 from workbench.engine.tools.builtin.shell import process_outcome, run_process
 from workbench.engine.tools.paths import working_dir
 

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.tools.base import Tool, ToolContext, ToolError, object_schema
+from workbench.engine.errors import ToolError
+from workbench.engine.tools.base import Tool, ToolContext, object_schema
 
 
 def _disk(path: Path) -> dict[str, Any]:
