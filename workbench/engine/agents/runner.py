@@ -127,6 +127,8 @@ class _Run:
     last_tool: str = ""
     #: invalid steps since the last valid one
     invalid_in_row: int = 0
+    #: built-in tools that ran and succeeded in this run
+    ran: set[str] = field(default_factory=set)
     #: existing files the task names that no read_file call has read yet
     unread: list[str] = field(default_factory=list)
     #: the model calls tools natively (remote providers)
@@ -290,7 +292,7 @@ class AgentRunner:
                     )
                     if not native and state.last_ok and tool.source == "builtin":
                         # A small model reads a short labelled summary better than raw JSON.
-                        result_text = hints.summarise(tool.name, proposal.arguments, result_text)
+                        result_text = hints.summarise(tool.name, proposal.arguments, result_text, task=state.task)
                     self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
                                                                   arguments=proposal.arguments),
                                     call_id, result_text, tool_name=tool.name)
@@ -362,6 +364,7 @@ class AgentRunner:
 
         engine = self.engine
         knowledge: list[dict[str, Any]] = []
+        local = not getattr(model, "supports_tools", False)
         for collection in agent.knowledge_collections:
             try:
                 hits = engine.search({"query": task, "collection": collection, "top_k": KNOWLEDGE_TOP_K}).hits
@@ -370,7 +373,8 @@ class AgentRunner:
                 continue
             for hit in hits:
                 if hit.pinned or hit.bm25_rank is not None or (hit.vector_score or 0.0) >= KNOWLEDGE_MIN_SIMILARITY:
-                    knowledge.append({"n": len(knowledge) + 1, "source": hit.path, "text": hit.text[:1500]})
+                    source = hints.source_name(hit.path) if local else hit.path
+                    knowledge.append({"n": len(knowledge) + 1, "source": source, "text": hit.text[:1500]})
         memories: list[dict[str, Any]] = []
         if agent.memory.enabled and agent.memory.recall_top_k:
             namespace = agent.memory.namespace or f"agent:{agent.id}"
@@ -398,7 +402,15 @@ class AgentRunner:
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
         offered, route_ms, require = self._routed(state, tools)
-        reader = next((t for t in tools if t.name == "read_file" and t.source == "builtin"), None)
+        if state.native:
+            return offered, route_ms, require
+        builtin = {t.name: t for t in tools if t.source == "builtin"}
+        for name in hints.path_tools(state.task or state.record.task, state.listing):
+            # The paths the task names say which file tool it needs, whatever the
+            # meaning-based ranking offered (see hints.path_tools).
+            if name in builtin and name not in state.ran and builtin[name] not in offered:
+                offered = [*offered, builtin[name]]
+        reader = builtin.get("read_file")
         if state.unread and reader is not None and not state.native:
             # The task names a file that exists and is still unread: a listing or a search
             # is no summary of it (measured: "list the files in the workspace and summarise
@@ -573,6 +585,8 @@ class AgentRunner:
             text = result.text
             state.last_ok = True
             state.last_tool = tool.name if tool.source == "builtin" else ""
+            if tool.source == "builtin":
+                state.ran.add(tool.name)
             if tool.source == "builtin" and tool.name == "read_file":
                 state.unread = [p for p in state.unread if p != proposal.arguments.get("path")]
             elif tool.source == "builtin" and tool.name == "write_file":
