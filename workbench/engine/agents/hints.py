@@ -203,7 +203,7 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any], str, str]] = {
                   "plan.md is titled Launch plan. It says: book the hall; send the invites",
                   "plan.md is titled Launch plan. It says to book the hall and send the invites."),
     "write_file": ("Write 'hi' into the file a.txt.", {"path": "a.txt", "content": "hi"},
-                   "Wrote 2 characters to a.txt.", "I wrote 'hi' into a.txt."),
+                   "Wrote 2 characters to a.txt.", "Wrote 2 characters to a.txt."),
     "search_knowledge": ("Search our documents for the office address.", {"query": "office address"},
                          "[1] offices.md: Our office is at 5 Main Street.",
                          "The office is at 5 Main Street (offices.md)."),

@@ -71,13 +71,16 @@ RETRY_REPETITION_PENALTY = 1.3
 STEP_REPETITION_PENALTY = 1.1
 #: said after each result fed back to a local model
 NEXT_STEP = "If this result answers the task, give the final answer now; otherwise call the next tool."
+#: said instead when the next local step may only answer (measured: told "otherwise call
+#: the next tool" with no tool left, the 135M model answered "No, call the next tool.")
+ANSWER_NOW = "Answer the task from this result now."
 #: an identical call proposed this many times ends the run
 LOOP_LIMIT = 3
 #: said when a local model repeats a call that worked (its next step may only answer)
 REPEATED_NOTE = "You already called {tool} with these arguments and got the result above. Use it: answer now."
 #: the runner's own instructions, and fragments of them small models paraphrase around:
 #: an "answer" that repeats one is no answer (the run fails)
-HARNESS_TEXTS = (NEXT_STEP, "You already called", "got the result above", "Use it: answer now",
+HARNESS_TEXTS = (NEXT_STEP, ANSWER_NOW, "call the next tool", "You already called", "got the result above", "Use it: answer now",
                  "Do not retry it; answer without it or try something else",
                  "No tools are available now: give the final answer", *PROTOCOL.split(". "))
 #: built-in tools whose arguments the step grammar narrows to existing paths
@@ -293,15 +296,15 @@ class AgentRunner:
                     if not native and state.last_ok and tool.source == "builtin":
                         # A small model reads a short labelled summary better than raw JSON.
                         result_text = hints.summarise(tool.name, proposal.arguments, result_text, task=state.task)
-                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
-                                                                  arguments=proposal.arguments),
-                                    call_id, result_text, tool_name=tool.name)
                     if stop is not None:
                         outcome, error = stop
                     elif state.last_ok and not native and not state.unread and agent.routing.answer_after_result:
                         # Offered tools after a result, a tiny model calls another one
                         # (measured: read docs/guide.md, then run_command "install.md").
                         state.answer_next = True
+                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
+                                                                  arguments=proposal.arguments),
+                                    call_id, result_text, tool_name=tool.name)
                 overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
                 yield self._emit(state, StepFinished(
                     run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
@@ -610,7 +613,8 @@ class AgentRunner:
             return
         state.messages.append(ChatMessage(role="assistant", content=raw or "(no reply)"))
         label = f"Result of {tool_name}" if tool_name else "Result"
-        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}\n\n{NEXT_STEP}"))
+        next_step = ANSWER_NOW if state.answer_next else NEXT_STEP
+        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}\n\n{next_step}"))
 
     # ---------------------------------------------------------- persistence
 
