@@ -81,6 +81,8 @@ def test_results_are_summarised_faithfully() -> None:
                                                   {"name": "docs", "type": "dir"}], "total": 2, "truncated": False})
     assert hints.summarise("list_dir", {}, listed) == \
         "The workspace folder (.) holds 2 entries: README.md (file), docs (folder)."
+    one = json.dumps({"path": "docs", "entries": [{"name": "guide.md", "type": "file"}], "total": 1})
+    assert hints.summarise("list_dir", {}, one) == "The folder docs holds 1 entry: guide.md (file)."
     # a short file in the shape of an answer: its title and all its lines, no labels or line counts
     read = hints.summarise("read_file", {"path": "notes/todo.md"}, '# Todo\n- buy "milk"\n\n- call Bob\n')
     assert read == "notes/todo.md is titled Todo. It says: buy \"milk\"; call Bob"
@@ -139,6 +141,8 @@ def test_the_paths_a_task_names_call_for_file_tools(listing, task, tools) -> Non
     "You already called list_dir with these arguments and got the result above. Use it again to answer this task.",
     "You already called search_knowledge with this result and got the answer above.",
     "If this result answers the task, give the final answer now; otherwise call the next tool.",
+    "No, call the next tool.",
+    "Answer the task from this result now.",
 ])
 def test_an_answer_repeating_the_runners_instructions_is_caught(answer) -> None:
     assert _echoes_harness(answer)

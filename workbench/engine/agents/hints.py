@@ -198,10 +198,10 @@ def describe_listing(listing: Listing) -> str:
 EXAMPLES: dict[str, tuple[str, dict[str, Any], str, str]] = {
     "list_dir": ("What is in the src folder?", {"path": "src"},
                  "The folder src holds 2 entries: app.py (file), lib (folder).",
-                 "The src folder holds app.py and the folder lib."),
+                 "The folder src holds 2 entries: app.py (file), lib (folder)."),
     "read_file": ("Summarise plan.md.", {"path": "plan.md"},
-                  "plan.md is titled Launch plan. It says: book the hall; send the invites",
-                  "plan.md is titled Launch plan. It says to book the hall and send the invites."),
+                  "plan.md is titled Launch plan. It says: book the hall; send the invites.",
+                  "plan.md is titled Launch plan. It says: book the hall; send the invites."),
     "write_file": ("Write 'hi' into the file a.txt.", {"path": "a.txt", "content": "hi"},
                    "Wrote 2 characters to a.txt.", "Wrote 2 characters to a.txt."),
     "search_knowledge": ("Search our documents for the office address.", {"query": "office address"},
@@ -303,7 +303,8 @@ def summarise(tool_name: str, arguments: dict[str, Any], output: str, task: str 
         more = ", ..." if value.get("truncated") else ""
         path = value.get("path", ".")
         where = "The workspace folder (.)" if path == "." else f"The folder {path}"
-        return (f"{where} holds {value.get('total', len(names))} entries: "
+        total = value.get("total", len(names))
+        return (f"{where} holds {total} {'entry' if total == 1 else 'entries'}: "
                 + ", ".join(names) + more + ".")
     if tool_name == "read_file" and isinstance(value, str):
         path = arguments.get("path", "")
