@@ -16,12 +16,15 @@ built-in tools only:
   free;
 * `search_knowledge`'s collection is one of the agent's own collections;
 * while an existing file the task names is unread, the step must call a tool
-  and `read_file` is offered (the runner does this with `named_files`);
+  and `read_file` is offered (the runner does this with `named_files`); a
+  folder the task names adds `list_dir`, a new file it gives one quoted text
+  for adds `write_file` (`path_tools`), whatever routing by meaning offered;
 * the step prompt lists the workspace and shows one worked example per
-  offered tool;
-* a tool result is fed back summarised (a listing as names, a file as its
-  title and first lines, passages as source and text), labelled as a summary
-  of that result: the full output stays in the run's events and the audit.
+  offered tool, whose answer restates its result;
+* a tool result is fed back summarised in the shape of an answer (a listing
+  as names, a file as its title and lines, a search as the passages the task
+  is about, sources by file name): the full output stays in the run's events
+  and the audit.
 
 Nothing here writes an answer: the model does, from the result it is shown.
 """
