@@ -238,9 +238,11 @@ def source_name(path: Any) -> str:
 
 
 #: words that say nothing about which passage answers a task
-_STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i in is it its me my
-not of on or our search show tell that the their them there these this to up us was we what when where which
-who why will with you your about any look find documents document knowledge base""".split())
+_STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
+    "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "not", "of", "on", "or", "our", "search",
+    "show", "tell", "that", "the", "their", "them", "there", "these", "this", "to", "up", "us", "was", "we",
+    "what", "when", "where", "which", "who", "why", "will", "with", "you", "your", "about", "any", "look",
+    "find", "documents", "document", "knowledge", "base"})
 
 
 def _words(text: str) -> set[str]:
