@@ -121,6 +121,7 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "tasks": len(outcomes),
         "by_kind": {kind: round(sum(o.ok for o in group) / len(group), 3) for kind, group in kinds.items()},
         "statuses": [o.status for o in outcomes],
+        "passed": [o.ok for o in outcomes],
         "failures": [{"task": o.task, "problems": o.problems, "answer": (o.answer or "")[:200], "calls": o.calls}
                      for o in outcomes if not o.ok],
     }

@@ -133,10 +133,15 @@ def test_a_repeated_failing_call_ends_the_run_failed_with_the_reason(mem_engine,
 
 #: end-to-end tasks the default model finishes at temperature 0: the grammar's choices fix
 #: their arguments (the workspace; the file name and quoted text of the task), the answer
-#: is the model's own
+#: is the model's own. The last three failed before the file tools a task's paths call for
+#: were offered beside routing (a folder: list_dir; a new file with a quoted text: write_file)
+#: and results were summarised in the shape of an answer (a file's title and its lines).
 DETERMINISTIC = [
     "List the files in the workspace.",
     "Write 'buy milk' into the file shopping.txt.",
+    "What is in the notes folder?",
+    "Save the text 'meeting on Friday' to notes/meeting.txt.",
+    "Read notes/todo.md and tell me what is on it.",
 ]
 
 

@@ -81,13 +81,58 @@ def test_results_are_summarised_faithfully() -> None:
                                                   {"name": "docs", "type": "dir"}], "total": 2, "truncated": False})
     assert hints.summarise("list_dir", {}, listed) == \
         "The workspace folder (.) holds 2 entries: README.md (file), docs (folder)."
-    read = hints.summarise("read_file", {"path": "README.md"}, "# Demo project\nA small project.\n")
-    assert read.startswith("Title: Demo project. The file README.md has 2 lines. It starts with:")
-    assert '"' not in read
-    assert read.endswith("# Demo project\nA small project.")
+    one = json.dumps({"path": "docs", "entries": [{"name": "guide.md", "type": "file"}], "total": 1})
+    assert hints.summarise("list_dir", {}, one) == "The folder docs holds 1 entry: guide.md (file)."
+    # a short file in the shape of an answer: its title and all its lines, no labels or line counts
+    read = hints.summarise("read_file", {"path": "notes/todo.md"}, '# Todo\n- buy "milk"\n\n- call Bob\n')
+    assert read == "notes/todo.md is titled Todo. It says: buy \"milk\"; call Bob"
+    assert hints.summarise("read_file", {"path": "a.txt"}, "Install with make.\n") == "a.txt: it says: Install with make."
+    long = hints.summarise("read_file", {"path": "b.md"}, "# B\n" + "".join(f"line {i}\n" for i in range(30)))
+    assert long.startswith("b.md is titled B. It starts: line 0; line 1;") and long.endswith("line 11 ...")
     passages = json.dumps([{"n": 1, "source": "/kb/support.md", "text": "# Support\nWrite to help@demo.example."}])
-    assert hints.summarise("search_knowledge", {}, passages) == "[1] /kb/support.md: # Support Write to help@demo.example."
+    assert hints.summarise("search_knowledge", {}, passages) == "[1] support.md: Support. Write to help@demo.example."
     assert hints.summarise("write_file", {}, "Wrote 8 characters to a.txt.") == "Wrote 8 characters to a.txt."
+
+
+PASSAGES = [{"n": 1, "source": "/kb/refunds.md", "text": "# Refund policy\nReturn any item within 30 days."},
+            {"n": 2, "source": "/kb/shipping.md", "text": "# Shipping\nOrders ship within two business days."},
+            {"n": 3, "source": "/kb/support.md", "text": "# Support\nWrite to help@demo.example; we answer in a day."}]
+
+
+@pytest.mark.parametrize("task, kept", [
+    # the passages sharing most content words with the task, best first (plurals count)
+    ("Look up the support email address in the knowledge base.", [3]),
+    ("How many days do customers have to return an item?", [1]),
+    ("Which orders ship, and how do I get support?", [2, 3]),
+    # no shared word: the search's own first passage
+    ("What is the capital of France?", [1]),
+])
+def test_search_results_are_narrowed_to_the_passages_the_task_is_about(task, kept) -> None:
+    assert [p["n"] for p in hints.relevant_passages(task, PASSAGES)] == kept
+    summary = hints.summarise("search_knowledge", {}, json.dumps(PASSAGES), task=task)
+    assert [line.split("]")[0] for line in summary.splitlines()] == [f"[{n}" for n in kept]
+
+
+def test_a_passage_source_is_shown_by_its_file_name() -> None:
+    assert hints.source_name("/tmp/wb-x1y2/collection/refunds.md") == "refunds.md"
+    assert hints.source_name("C:\\docs\\a.md") == "a.md"
+    assert hints.source_name("") == ""
+
+
+@pytest.mark.parametrize("task, tools", [
+    # a folder the task names: list it
+    ("What is in the notes folder?", ["list_dir"]),
+    # a new file with one quoted text: write it (its folder is not named on its own)
+    ("Save the text 'meeting on Friday' to notes/meeting.txt.", ["write_file"]),
+    ("Write 'buy milk' into the file shopping.txt.", ["write_file"]),
+    # an existing file is read, not written; no quoted text or no file: nothing
+    ("Put 'x' into README.md.", []),
+    ("Create a file hello.py containing print('hello').", []),
+    ("Summarise README.md", []),
+    ("What is the time?", []),
+])
+def test_the_paths_a_task_names_call_for_file_tools(listing, task, tools) -> None:
+    assert hints.path_tools(task, listing) == tools
 
 
 @pytest.mark.parametrize("answer", [
@@ -96,6 +141,8 @@ def test_results_are_summarised_faithfully() -> None:
     "You already called list_dir with these arguments and got the result above. Use it again to answer this task.",
     "You already called search_knowledge with this result and got the answer above.",
     "If this result answers the task, give the final answer now; otherwise call the next tool.",
+    "No, call the next tool.",
+    "Answer the task from this result now.",
 ])
 def test_an_answer_repeating_the_runners_instructions_is_caught(answer) -> None:
     assert _echoes_harness(answer)

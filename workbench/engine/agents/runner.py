@@ -71,13 +71,16 @@ RETRY_REPETITION_PENALTY = 1.3
 STEP_REPETITION_PENALTY = 1.1
 #: said after each result fed back to a local model
 NEXT_STEP = "If this result answers the task, give the final answer now; otherwise call the next tool."
+#: said instead when the next local step may only answer (measured: told "otherwise call
+#: the next tool" with no tool left, the 135M model answered "No, call the next tool.")
+ANSWER_NOW = "Answer the task from this result now."
 #: an identical call proposed this many times ends the run
 LOOP_LIMIT = 3
 #: said when a local model repeats a call that worked (its next step may only answer)
 REPEATED_NOTE = "You already called {tool} with these arguments and got the result above. Use it: answer now."
 #: the runner's own instructions, and fragments of them small models paraphrase around:
 #: an "answer" that repeats one is no answer (the run fails)
-HARNESS_TEXTS = (NEXT_STEP, "You already called", "got the result above", "Use it: answer now",
+HARNESS_TEXTS = (NEXT_STEP, ANSWER_NOW, "call the next tool", "You already called", "got the result above", "Use it: answer now",
                  "Do not retry it; answer without it or try something else",
                  "No tools are available now: give the final answer", *PROTOCOL.split(". "))
 #: built-in tools whose arguments the step grammar narrows to existing paths
@@ -127,6 +130,8 @@ class _Run:
     last_tool: str = ""
     #: invalid steps since the last valid one
     invalid_in_row: int = 0
+    #: built-in tools that ran and succeeded in this run
+    ran: set[str] = field(default_factory=set)
     #: existing files the task names that no read_file call has read yet
     unread: list[str] = field(default_factory=list)
     #: the model calls tools natively (remote providers)
@@ -290,16 +295,16 @@ class AgentRunner:
                     )
                     if not native and state.last_ok and tool.source == "builtin":
                         # A small model reads a short labelled summary better than raw JSON.
-                        result_text = hints.summarise(tool.name, proposal.arguments, result_text)
-                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
-                                                                  arguments=proposal.arguments),
-                                    call_id, result_text, tool_name=tool.name)
+                        result_text = hints.summarise(tool.name, proposal.arguments, result_text, task=state.task)
                     if stop is not None:
                         outcome, error = stop
                     elif state.last_ok and not native and not state.unread and agent.routing.answer_after_result:
                         # Offered tools after a result, a tiny model calls another one
                         # (measured: read docs/guide.md, then run_command "install.md").
                         state.answer_next = True
+                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
+                                                                  arguments=proposal.arguments),
+                                    call_id, result_text, tool_name=tool.name)
                 overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
                 yield self._emit(state, StepFinished(
                     run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
@@ -362,6 +367,7 @@ class AgentRunner:
 
         engine = self.engine
         knowledge: list[dict[str, Any]] = []
+        local = not getattr(model, "supports_tools", False)
         for collection in agent.knowledge_collections:
             try:
                 hits = engine.search({"query": task, "collection": collection, "top_k": KNOWLEDGE_TOP_K}).hits
@@ -370,7 +376,8 @@ class AgentRunner:
                 continue
             for hit in hits:
                 if hit.pinned or hit.bm25_rank is not None or (hit.vector_score or 0.0) >= KNOWLEDGE_MIN_SIMILARITY:
-                    knowledge.append({"n": len(knowledge) + 1, "source": hit.path, "text": hit.text[:1500]})
+                    source = hints.source_name(hit.path) if local else hit.path
+                    knowledge.append({"n": len(knowledge) + 1, "source": source, "text": hit.text[:1500]})
         memories: list[dict[str, Any]] = []
         if agent.memory.enabled and agent.memory.recall_top_k:
             namespace = agent.memory.namespace or f"agent:{agent.id}"
@@ -398,7 +405,15 @@ class AgentRunner:
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
         offered, route_ms, require = self._routed(state, tools)
-        reader = next((t for t in tools if t.name == "read_file" and t.source == "builtin"), None)
+        if state.native:
+            return offered, route_ms, require
+        builtin = {t.name: t for t in tools if t.source == "builtin"}
+        for name in hints.path_tools(state.task or state.record.task, state.listing):
+            # The paths the task names say which file tool it needs, whatever the
+            # meaning-based ranking offered (see hints.path_tools).
+            if name in builtin and name not in state.ran and builtin[name] not in offered:
+                offered = [*offered, builtin[name]]
+        reader = builtin.get("read_file")
         if state.unread and reader is not None and not state.native:
             # The task names a file that exists and is still unread: a listing or a search
             # is no summary of it (measured: "list the files in the workspace and summarise
@@ -573,6 +588,8 @@ class AgentRunner:
             text = result.text
             state.last_ok = True
             state.last_tool = tool.name if tool.source == "builtin" else ""
+            if tool.source == "builtin":
+                state.ran.add(tool.name)
             if tool.source == "builtin" and tool.name == "read_file":
                 state.unread = [p for p in state.unread if p != proposal.arguments.get("path")]
             elif tool.source == "builtin" and tool.name == "write_file":
@@ -596,7 +613,8 @@ class AgentRunner:
             return
         state.messages.append(ChatMessage(role="assistant", content=raw or "(no reply)"))
         label = f"Result of {tool_name}" if tool_name else "Result"
-        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}\n\n{NEXT_STEP}"))
+        next_step = ANSWER_NOW if state.answer_next else NEXT_STEP
+        state.messages.append(ChatMessage(role="user", content=f"{label}:\n{text}\n\n{next_step}"))
 
     # ---------------------------------------------------------- persistence
 
