@@ -19,7 +19,8 @@ script prints one JSON object with a key per section run.
   the model's answer was unusable and the extract was used (mode
   "extractive"), and the median latency.
 * `retrieval`: hit@5 / MRR / nDCG@5 per mode on the two corpora of
-  data/corpus/, earlier fusion vs current (benchmarks/retrieval_eval.py).
+  data/corpus/, earlier fusion vs current, with the per-question best of
+  bm25 and vector as the reference for hybrid (benchmarks/retrieval_eval.py).
 * `agents_end_to_end`: the checked end-to-end tasks on the default model and
   through the scripted OpenAI wire fake (benchmarks/agents.py).
 * `cold_recall`: a fresh process's `workbench recall KEY` (target <= 1.5 s)

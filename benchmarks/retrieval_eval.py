@@ -9,7 +9,10 @@ fusion, k = 60, equal weights), `after` the current default (convex
 combination of min-max normalised scores). bm25 and vector do not depend on
 the fusion, so they are identical in both. Metrics are given for all
 questions and for each split ("tune": used to choose the fusion and its
-weights; "test": held out). Prints one JSON object; progress goes to stderr.
+weights; "test": held out), and `best_of_parts`: per question the better of
+bm25 and vector, with how many questions each ranks above the other (fusion
+can gain over vector only where bm25 is ahead). Prints one JSON object;
+progress goes to stderr.
 The lead's benchmarks/quality.py imports `run()` for its `retrieval` section.
 """
 
@@ -33,8 +36,17 @@ def _table(report: Any) -> dict[str, Any]:
     def metrics(table: dict[str, Any]) -> dict[str, Any]:
         return {mode: {"hit@k": m.hit_at_k, "mrr": m.mrr, "ndcg@k": m.ndcg_at_k} for mode, m in table.items()}
 
-    return {"all": metrics(report.modes), **{f"split_{s}": metrics(t) for s, t in report.splits.items()},
-            "questions": len(report.questions)}
+    def one(m: Any) -> dict[str, Any]:
+        return {"hit@k": m.hit_at_k, "mrr": m.mrr, "ndcg@k": m.ndcg_at_k}
+
+    table = {"all": metrics(report.modes), **{f"split_{s}": metrics(t) for s, t in report.splits.items()},
+             "questions": len(report.questions)}
+    if report.best_of_parts is not None:
+        # the per-question better of bm25 and vector: the reference hybrid is measured against
+        table["best_of_parts"] = {"all": one(report.best_of_parts),
+                                  **{f"split_{s}": one(m) for s, m in report.best_of_parts_splits.items()},
+                                  "bm25_ahead": report.bm25_ahead, "vector_ahead": report.vector_ahead}
+    return table
 
 
 def run(k: int = 5, corpora: list[str] | None = None) -> dict[str, Any]:

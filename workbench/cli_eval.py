@@ -2,7 +2,9 @@
 
 `eval retrieval FILE -c C` scores each search mode (bm25, vector, hybrid) on a
 JSON Lines question set (format in `workbench/engine/knowledge/evaluate.py`):
-hit@k, MRR and nDCG@k, overall and per split. `cli.py` registers it.
+hit@k, MRR and nDCG@k, overall and per split, and (with both single modes) the
+per-question best of bm25 and vector, the reference a fusion is measured
+against. `cli.py` registers it.
 Standard library only at module level.
 """
 
@@ -25,7 +27,8 @@ def add_commands(commands: Any) -> None:
         "retrieval", help="hit@k, MRR and nDCG@k of bm25, vector and hybrid search",
         description="Run every question of FILE (JSON Lines: {\"question\": ..., \"expected\": [{\"path\": ..., "
         "\"contains\": ...}], \"split\": ...}) through each search mode and print hit@k, MRR and nDCG@k per "
-        "mode (and per split). An expected passage is a chunk of a document whose path ends with `path` "
+        "mode (and per split), then the per-question best of bm25 and vector and how often each ranks the "
+        "expected passage above the other (fusion wins mostly where one of them is ahead). An expected passage is a chunk of a document whose path ends with `path` "
         "and whose text contains `contains`.",
     )
     retrieval.add_argument("file", metavar="FILE", help="the question set (.jsonl)")
@@ -68,6 +71,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(header)
         for mode, m in table.items():
             print(f"  {mode:<8} {m.hit_at_k:>7.3f} {m.mrr:>7.3f} {m.ndcg_at_k:>8.3f}")
+    if report.best_of_parts is not None:
+        best = report.best_of_parts
+        print(f" best of bm25 and vector per question (a reference for fusion): hit@{k} {best.hit_at_k:.3f}, "
+              f"MRR {best.mrr:.3f}, nDCG@{k} {best.ndcg_at_k:.3f}")
+        print(f" bm25 ranks the expected passage above vector on {report.bm25_ahead} questions, "
+              f"vector above bm25 on {report.vector_ahead}")
     if args.show_misses:
         missed = [q for q in report.questions if "hybrid" in q.first_relevant and q.first_relevant["hybrid"] is None]
         for q in missed:

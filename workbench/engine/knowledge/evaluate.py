@@ -12,6 +12,16 @@ its heading) contains the phrase, compared casefolded with whitespace
 collapsed. `split` is free-form (e.g. "tune"/"test") and reported per split,
 so that fusion can be tuned on one half and judged on the other.
 
+When both single modes are evaluated, the report also gives their per-question
+best (`best_of_parts`: for each question the better of BM25's and vector's
+scores, as if an oracle chose the right retriever) and how often each ranks
+the expected passage above the other. Fusion reorders the two candidate
+lists, so it gains over a single mode mostly on questions where the other
+one ranks the passage higher: when `bm25_ahead` is 0, BM25 never ranks an
+expected passage above the vector, and hybrid can beat vector only by
+demoting chunks the vector ranks too high (not a strict bound, but a good
+reference for how much a fusion can win on a question set).
+
 The evaluation takes a `search` callable (a local `Engine.search` or a remote
 client's), so it works the same in-process, through the API or the CLI.
 """
@@ -68,6 +78,12 @@ class RetrievalEvaluation(BaseModel):
     #: split name -> mode -> metrics (empty when the set has no splits)
     splits: dict[str, dict[str, ModeMetrics]] = {}
     questions: list[QuestionResult]
+    #: per question the better of bm25 and vector (None unless both were evaluated); per split below
+    best_of_parts: ModeMetrics | None = None
+    best_of_parts_splits: dict[str, ModeMetrics] = {}
+    #: questions whose expected passage BM25 ranks above vector (a miss ranks below any hit), and the reverse
+    bm25_ahead: int | None = None
+    vector_ahead: int | None = None
 
 
 # ---------------------------------------------------------------- metrics
@@ -203,9 +219,32 @@ def evaluate_retrieval(
                 by_split.setdefault(question.split, {m: [] for m in modes})[mode].append(row)
             first[mode] = relevance.index(True) + 1 if any(relevance) else None
         results.append(QuestionResult(question=question.question, split=question.split, first_relevant=first))
-    return RetrievalEvaluation(
+    report = RetrievalEvaluation(
         collection=collection, k=k,
         modes={m: _metrics(rows) for m, rows in scores.items()},
         splits={s: {m: _metrics(rows) for m, rows in per.items()} for s, per in sorted(by_split.items())},
         questions=results,
     )
+    if "bm25" in scores and "vector" in scores:
+        _add_best_of_parts(report, scores["bm25"], scores["vector"])
+    return report
+
+
+def _ahead(first: int | None, other: int | None) -> bool:
+    return first is not None and (other is None or first < other)
+
+
+def _add_best_of_parts(
+    report: RetrievalEvaluation, lexical: list[tuple[float, float, float]], vector: list[tuple[float, float, float]],
+) -> None:
+    """Fill in the per-question best of the two single modes and who is ahead how often."""
+    best = [tuple(max(a, b) for a, b in zip(x, y)) for x, y in zip(lexical, vector)]
+    report.best_of_parts = _metrics(best)  # type: ignore[arg-type]
+    splits: dict[str, list[tuple[float, float, float]]] = {}
+    for question, row in zip(report.questions, best):
+        if question.split:
+            splits.setdefault(question.split, []).append(row)  # type: ignore[arg-type]
+    report.best_of_parts_splits = {s: _metrics(rows) for s, rows in sorted(splits.items())}
+    ranks = [(q.first_relevant["bm25"], q.first_relevant["vector"]) for q in report.questions]
+    report.bm25_ahead = sum(_ahead(b, v) for b, v in ranks)
+    report.vector_ahead = sum(_ahead(v, b) for b, v in ranks)
