@@ -45,9 +45,24 @@ from benchmarks.machine import cpu_busy, cpu_model, other_load, package_version 
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "data" / "tool_tasks.json"
-BUILTINS = ["read_file", "write_file", "list_dir", "search_files", "run_command", "http_fetch", "git_status",
-            "git_log", "git_diff", "git_add", "git_commit", "run_python", "system_metrics", "search_knowledge",
-            "remember", "recall"]
+BUILTINS = [
+    "read_file",
+    "write_file",
+    "list_dir",
+    "search_files",
+    "run_command",
+    "http_fetch",
+    "git_status",
+    "git_log",
+    "git_diff",
+    "git_add",
+    "git_commit",
+    "run_python",
+    "system_metrics",
+    "search_knowledge",
+    "remember",
+    "recall",
+]
 #: read-only tasks for the overhead runs (no approval needed)
 OVERHEAD_TASKS = [
     "Open the file notes/todo.md and tell me what is on it.",
@@ -75,7 +90,6 @@ def end_to_end(remote: bool) -> dict:
     """The end-to-end tasks on the default model, or through the scripted OpenAI wire fake."""
     from tests import agent_e2e
     from tests.wire_servers import WireServer, add_model
-
     from workbench.engine.engine import Engine
 
     base = Path(tempfile.mkdtemp(prefix="wb-bench-e2e-"))
@@ -93,12 +107,18 @@ def end_to_end(remote: bool) -> dict:
             outcomes.append(agent_e2e.run_task(engine, "e2e", item, workspace, model=model))
             seconds.append(time.perf_counter() - started)
             done = outcomes[-1]
-            print(f"e2e {'remote' if remote else 'local'}: {done.ok} {item['task']} {done.problems} "
-                  f"{(done.answer or '')[:120]!r}", file=sys.stderr)
+            print(
+                f"e2e {'remote' if remote else 'local'}: {done.ok} {item['task']} {done.problems} "
+                f"{(done.answer or '')[:120]!r}",
+                file=sys.stderr,
+            )
     report = agent_e2e.summary(outcomes)
     report["run_s_p50"] = round(statistics.median(seconds), 2)
-    report["model"] = "wireai:gpt-wire (scripted wire fake: measures the harness, not a model)" if remote \
+    report["model"] = (
+        "wireai:gpt-wire (scripted wire fake: measures the harness, not a model)"
+        if remote
         else "SmolLM2-135M-Instruct (package default)"
+    )
     return report
 
 
@@ -109,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.e2e_only:
-        report = {"end_to_end": {"default_model": end_to_end(remote=False), "remote_wire_fake": end_to_end(remote=True),
-                                 "target_default_model": 0.6}}
+        report = {
+            "end_to_end": {
+                "default_model": end_to_end(remote=False),
+                "remote_wire_fake": end_to_end(remote=True),
+                "target_default_model": 0.6,
+            }
+        }
         print(json.dumps(report, indent=2))
         return 0
 
@@ -127,10 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"tasks": len(tasks)}
     with Engine(home) as engine:
         engine.add_workspace_root(str(ws))
-        routed = engine.create_agent({"id": "routed", "name": "Routed", "tools": BUILTINS,
-                                      "memory": {"enabled": False}})
-        unrouted = engine.create_agent({"id": "unrouted", "name": "Unrouted", "tools": BUILTINS,
-                                        "memory": {"enabled": False}, "routing": {"enabled": False}})
+        routed = engine.create_agent(
+            {"id": "routed", "name": "Routed", "tools": BUILTINS, "memory": {"enabled": False}}
+        )
+        unrouted = engine.create_agent(
+            {
+                "id": "unrouted",
+                "name": "Unrouted",
+                "tools": BUILTINS,
+                "memory": {"enabled": False},
+                "routing": {"enabled": False},
+            }
+        )
         # warm up: model, embedder, grammar caches
         engine.runner.plan_step(routed, tasks[0]["task"])
 
@@ -172,8 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         router_top1 = sum(engine.tool_router.rank(t["task"], tools)[0][0].name == t["tool"] for t in tasks) / len(tasks)
 
         # Overhead: full runs of read-only tasks; approvals off explicitly for them.
-        runner_agent = engine.create_agent({"id": "bench", "name": "Bench", "tools": BUILTINS, "max_steps": 3,
-                                            "memory": {"enabled": False}, "approvals": {"require": []}})
+        runner_agent = engine.create_agent(
+            {
+                "id": "bench",
+                "name": "Bench",
+                "tools": BUILTINS,
+                "max_steps": 3,
+                "memory": {"enabled": False},
+                "approvals": {"require": []},
+            }
+        )
         overhead, model_step_ms, statuses = [], [], []
         for task in overhead_tasks:
             for event in engine.run_agent({"agent_id": runner_agent.id, "task": task}):
@@ -185,47 +226,62 @@ def main(argv: list[str] | None = None) -> int:
 
     for block in (with_routing, without_routing, unconstrained, unconstrained_routed):
         block.pop("picks")
-    accuracy_ratio = (with_routing["selection_accuracy"] / without_routing["selection_accuracy"]
-                      if without_routing["selection_accuracy"] else None)
-    report.update({
-        "constrained": {"with_routing": with_routing, "without_routing": without_routing},
-        "unconstrained": {"with_routing": unconstrained_routed, "without_routing": unconstrained},
-        "router_top1_accuracy": round(router_top1, 3),
-        "schema_valid_tool_calls": {
-            "constrained": {"with_routing": with_routing["call_valid_rate"],
-                            "without_routing": without_routing["call_valid_rate"]},
-            "unconstrained": {"with_routing": unconstrained_routed["call_valid_rate"],
-                              "without_routing": unconstrained["call_valid_rate"]},
-            "outputs_valid": {"constrained": without_routing["output_valid_rate"],
-                              "unconstrained": unconstrained["output_valid_rate"]},
-            "target_constrained": 1.0,
-        },
-        "selection": {
-            "with_routing": with_routing["selection_accuracy"],
-            "without_routing": without_routing["selection_accuracy"],
-            "ratio": round(accuracy_ratio, 2) if accuracy_ratio else None,
-            "targets": {"ratio": 2.0, "with_routing": 0.8},
-        },
-        "runner_overhead_ms": {
-            "steps": len(overhead),
-            "p50": round(statistics.median(overhead), 3) if overhead else None,
-            "p90": round(percentile(overhead, 0.9), 3) if overhead else None,
-            "model_ms_p50": round(statistics.median(model_step_ms), 1) if model_step_ms else None,
-            "overhead_to_model_ratio": round(statistics.median(overhead) / statistics.median(model_step_ms), 4)
-            if overhead and model_step_ms else None,
-            "run_statuses": statuses,
-            "target_p50": 5.0,
-        },
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "other_load_cpus": other_load(load_before),
-            "llama_cpp_python": package_version("llama-cpp-python"),
-        },
-        "model": "SmolLM2-135M-Instruct (package default)",
-    })
-    report["end_to_end"] = {"default_model": end_to_end(remote=False), "remote_wire_fake": end_to_end(remote=True),
-                            "target_default_model": 0.6}
+    accuracy_ratio = (
+        with_routing["selection_accuracy"] / without_routing["selection_accuracy"]
+        if without_routing["selection_accuracy"]
+        else None
+    )
+    report.update(
+        {
+            "constrained": {"with_routing": with_routing, "without_routing": without_routing},
+            "unconstrained": {"with_routing": unconstrained_routed, "without_routing": unconstrained},
+            "router_top1_accuracy": round(router_top1, 3),
+            "schema_valid_tool_calls": {
+                "constrained": {
+                    "with_routing": with_routing["call_valid_rate"],
+                    "without_routing": without_routing["call_valid_rate"],
+                },
+                "unconstrained": {
+                    "with_routing": unconstrained_routed["call_valid_rate"],
+                    "without_routing": unconstrained["call_valid_rate"],
+                },
+                "outputs_valid": {
+                    "constrained": without_routing["output_valid_rate"],
+                    "unconstrained": unconstrained["output_valid_rate"],
+                },
+                "target_constrained": 1.0,
+            },
+            "selection": {
+                "with_routing": with_routing["selection_accuracy"],
+                "without_routing": without_routing["selection_accuracy"],
+                "ratio": round(accuracy_ratio, 2) if accuracy_ratio else None,
+                "targets": {"ratio": 2.0, "with_routing": 0.8},
+            },
+            "runner_overhead_ms": {
+                "steps": len(overhead),
+                "p50": round(statistics.median(overhead), 3) if overhead else None,
+                "p90": round(percentile(overhead, 0.9), 3) if overhead else None,
+                "model_ms_p50": round(statistics.median(model_step_ms), 1) if model_step_ms else None,
+                "overhead_to_model_ratio": round(statistics.median(overhead) / statistics.median(model_step_ms), 4)
+                if overhead and model_step_ms
+                else None,
+                "run_statuses": statuses,
+                "target_p50": 5.0,
+            },
+            "machine": {
+                "cpu": cpu_model(),
+                "cores": os.cpu_count(),
+                "other_load_cpus": other_load(load_before),
+                "llama_cpp_python": package_version("llama-cpp-python"),
+            },
+            "model": "SmolLM2-135M-Instruct (package default)",
+        }
+    )
+    report["end_to_end"] = {
+        "default_model": end_to_end(remote=False),
+        "remote_wire_fake": end_to_end(remote=True),
+        "target_default_model": 0.6,
+    }
     print(json.dumps(report, indent=2))
     return 0
 

@@ -99,10 +99,17 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 def seed(home: Path, env: dict[str, str]) -> None:
     python = sys.executable
-    subprocess.run([python, "-m", "workbench", "remember", MEMORY_KEY, "The user prefers answers in French."],
-                   env=env, check=True, capture_output=True, timeout=600)
-    code = ("from workbench.engine.engine import Engine\n"
-            f"with Engine({str(home)!r}) as e: e.create_session('benchmark session')\n")
+    subprocess.run(
+        [python, "-m", "workbench", "remember", MEMORY_KEY, "The user prefers answers in French."],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    code = (
+        "from workbench.engine.engine import Engine\n"
+        f"with Engine({str(home)!r}) as e: e.create_session('benchmark session')\n"
+    )
     subprocess.run([python, "-c", code], env=env, check=True, capture_output=True, timeout=120)
 
 
@@ -176,8 +183,13 @@ def _busy_loop() -> None:  # pragma: no cover - runs in a child process
 
 def tokens_per_s(threads: int, tokens: int, rounds: int, budget_s: float) -> tuple[float, list[float]]:
     env = child_env(Path(tempfile.gettempdir()) / "wb-cold-threads-home")
-    done = subprocess.run([sys.executable, "-c", _GENERATE, str(threads), str(tokens), str(rounds), str(budget_s)],
-                          env=env, capture_output=True, text=True, timeout=120 + budget_s * (rounds + 1) * 2)
+    done = subprocess.run(
+        [sys.executable, "-c", _GENERATE, str(threads), str(tokens), str(rounds), str(budget_s)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120 + budget_s * (rounds + 1) * 2,
+    )
     if done.returncode != 0:
         raise SystemExit(f"generation at {threads} threads failed: {done.stderr.strip()[-300:]}")
     rates = json.loads(done.stdout.strip().splitlines()[-1])
@@ -187,9 +199,13 @@ def tokens_per_s(threads: int, tokens: int, rounds: int, budget_s: float) -> tup
 def threads_section(tokens: int, rounds: int, budget_s: float) -> dict:
     from workbench.engine.inference.llama import default_threads, physical_cores
 
-    result: dict = {"tokens": tokens, "rounds": rounds, "budget_s_per_round": budget_s,
-                    "physical_cores": physical_cores(),
-                    "chosen_default": default_threads()}
+    result: dict = {
+        "tokens": tokens,
+        "rounds": rounds,
+        "budget_s_per_round": budget_s,
+        "physical_cores": physical_cores(),
+        "chosen_default": default_threads(),
+    }
     for load in ("idle", "one_busy_core"):
         loader = None
         if load == "one_busy_core":
@@ -222,9 +238,13 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {
         "benchmark": "cold_cli",
-        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "llama_cpp_python": package_version("llama_cpp_python"),
-                    "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "llama_cpp_python": package_version("llama_cpp_python"),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
     }
     before = cpu_busy()
     report["cold_cli"] = cold_cli(args.runs)

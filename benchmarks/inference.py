@@ -59,8 +59,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from machine import cpu_busy, cpu_model, other_load, package_version
 
@@ -179,9 +180,14 @@ def run_raw(
     timing = Timing()
     finish = "stop"
     for chunk in llama.create_chat_completion(
-        messages=messages, stream=True, max_tokens=max_tokens, temperature=0.0, seed=SEED,
+        messages=messages,
+        stream=True,
+        max_tokens=max_tokens,
+        temperature=0.0,
+        seed=SEED,
         # the adapter's default penalty, so both sides sample the same tokens
-        repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"], **extra
+        repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"],
+        **extra,
     ):
         choice = chunk["choices"][0]
         text = choice["delta"].get("content")
@@ -249,7 +255,9 @@ def interleaved(rounds: int, variants: dict[str, Callable[[], dict[str, Any]]]) 
             runs[name].append(variants[name]())
         log(
             f"round {r + 1}/{rounds}: "
-            + ", ".join(f"{n} {runs[n][-1]['tokens_per_s']:.1f} tok/s ttft {runs[n][-1]['ttft_ms']:.1f} ms" for n in names)
+            + ", ".join(
+                f"{n} {runs[n][-1]['tokens_per_s']:.1f} tok/s ttft {runs[n][-1]['ttft_ms']:.1f} ms" for n in names
+            )
         )
     return runs
 
@@ -432,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         # ---------------------------------------------- 2. chat prefix reuse
         history = build_history(llama, args.history_tokens)
         chat_params = {"temperature": 0, "seed": SEED, "max_tokens": args.chat_max_tokens}
-        turn1_messages = history + [{"role": "user", "content": "Which of these notes is about storage? Answer briefly."}]
+        turn1_messages = history + [
+            {"role": "user", "content": "Which of these notes is about storage? Answer briefly."}
+        ]
         turn2_message = [{"role": "user", "content": "Thanks. And which one is about the keyring?"}]
 
         def chat_round() -> dict[str, Any]:

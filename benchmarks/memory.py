@@ -78,8 +78,9 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any
 
 from machine import cpu_busy, cpu_model, other_load, package_version  # noqa: E402
 
@@ -177,9 +178,17 @@ class MixtureSampler:
     (0.984 against 0.996 at ef 64): a little harder than real text.
     """
 
-    def __init__(self, dim: int, centers: int, seed: int, latent: int = 48,
-                 spread_range: tuple[float, float] = (0.5, 1.5), noise: float = 0.3, offset: float = 0.33,
-                 zipf: float = 0.8) -> None:
+    def __init__(
+        self,
+        dim: int,
+        centers: int,
+        seed: int,
+        latent: int = 48,
+        spread_range: tuple[float, float] = (0.5, 1.5),
+        noise: float = 0.3,
+        offset: float = 0.33,
+        zipf: float = 0.8,
+    ) -> None:
         import numpy as np
 
         rng = np.random.default_rng(seed)
@@ -216,7 +225,7 @@ class MixtureSampler:
         for cluster, count in enumerate(counts):
             if not count:
                 continue
-            rows = order[start:start + count]
+            rows = order[start : start + count]
             start += count
             z = rng.standard_normal((count, self.latent), dtype=np.float32)
             e = rng.standard_normal((count, self.dim), dtype=np.float32)
@@ -225,7 +234,7 @@ class MixtureSampler:
             out[rows] = points
         _normalise_in_place(out)
         for begin in range(0, n, 100_000):
-            out[begin:begin + 100_000] += self.offset * self.common
+            out[begin : begin + 100_000] += self.offset * self.common
         _normalise_in_place(out)
         return out
 
@@ -240,7 +249,7 @@ def _normalise_in_place(x: Any, block: int = 100_000) -> None:
     import numpy as np
 
     for start in range(0, len(x), block):
-        part = x[start:start + block]
+        part = x[start : start + block]
         part /= np.linalg.norm(part, axis=1, keepdims=True)
 
 
@@ -260,7 +269,7 @@ def exact_topk(data: Any, queries: Any, k: int, block: int = 65_536) -> tuple[An
     best_s = np.full((q, k), -np.inf, dtype=np.float32)
     best_i = np.zeros((q, k), dtype=np.int64)
     for start in range(0, len(data), block):
-        sims = queries @ data[start:start + block].T
+        sims = queries @ data[start : start + block].T
         kk = min(k, sims.shape[1])
         part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         cand_s = np.concatenate([best_s, np.take_along_axis(sims, part, 1)], axis=1)
@@ -298,8 +307,15 @@ def recall_at_k(found: list[list[int]], truth: Any, k: int) -> float:
     return round(hits / (k * len(found)), 4)
 
 
-def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: argparse.Namespace,
-             ef_values: list[int], time_exact: bool = True) -> dict[str, Any]:
+def ann_case(
+    name: str,
+    data: Any,
+    queries: Any,
+    params: dict[str, Any],
+    args: argparse.Namespace,
+    ef_values: list[int],
+    time_exact: bool = True,
+) -> dict[str, Any]:
     import hnswlib
     import numpy as np
 
@@ -310,8 +326,10 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
     truth_ids, truth_sims = exact_topk(data, queries, max(K, LID_K))
     truth_s = time.perf_counter() - t
 
-    log(f"ann {name} n={n}: building hnswlib (M={params['m']}, ef_construction={params['ef_construction']}, "
-        f"{args.threads} threads)")
+    log(
+        f"ann {name} n={n}: building hnswlib (M={params['m']}, ef_construction={params['ef_construction']}, "
+        f"{args.threads} threads)"
+    )
     index = hnswlib.Index(space=params["space"], dim=data.shape[1])
     index.init_index(max_elements=n, ef_construction=params["ef_construction"], M=params["m"])
     index.set_ef(params["ef_search"])
@@ -333,8 +351,10 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
             ms.extend(timed_calls(search, query_list)[1])
         entry = {"ef_search": ef, "recall_at_10": recall_at_k(found, truth_ids, K), **latency_summary(ms)}
         tradeoff.append(entry)
-        log(f"ann {name} n={n} ef={ef}: recall@10 {entry['recall_at_10']:.4f}, p50 {entry['p50_ms']:.3f} ms, "
-            f"p99 {entry['p99_ms']:.3f} ms")
+        log(
+            f"ann {name} n={n} ef={ef}: recall@10 {entry['recall_at_10']:.4f}, p50 {entry['p50_ms']:.3f} ms, "
+            f"p99 {entry['p99_ms']:.3f} ms"
+        )
         if ef == params["ef_search"]:
             headline = entry
         if ef == ef_values[-1] and entry["recall_at_10"] < RECALL_TARGET and ef < MAX_EF:
@@ -364,7 +384,8 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
         "raw_knn_query": latency_summary(raw_ms),
         "ef_tradeoff": tradeoff,
         "smallest_ef_with_recall_target": next(
-            (e["ef_search"] for e in tradeoff if e["recall_at_10"] >= RECALL_TARGET), None),
+            (e["ef_search"] for e in tradeoff if e["recall_at_10"] >= RECALL_TARGET), None
+        ),
         "ground_truth_s": round(truth_s, 2),
         "neighbour_stats": neighbour_stats(data, truth_sims),
     }
@@ -372,8 +393,11 @@ def ann_case(name: str, data: Any, queries: Any, params: dict[str, Any], args: a
         log(f"ann {name} n={n}: timing exact search ({len(queries)} single queries)")
         exact_found, exact_ms = timed_calls(lambda q: exact_one(data, q, K), query_list)
         agree = all(set(map(int, f)) == set(map(int, t[:K])) for f, t in zip(exact_found, truth_ids))
-        result["exact"] = {**latency_summary(exact_ms), "method": "numpy X @ q + argpartition (BLAS sgemv)",
-                           "matches_blocked_ground_truth": agree}
+        result["exact"] = {
+            **latency_summary(exact_ms),
+            "method": "numpy X @ q + argpartition (BLAS sgemv)",
+            "matches_blocked_ground_truth": agree,
+        }
         result["exact_p50_over_hnsw_p50"] = ratio(result["exact"]["p50_ms"], headline["p50_ms"])
     result["other_processes_busy_cpus"] = other_load(busy)
     del index
@@ -404,8 +428,9 @@ def _random_pair_cosine(data: Any, pairs: int = 20_000) -> float:
     return round(float(np.einsum("ij,ij->i", data[a], data[b]).mean()), 4)
 
 
-def ann_quality(data: Any, queries: Any, params: dict[str, Any], threads: int,
-                efs: tuple[int, ...] = (16, 32, 64, 128)) -> dict[str, Any]:
+def ann_quality(
+    data: Any, queries: Any, params: dict[str, Any], threads: int, efs: tuple[int, ...] = (16, 32, 64, 128)
+) -> dict[str, Any]:
     """Neighbour statistics and HNSW recall@10 at several ef (no latencies): for calibration."""
     import hnswlib
     import numpy as np
@@ -460,14 +485,14 @@ def calibrate(
     texts = docstring_passages(args.calibrate + args.queries)
     log(f"ann calibration: embedding {len(texts):,} docstring paragraphs")
     t = time.perf_counter()
-    real = np.concatenate([embedder.embed(texts[i:i + 2000]) for i in range(0, len(texts), 2000)])
+    real = np.concatenate([embedder.embed(texts[i : i + 2000]) for i in range(0, len(texts), 2000)])
     embed_s = time.perf_counter() - t
     n = len(real) - args.queries
     log(f"ann calibration: embedded in {embed_s:.1f} s; comparing at n={n:,}")
     synthetic = sampler.sample(n + args.queries, seed=SEED + 3)
     return {
         "real_text": "docstring paragraphs (60-600 chars) of the installed packages, "
-                     f"embedded with {embedder.model_id}",
+        f"embedded with {embedder.model_id}",
         "real": ann_quality(real[:n], real[n:], params, args.threads),
         "synthetic": ann_quality(synthetic[:n], synthetic[n:], params, args.threads),
         "embed_seconds": round(embed_s, 1),
@@ -509,15 +534,17 @@ def run_ann(args: argparse.Namespace, embedder: Any = None) -> dict[str, Any]:
     }
     return {
         "index": "raw hnswlib.Index built with VectorIndex's parameters (read from VectorIndex.__init__); "
-                 "queries through VectorIndex.search on a VectorIndex shell wrapping it (no DuckDB)",
+        "queries through VectorIndex.search on a VectorIndex shell wrapping it (no DuckDB)",
         "hnsw_parameters": params,
         "hnswlib": package_version("hnswlib"),
         "clustered_data": sampler.describe(),
         "uniform_data": {"kind": "uniform_on_sphere", "n": uniform_n},
         "cases": cases,
         "calibration": calibration,
-        "targets": {"recall_at_10": ">= 0.98 (clustered, default ef_search, every size)",
-                    "search_p50_ms_at_1m": "<= 2"},
+        "targets": {
+            "recall_at_10": ">= 0.98 (clustered, default ef_search, every size)",
+            "search_p50_ms_at_1m": "<= 2",
+        },
         "met": met,
         "runtime_s": round(time.perf_counter() - started, 1),
     }
@@ -526,60 +553,228 @@ def run_ann(args: argparse.Namespace, embedder: Any = None) -> dict[str, Any]:
 # ================================================================== 2. memory
 
 PEOPLE = [
-    "Alice", "Bruno", "Chen", "Dana", "Emeka", "Fatima", "Giulia", "Hiro", "Ines", "Jonas", "Kavya", "Liam",
-    "Maya", "Nikolai", "Olga", "Pedro", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Victor", "Wen", "Ximena",
-    "Yusuf", "Zoe", "the team lead", "the new intern", "my manager", "the client", "the landlord", "my sister",
+    "Alice",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Emeka",
+    "Fatima",
+    "Giulia",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kavya",
+    "Liam",
+    "Maya",
+    "Nikolai",
+    "Olga",
+    "Pedro",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+    "the team lead",
+    "the new intern",
+    "my manager",
+    "the client",
+    "the landlord",
+    "my sister",
 ]
 CATEGORIES: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "preferences": (["prefers", "likes", "dislikes", "always asks for", "avoids"],
-                    ["dark roast coffee", "green tea", "window seats", "quiet mornings", "standing desks",
-                     "vegetarian food", "short meetings", "written summaries", "dark mode", "early flights"],
-                    ["taste", "habit", "comfort"]),
-    "work": (["is responsible for", "reviewed", "blocked", "shipped", "is rewriting"],
-             ["the billing service", "the onboarding flow", "the quarterly report", "the search API",
-              "the mobile release", "the data pipeline", "the hiring plan", "the design system", "the on-call rota",
-              "the pricing page"], ["project", "deadline", "team"]),
-    "travel": (["booked", "cancelled", "is planning", "recommended", "complained about"],
-               ["a train to Lyon", "the hotel in Kyoto", "a flight to Lisbon", "the ferry to Split",
-                "a rental car in Denver", "the hostel in Quito", "a night bus to Krakow", "the museum pass in Rome",
-                "a hiking trip in Patagonia", "the conference in Berlin"], ["trip", "booking", "itinerary"]),
-    "health": (["started", "stopped", "was advised to try", "tracks", "forgot"],
-               ["morning runs", "a gluten-free diet", "physiotherapy for the knee", "the allergy medication",
-                "yoga on Sundays", "eight hours of sleep", "the dentist appointment", "swimming twice a week",
-                "a step counter", "the blood test results"], ["fitness", "doctor", "routine"]),
-    "finance": (["paid", "disputed", "set up", "needs to renew", "is saving for"],
-                ["the electricity bill", "a new laptop", "the car insurance", "a pension plan", "the rent increase",
-                 "the tax return", "a holiday fund", "the gym membership", "the mortgage", "a standing order"],
-                ["budget", "bills", "savings"]),
-    "tech": (["upgraded", "debugged", "configured", "migrated", "benchmarked"],
-             ["the home router", "the Postgres cluster", "the CI runners", "the Kubernetes ingress",
-              "the laptop's SSD", "the DNS records", "the backup script", "the VPN client", "the GPU drivers",
-              "the DuckDB schema"], ["infra", "bug", "setup"]),
-    "food": (["cooked", "ordered", "wants to try", "burnt", "shared a recipe for"],
-             ["a mushroom risotto", "Thai green curry", "sourdough bread", "a lemon tart", "ramen from scratch",
-              "falafel wraps", "a Sunday roast", "paella", "banana pancakes", "kimchi fried rice"],
-             ["recipe", "restaurant", "dinner"]),
-    "people": (["met", "called", "owes a favour to", "introduced", "had lunch with"],
-               ["an old classmate", "the neighbour upstairs", "a recruiter", "the plumber", "a former colleague",
-                "the book club organiser", "a mentor", "the new tenant", "a cousin from Porto", "the football coach"],
-               ["contact", "family", "friend"]),
-    "hobbies": (["practised", "gave up", "joined", "bought gear for", "entered a contest in"],
-                ["bouldering", "film photography", "the chess club", "woodworking", "salsa dancing",
-                 "birdwatching", "pottery", "trail running", "the choir", "watercolour painting"],
-                ["weekend", "club", "skill"]),
-    "learning": (["enrolled in", "finished", "is struggling with", "recommended", "took notes on"],
-                 ["a Rust course", "Spanish lessons", "the statistics textbook", "a music theory class",
-                  "the piano grade exam", "a course on compilers", "the Japanese kana", "a cooking workshop",
-                  "the first aid course", "a book on negotiation"], ["course", "study", "exam"]),
+    "preferences": (
+        ["prefers", "likes", "dislikes", "always asks for", "avoids"],
+        [
+            "dark roast coffee",
+            "green tea",
+            "window seats",
+            "quiet mornings",
+            "standing desks",
+            "vegetarian food",
+            "short meetings",
+            "written summaries",
+            "dark mode",
+            "early flights",
+        ],
+        ["taste", "habit", "comfort"],
+    ),
+    "work": (
+        ["is responsible for", "reviewed", "blocked", "shipped", "is rewriting"],
+        [
+            "the billing service",
+            "the onboarding flow",
+            "the quarterly report",
+            "the search API",
+            "the mobile release",
+            "the data pipeline",
+            "the hiring plan",
+            "the design system",
+            "the on-call rota",
+            "the pricing page",
+        ],
+        ["project", "deadline", "team"],
+    ),
+    "travel": (
+        ["booked", "cancelled", "is planning", "recommended", "complained about"],
+        [
+            "a train to Lyon",
+            "the hotel in Kyoto",
+            "a flight to Lisbon",
+            "the ferry to Split",
+            "a rental car in Denver",
+            "the hostel in Quito",
+            "a night bus to Krakow",
+            "the museum pass in Rome",
+            "a hiking trip in Patagonia",
+            "the conference in Berlin",
+        ],
+        ["trip", "booking", "itinerary"],
+    ),
+    "health": (
+        ["started", "stopped", "was advised to try", "tracks", "forgot"],
+        [
+            "morning runs",
+            "a gluten-free diet",
+            "physiotherapy for the knee",
+            "the allergy medication",
+            "yoga on Sundays",
+            "eight hours of sleep",
+            "the dentist appointment",
+            "swimming twice a week",
+            "a step counter",
+            "the blood test results",
+        ],
+        ["fitness", "doctor", "routine"],
+    ),
+    "finance": (
+        ["paid", "disputed", "set up", "needs to renew", "is saving for"],
+        [
+            "the electricity bill",
+            "a new laptop",
+            "the car insurance",
+            "a pension plan",
+            "the rent increase",
+            "the tax return",
+            "a holiday fund",
+            "the gym membership",
+            "the mortgage",
+            "a standing order",
+        ],
+        ["budget", "bills", "savings"],
+    ),
+    "tech": (
+        ["upgraded", "debugged", "configured", "migrated", "benchmarked"],
+        [
+            "the home router",
+            "the Postgres cluster",
+            "the CI runners",
+            "the Kubernetes ingress",
+            "the laptop's SSD",
+            "the DNS records",
+            "the backup script",
+            "the VPN client",
+            "the GPU drivers",
+            "the DuckDB schema",
+        ],
+        ["infra", "bug", "setup"],
+    ),
+    "food": (
+        ["cooked", "ordered", "wants to try", "burnt", "shared a recipe for"],
+        [
+            "a mushroom risotto",
+            "Thai green curry",
+            "sourdough bread",
+            "a lemon tart",
+            "ramen from scratch",
+            "falafel wraps",
+            "a Sunday roast",
+            "paella",
+            "banana pancakes",
+            "kimchi fried rice",
+        ],
+        ["recipe", "restaurant", "dinner"],
+    ),
+    "people": (
+        ["met", "called", "owes a favour to", "introduced", "had lunch with"],
+        [
+            "an old classmate",
+            "the neighbour upstairs",
+            "a recruiter",
+            "the plumber",
+            "a former colleague",
+            "the book club organiser",
+            "a mentor",
+            "the new tenant",
+            "a cousin from Porto",
+            "the football coach",
+        ],
+        ["contact", "family", "friend"],
+    ),
+    "hobbies": (
+        ["practised", "gave up", "joined", "bought gear for", "entered a contest in"],
+        [
+            "bouldering",
+            "film photography",
+            "the chess club",
+            "woodworking",
+            "salsa dancing",
+            "birdwatching",
+            "pottery",
+            "trail running",
+            "the choir",
+            "watercolour painting",
+        ],
+        ["weekend", "club", "skill"],
+    ),
+    "learning": (
+        ["enrolled in", "finished", "is struggling with", "recommended", "took notes on"],
+        [
+            "a Rust course",
+            "Spanish lessons",
+            "the statistics textbook",
+            "a music theory class",
+            "the piano grade exam",
+            "a course on compilers",
+            "the Japanese kana",
+            "a cooking workshop",
+            "the first aid course",
+            "a book on negotiation",
+        ],
+        ["course", "study", "exam"],
+    ),
 }
 WHEN = [
-    "last Monday", "yesterday", "this morning", "in March", "two weeks ago", "before the holidays", "on Friday",
-    "after the meeting", "during the offsite", "last night", "earlier today", "at the weekend",
+    "last Monday",
+    "yesterday",
+    "this morning",
+    "in March",
+    "two weeks ago",
+    "before the holidays",
+    "on Friday",
+    "after the meeting",
+    "during the offsite",
+    "last night",
+    "earlier today",
+    "at the weekend",
 ]
 DETAILS = [
-    "and wants a reminder", "and it went well", "but it was expensive", "and will follow up", "which took hours",
-    "for the second time", "with mixed results", "as promised", "despite the rain", "without telling anyone",
-    "and asked for feedback", "to save time",
+    "and wants a reminder",
+    "and it went well",
+    "but it was expensive",
+    "and will follow up",
+    "which took hours",
+    "for the second time",
+    "with mixed results",
+    "as promised",
+    "despite the rain",
+    "without telling anyone",
+    "and asked for feedback",
+    "to save time",
 ]
 GLOBAL_TAGS = ["important", "todo", "personal", "shared", "recurring", "idea", "follow-up", "archived"]
 
@@ -598,8 +793,13 @@ def memory_query(rng: random.Random) -> tuple[str, str]:
     category = rng.choice(list(CATEGORIES))
     verbs, objects, _ = CATEGORIES[category]
     person, verb, obj = rng.choice(PEOPLE), rng.choice(verbs), rng.choice(objects)
-    forms = [f"What about {obj}?", f"Who {verb} {obj}?", f"When did {person} mention {obj}?",
-             f"{person} {verb} {obj}", f"anything about {obj} from {rng.choice(WHEN)}"]
+    forms = [
+        f"What about {obj}?",
+        f"Who {verb} {obj}?",
+        f"When did {person} mention {obj}?",
+        f"{person} {verb} {obj}",
+        f"anything about {obj} from {rng.choice(WHEN)}",
+    ]
     return rng.choice(forms), category
 
 
@@ -657,8 +857,10 @@ def run_memory(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
                 done = start + len(batch)
                 if len(batch_ms) % 10 == 0 or done == n:
                     elapsed = time.perf_counter() - t0
-                    log(f"memory: {done:,}/{n:,} stored, {done / elapsed:,.0f} memories/s "
-                        f"(last batch {batch_ms[-1]:.0f} ms, embedding {timer.seconds / elapsed:.0%} so far)")
+                    log(
+                        f"memory: {done:,}/{n:,} stored, {done / elapsed:,.0f} memories/s "
+                        f"(last batch {batch_ms[-1]:.0f} ms, embedding {timer.seconds / elapsed:.0%} so far)"
+                    )
             populate_s = time.perf_counter() - t0
             timer.stop()
             populate = {
@@ -717,8 +919,11 @@ def run_memory(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
                 filtered_responses, filtered_ms = timed_calls(filtered, filtered_queries[5:])
             finally:
                 index.__dict__.pop("search", None)
-            assert all(r.metadata and r.metadata.get("category") == q[1]
-                       for resp, q in zip(filtered_responses, filtered_queries[5:]) for r in resp.results)
+            assert all(
+                r.metadata and r.metadata.get("category") == q[1]
+                for resp, q in zip(filtered_responses, filtered_queries[5:])
+                for r in resp.results
+            )
 
             # ----------------------------- the query embedding alone (breakdown)
             _, embed_ms = timed_calls(lambda q: embedder.embed([q[0]]), queries[5:])
@@ -814,8 +1019,13 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
     model = embedder._ready()
 
     def encode(texts: list[str]) -> Any:  # the call SentenceTransformerEmbedder.embed makes
-        return model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
+        return model.encode(
+            texts,
+            batch_size=embedder.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     with tempfile.TemporaryDirectory(prefix="workbench-bench-corpus-") as corpus:
         folder = Path(corpus)
@@ -848,8 +1058,12 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
             report = events[-1].report
             assert report.chunks_written == len(texts), (report.chunks_written, len(texts))
             assert not report.skipped and not report.duplicates
-            return {"seconds": seconds, "embed_seconds": timer.seconds, "embed_calls": timer.calls,
-                    "report_seconds": report.seconds}
+            return {
+                "seconds": seconds,
+                "embed_seconds": timer.seconds,
+                "embed_calls": timer.calls,
+                "report_seconds": report.seconds,
+            }
 
         busy = cpu_busy()
         encode_runs: list[float] = []
@@ -857,9 +1071,11 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
         for r in range(args.ingest_rounds):
             encode_runs.append(run_encode())
             ingest_runs.append(run_ingest_once())
-            log(f"ingest round {r + 1}/{args.ingest_rounds}: encode {encode_runs[-1]:.2f} s, "
+            log(
+                f"ingest round {r + 1}/{args.ingest_rounds}: encode {encode_runs[-1]:.2f} s, "
                 f"ingest {ingest_runs[-1]['seconds']:.2f} s (embedding {ingest_runs[-1]['embed_seconds']:.2f} s "
-                f"in {ingest_runs[-1]['embed_calls']} calls)")
+                f"in {ingest_runs[-1]['embed_calls']} calls)"
+            )
         other = other_load(busy)
 
     encode_s = statistics.median(encode_runs)
@@ -901,22 +1117,32 @@ def run_ingest(args: argparse.Namespace, embedder: Any) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--section", choices=["ann", "memory", "ingest", "all"], default="all")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: ANN at 20,000 vectors, 3,000 memories, 40 files, fewer calls")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: ANN at 20,000 vectors, 3,000 memories, 40 files, fewer calls"
+    )
     parser.add_argument("--sizes", default=None, help="ANN index sizes, comma-separated (default 100000,1000000)")
     parser.add_argument("--queries", type=int, default=None, help="ANN held-out queries (default 200)")
     parser.add_argument("--repeats", type=int, default=None, help="timed passes over the ANN queries (default 3)")
     parser.add_argument("--centers", type=int, default=1000, help="clusters of the synthetic embedding mixture")
-    parser.add_argument("--calibrate", type=int, default=0, metavar="N",
-                        help="also embed N real docstring paragraphs and compare them with the mixture (0: off)")
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also embed N real docstring paragraphs and compare them with the mixture (0: off)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="hnswlib build threads")
     parser.add_argument("--memories", type=int, default=None, help="memories stored before timing (default 100000)")
     parser.add_argument("--batch", type=int, default=1000, help="remember_many batch size while populating")
     parser.add_argument("--remember-calls", type=int, default=None, help="timed remember calls (default 200)")
     parser.add_argument("--recall-calls", type=int, default=None, help="timed recall calls (default 1000)")
     parser.add_argument("--rag-calls", type=int, default=None, help="timed rag_retrieve calls (default 200)")
-    parser.add_argument("--rag-filtered-calls", type=int, default=None,
-                        help="timed rag_retrieve calls with a category filter (default 100)")
+    parser.add_argument(
+        "--rag-filtered-calls",
+        type=int,
+        default=None,
+        help="timed rag_retrieve calls with a category filter (default 100)",
+    )
     parser.add_argument("--files", type=int, default=None, help="markdown files in the ingest corpus (default 300)")
     parser.add_argument("--ingest-rounds", type=int, default=2, help="encode/ingest pairs (alternating)")
     args = parser.parse_args(argv)

@@ -50,8 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "data" / "everyday_prompts.json"
 #: llama-cpp-python's sampling when nothing is set, as Workbench used it before:
 #: its first call in a process reseeds with random.Random(0xFFFFFFFF).randint(0, 2**32)
-OLD_DEFAULTS: dict[str, Any] = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "repetition_penalty": 1.0,
-                                "seed": 872_737_089}
+OLD_DEFAULTS: dict[str, Any] = {
+    "temperature": 0.2,
+    "top_p": 0.95,
+    "top_k": 40,
+    "repetition_penalty": 1.0,
+    "seed": 872_737_089,
+}
 QUESTIONS = [
     "What is the default chat model?",
     "How do I start the local API server?",
@@ -75,8 +80,9 @@ def _run_prompt(engine: Any, turns: list[str], params: dict[str, Any]) -> tuple[
     elapsed = 0.0
     for turn in turns:
         started = time.perf_counter()
-        result = engine.generate({"messages": [{"role": "user", "content": turn}], "session_id": session_id,
-                                  "params": params})
+        result = engine.generate(
+            {"messages": [{"role": "user", "content": turn}], "session_id": session_id, "params": params}
+        )
         elapsed = time.perf_counter() - started
         session_id = result.session_id
     return result, elapsed
@@ -112,11 +118,19 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
                         tally["expectations"] += 1
                         tally["expected"] += item["expect"].lower() in result.text.lower()
                     if result.finish_reason != "stop" and len(tally["examples"]) < 3:
-                        tally["examples"].append({"prompt": item["turns"][-1], "finish_reason": result.finish_reason,
-                                                  "tokens": result.usage.completion_tokens,
-                                                  "text": result.text[:160]})
-                    print(f"[generation {label}] {result.finish_reason:<10} {result.usage.completion_tokens:>4} "
-                          f"tokens {elapsed:6.1f} s  {item['turns'][-1][:50]}", file=sys.stderr)
+                        tally["examples"].append(
+                            {
+                                "prompt": item["turns"][-1],
+                                "finish_reason": result.finish_reason,
+                                "tokens": result.usage.completion_tokens,
+                                "text": result.text[:160],
+                            }
+                        )
+                    print(
+                        f"[generation {label}] {result.finish_reason:<10} {result.usage.completion_tokens:>4} "
+                        f"tokens {elapsed:6.1f} s  {item['turns'][-1][:50]}",
+                        file=sys.stderr,
+                    )
             for label, guard, params in configs:
                 tally = tallies[label]
                 out[label] = {
@@ -168,7 +182,7 @@ def loop_guard_cost(args: argparse.Namespace) -> dict[str, Any]:
     from workbench.engine.inference.loop_guard import RepetitionGuard
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    deltas = [text[i:i + 4] for i in range(0, len(text), 4)]
+    deltas = [text[i : i + 4] for i in range(0, len(text), 4)]
     runs = []
     for _ in range(5):
         guard = RepetitionGuard()
@@ -176,8 +190,12 @@ def loop_guard_cost(args: argparse.Namespace) -> dict[str, Any]:
         for delta in deltas:
             guard.feed(delta)
         runs.append((time.perf_counter() - started) / len(deltas))
-    return {"deltas": len(deltas), "tripped": guard.tripped, "median_us_per_delta": round(statistics.median(runs) * 1e6, 2),
-            "note": "a streamed token of the default model takes ~15 ms on 2 idle cores"}
+    return {
+        "deltas": len(deltas),
+        "tripped": guard.tripped,
+        "median_us_per_delta": round(statistics.median(runs) * 1e6, 2),
+        "note": "a streamed token of the default model takes ~15 ms on 2 idle cores",
+    }
 
 
 def retrieval(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,8 +238,9 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(SECTIONS), action="append",
-                        help="run only this section (repeatable); default: all")
+    parser.add_argument(
+        "--only", choices=sorted(SECTIONS), action="append", help="run only this section (repeatable); default: all"
+    )
     parser.add_argument("--max-tokens", type=int, default=512, help="max_tokens of every generation (default 512)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N prompts/questions (a quick look)")
     parser.add_argument("--stride", type=int, default=1, help="only every Nth prompt of the generation section")

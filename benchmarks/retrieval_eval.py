@@ -39,13 +39,19 @@ def _table(report: Any) -> dict[str, Any]:
     def one(m: Any) -> dict[str, Any]:
         return {"hit@k": m.hit_at_k, "mrr": m.mrr, "ndcg@k": m.ndcg_at_k}
 
-    table = {"all": metrics(report.modes), **{f"split_{s}": metrics(t) for s, t in report.splits.items()},
-             "questions": len(report.questions)}
+    table = {
+        "all": metrics(report.modes),
+        **{f"split_{s}": metrics(t) for s, t in report.splits.items()},
+        "questions": len(report.questions),
+    }
     if report.best_of_parts is not None:
         # the per-question better of bm25 and vector: the reference hybrid is measured against
-        table["best_of_parts"] = {"all": one(report.best_of_parts),
-                                  **{f"split_{s}": one(m) for s, m in report.best_of_parts_splits.items()},
-                                  "bm25_ahead": report.bm25_ahead, "vector_ahead": report.vector_ahead}
+        table["best_of_parts"] = {
+            "all": one(report.best_of_parts),
+            **{f"split_{s}": one(m) for s, m in report.best_of_parts_splits.items()},
+            "bm25_ahead": report.bm25_ahead,
+            "vector_ahead": report.vector_ahead,
+        }
     return table
 
 

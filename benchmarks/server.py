@@ -59,8 +59,15 @@ def free_port() -> int:
 
 
 def memory_value(i: int) -> str:
-    topics = ["deploying with kubectl", "rotating API keys", "the coffee machine", "quarterly planning",
-              "backing up the database", "onboarding new engineers", "the release checklist"]
+    topics = [
+        "deploying with kubectl",
+        "rotating API keys",
+        "the coffee machine",
+        "quarterly planning",
+        "backing up the database",
+        "onboarding new engineers",
+        "the release checklist",
+    ]
     return f"Note {i}: remember {topics[i % len(topics)]} (detail {i * 7 % 101})."
 
 
@@ -128,12 +135,18 @@ def load_part(clients: int, seconds: float) -> dict[str, object]:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, WORKBENCH_HOME=str(Path(tmp) / "home"), XDG_DATA_HOME=str(Path(tmp) / "xdg"))
-        created = subprocess.run([WORKBENCH, "keys", "create", "--name", "bench"], env=env, capture_output=True,
-                                 text=True, check=True)
+        created = subprocess.run(
+            [WORKBENCH, "keys", "create", "--name", "bench"], env=env, capture_output=True, text=True, check=True
+        )
         key = created.stdout.split()[0]
         port = free_port()
-        server = subprocess.Popen([WORKBENCH, "serve", "--listen", f"127.0.0.1:{port}", "--rate-limit", "1000000"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [WORKBENCH, "serve", "--listen", f"127.0.0.1:{port}", "--rate-limit", "1000000"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
@@ -201,15 +214,21 @@ def overhead_part(rounds: int) -> dict[str, object]:
                         call(engine, n)
                         call(remote, n)
                     for n in range(rounds):
-                        for api, sink in ((engine, local_ms), (remote, remote_ms)) if n % 2 else \
-                                ((remote, remote_ms), (engine, local_ms)):
+                        for api, sink in (
+                            ((engine, local_ms), (remote, remote_ms))
+                            if n % 2
+                            else ((remote, remote_ms), (engine, local_ms))
+                        ):
                             began = time.perf_counter()
                             call(api, n)
                             sink.append((time.perf_counter() - began) * 1000)
                     local_p50, remote_p50 = statistics.median(local_ms), statistics.median(remote_ms)
-                    report[name] = {"in_process_p50_ms": round(local_p50, 3), "remote_p50_ms": round(remote_p50, 3),
-                                    "overhead_p50_ms": round(remote_p50 - local_p50, 3),
-                                    "remote_p99_ms": round(percentile(remote_ms, 0.99), 3)}
+                    report[name] = {
+                        "in_process_p50_ms": round(local_p50, 3),
+                        "remote_p50_ms": round(remote_p50, 3),
+                        "overhead_p50_ms": round(remote_p50 - local_p50, 3),
+                        "remote_p99_ms": round(percentile(remote_ms, 0.99), 3),
+                    }
             report["target_recall_overhead_p50_ms"] = 2.0
             server.should_exit = True
             thread.join(timeout=10)
@@ -229,8 +248,13 @@ def main() -> int:
     report = {
         "load": {"clients": args.clients, "seconds": args.seconds, **load_part(args.clients, args.seconds)},
         "remote_engine_overhead": overhead_part(args.rounds),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "other_load_cpus": other_load(load_before),
-                    "uvicorn": package_version("uvicorn"), "fastapi": package_version("fastapi")},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "other_load_cpus": other_load(load_before),
+            "uvicorn": package_version("uvicorn"),
+            "fastapi": package_version("fastapi"),
+        },
     }
     print(json.dumps(report, indent=2))
     return 0

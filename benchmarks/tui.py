@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import cpu_busy, cpu_model, other_load, package_version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BARE_APP = '''
+BARE_APP = """
 from textual.app import App
 from textual.widgets import Label
 
@@ -51,7 +51,7 @@ class Bare(App):
 
 
 Bare().run()
-'''
+"""
 ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-_]")
 F6 = b"\x1b[17~"
 #: Workbench's markers: the first screen's header, the Settings screen's header, the status line
@@ -64,8 +64,9 @@ def screen_text(raw: bytes) -> str:
     return ANSI.sub("", raw.decode("utf-8", "replace"))
 
 
-def measure(argv: list[str], env: dict[str, str], first: str, answered: str, ready: str | None,
-            timeout: float) -> dict[str, float | None]:
+def measure(
+    argv: list[str], env: dict[str, str], first: str, answered: str, ready: str | None, timeout: float
+) -> dict[str, float | None]:
     """Spawn `argv` on a pty; seconds until `first` shows, until `answered` shows after F6, until `ready`."""
     import fcntl
     import pty
@@ -75,8 +76,9 @@ def measure(argv: list[str], env: dict[str, str], first: str, answered: str, rea
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
     started = time.perf_counter()
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True, start_new_session=True
+    )
     os.close(slave)
     raw = b""
     marks: dict[str, float | None] = {"first_paint_s": None, "interactive_s": None, "ready_s": None}
@@ -97,8 +99,11 @@ def measure(argv: list[str], env: dict[str, str], first: str, answered: str, rea
                     marks["first_paint_s"] = now
                     raw_at_paint = len(raw)
                     os.write(master, F6)
-                if marks["first_paint_s"] is not None and marks["interactive_s"] is None \
-                        and answered in screen_text(raw[raw_at_paint:]):
+                if (
+                    marks["first_paint_s"] is not None
+                    and marks["interactive_s"] is None
+                    and answered in screen_text(raw[raw_at_paint:])
+                ):
                     marks["interactive_s"] = now
                 if ready is not None and marks["ready_s"] is None and ready in text:
                     marks["ready_s"] = now
@@ -125,8 +130,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bare_script = Path(tmp) / "bare.py"
         bare_script.write_text(BARE_APP)
-        env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="36", WORKBENCH_HOME=str(Path(tmp) / "home"),
-                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        env = dict(
+            os.environ,
+            TERM="xterm-256color",
+            COLUMNS="120",
+            LINES="36",
+            WORKBENCH_HOME=str(Path(tmp) / "home"),
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+        )
         env.setdefault("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
         workbench = [str(Path(sys.executable).parent / "workbench")]
         bare = [sys.executable, str(bare_script)]
@@ -146,12 +158,20 @@ def main() -> int:
     report: dict[str, object] = {"runs": args.runs}
     for key in ("first_paint_s", "interactive_s"):
         ours, base = median("workbench", key), median("bare", key)
-        report[key] = {"workbench": ours, "bare_textual": base,
-                       "ratio": round(ours / base, 2) if ours and base else None, "target_ratio": 1.5}
+        report[key] = {
+            "workbench": ours,
+            "bare_textual": base,
+            "ratio": round(ours / base, 2) if ours and base else None,
+            "target_ratio": 1.5,
+        }
     report["workbench_ready_s"] = median("workbench", "ready_s")
     report["missed"] = {app: sum(1 for r in rs if r["interactive_s"] is None) for app, rs in results.items()}
-    report["machine"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "other_load_cpus": other_load(load_before),
-                         "textual": package_version("textual")}
+    report["machine"] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "other_load_cpus": other_load(load_before),
+        "textual": package_version("textual"),
+    }
     print(json.dumps(report, indent=2))
     return 0
 

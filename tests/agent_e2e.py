@@ -24,8 +24,14 @@ TASKS_FILE = ROOT / "data" / "tool_tasks.json"
 def agent(tools: list[str]) -> dict[str, Any]:
     """The agent the tasks run with: default settings, the task collection, no memory, and a
     run-time limit raised for a shared, loaded machine (this measures success, not speed)."""
-    return {"id": "e2e", "name": "E2E", "tools": tools, "knowledge_collections": [spec()["collection"]["name"]],
-            "memory": {"enabled": False}, "tripwires": {"max_run_seconds": 3600}}
+    return {
+        "id": "e2e",
+        "name": "E2E",
+        "tools": tools,
+        "knowledge_collections": [spec()["collection"]["name"]],
+        "memory": {"enabled": False},
+        "tripwires": {"max_run_seconds": 3600},
+    }
 
 
 def spec() -> dict[str, Any]:
@@ -90,8 +96,15 @@ def check(item: dict[str, Any], run: Any, calls: list[tuple[str, str]], workspac
     return problems
 
 
-def run_task(engine: Any, agent_id: str, item: dict[str, Any], workspace: Path, *,
-             approve: tuple[str, ...] = ("write_file",), model: str | None = None) -> Outcome:
+def run_task(
+    engine: Any,
+    agent_id: str,
+    item: dict[str, Any],
+    workspace: Path,
+    *,
+    approve: tuple[str, ...] = ("write_file",),
+    model: str | None = None,
+) -> Outcome:
     """Run one task to its end and check its outcome; calls of the `approve` tools are
     approved through the engine, every other approval request is denied."""
     calls: list[tuple[str, str]] = []
@@ -107,8 +120,16 @@ def run_task(engine: Any, agent_id: str, item: dict[str, Any], workspace: Path, 
         elif event.type == "agent_run_finished":
             run = event.run
     assert run is not None, "the run stream ended without agent_run_finished"
-    return Outcome(task=item["task"], kind=item["kind"], status=run.status, answer=run.answer, error=run.error,
-                   steps=run.steps, calls=calls, problems=check(item, run, calls, workspace))
+    return Outcome(
+        task=item["task"],
+        kind=item["kind"],
+        status=run.status,
+        answer=run.answer,
+        error=run.error,
+        steps=run.steps,
+        calls=calls,
+        problems=check(item, run, calls, workspace),
+    )
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -122,6 +143,9 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "by_kind": {kind: round(sum(o.ok for o in group) / len(group), 3) for kind, group in kinds.items()},
         "statuses": [o.status for o in outcomes],
         "passed": [o.ok for o in outcomes],
-        "failures": [{"task": o.task, "problems": o.problems, "answer": (o.answer or "")[:200], "calls": o.calls}
-                     for o in outcomes if not o.ok],
+        "failures": [
+            {"task": o.task, "problems": o.problems, "answer": (o.answer or "")[:200], "calls": o.calls}
+            for o in outcomes
+            if not o.ok
+        ],
     }

@@ -87,12 +87,18 @@ class FakeHub:
                     file = hub.files.get(("/".join(parts[:2]), "/".join(parts[4:])))
                     if file is None:
                         return self._send(404, b'{"error":"Entry not found"}', "application/json")
-                    return self._send(302, b"", "text/plain", {
-                        "Location": f"/cdn/{len(hub.requests)}/{'/'.join(parts[:2])}/{'/'.join(parts[4:])}",
-                        "X-Linked-Size": str(len(file.data)),
-                        "X-Linked-Etag": f'"{file.sha256}"',
-                        "X-Repo-Commit": "0" * 40,
-                    }, head=head)
+                    return self._send(
+                        302,
+                        b"",
+                        "text/plain",
+                        {
+                            "Location": f"/cdn/{len(hub.requests)}/{'/'.join(parts[:2])}/{'/'.join(parts[4:])}",
+                            "X-Linked-Size": str(len(file.data)),
+                            "X-Linked-Etag": f'"{file.sha256}"',
+                            "X-Repo-Commit": "0" * 40,
+                        },
+                        head=head,
+                    )
                 if parts[0] == "cdn" and len(parts) >= 5:
                     file = hub.files.get(("/".join(parts[2:4]), "/".join(parts[4:])))
                     if file is not None:
@@ -103,11 +109,17 @@ class FakeHub:
                 entries = []
                 prefix = f"{folder}/" if folder else ""
                 for (file_repo, path), file in hub.files.items():
-                    if file_repo != repo or not path.startswith(prefix) or "/" in path[len(prefix):]:
+                    if file_repo != repo or not path.startswith(prefix) or "/" in path[len(prefix) :]:
                         continue
-                    entries.append({"type": "file", "oid": hashlib.sha1(file.data).hexdigest(),
-                                    "size": len(file.data), "path": path,
-                                    "lfs": {"oid": file.sha256, "size": len(file.data), "pointerSize": 135}})
+                    entries.append(
+                        {
+                            "type": "file",
+                            "oid": hashlib.sha1(file.data).hexdigest(),
+                            "size": len(file.data),
+                            "path": path,
+                            "lfs": {"oid": file.sha256, "size": len(file.data), "pointerSize": 135},
+                        }
+                    )
                 if not entries and not any(r == repo for r, _ in hub.files):
                     return self._send(404, b'{"error":"Repository not found"}', "application/json")
                 self._send(200, json.dumps(entries).encode(), "application/json")
@@ -130,8 +142,11 @@ class FakeHub:
                 if cut is not None and not head:
                     file.cut_after = None  # once
                     self.send_response(206 if ranged else 200)
-                    for name, value in {**headers, "Content-Type": "application/octet-stream",
-                                        "Content-Length": str(len(body))}.items():
+                    for name, value in {
+                        **headers,
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(len(body)),
+                    }.items():
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(body[:cut])
@@ -141,8 +156,14 @@ class FakeHub:
                     return
                 self._send(206 if ranged else 200, body, "application/octet-stream", headers, head=head)
 
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None,
-                      head: bool = False) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+                head: bool = False,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))

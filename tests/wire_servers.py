@@ -44,11 +44,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -59,15 +59,47 @@ ANTHROPIC_VERSIONS = ("2023-06-01", "2023-01-01")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 OPENAI_PARAMS = {
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "seed", "stop", "n", "presence_penalty", "frequency_penalty", "response_format", "user",
-    "logprobs", "top_logprobs", "logit_bias", "tools", "tool_choice", "parallel_tool_calls",
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "user",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
     # vLLM / llama.cpp server / LM Studio extensions
-    "top_k", "repetition_penalty", "min_p",
+    "top_k",
+    "repetition_penalty",
+    "min_p",
 }
 ANTHROPIC_PARAMS = {
-    "model", "messages", "max_tokens", "system", "stream", "temperature", "top_p", "top_k",
-    "stop_sequences", "tools", "tool_choice", "metadata", "thinking", "service_tier",
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "tools",
+    "tool_choice",
+    "metadata",
+    "thinking",
+    "service_tier",
 }
 
 
@@ -156,7 +188,7 @@ def plan_answer(pieces: list[str], max_tokens: int | None, stops: list[str]) -> 
         hits = [(candidate.find(s), s) for s in stops if s and s in candidate]
         if hits:
             at, seq = min(hits)
-            piece = candidate[:at][len(text):]
+            piece = candidate[:at][len(text) :]
             if piece:
                 out.append(piece)
                 used += count_tokens(piece)
@@ -240,7 +272,9 @@ class _Reject(Exception):
         self.body = body
 
 
-def _openai_error(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None) -> _Reject:
+def _openai_error(
+    status: int, message: str, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> _Reject:
     return _Reject(status, {"error": {"message": message, "type": type_, "param": param, "code": code}})
 
 
@@ -361,7 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._read_and_record()
         if self.path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in sorted(self.wire.openai_models)]})
+            self._send_json(
+                200, {"object": "list", "data": [{"id": m, "object": "model"} for m in sorted(self.wire.openai_models)]}
+            )
         else:
             self._send_json(404, {"error": {"message": f"Unknown path {self.path}", "type": "invalid_request_error"}})
 
@@ -469,24 +505,38 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _openai_error(400, f"Invalid value for 'messages[{i}].role'.", param=f"messages[{i}].role")
         stream = bool(body.get("stream"))
         if "stream_options" in body and not stream:
-            raise _openai_error(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options")
+            raise _openai_error(
+                400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+            )
         temperature = body.get("temperature")
         if temperature is not None and not 0 <= temperature <= 2:
-            raise _openai_error(400, f"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got {temperature} instead.", param="temperature")
+            raise _openai_error(
+                400,
+                f"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got {temperature} instead.",
+                param="temperature",
+            )
         top_p = body.get("top_p")
         if top_p is not None and not 0 <= top_p <= 1:
             raise _openai_error(400, f"Invalid 'top_p': expected a value <= 1, but got {top_p} instead.", param="top_p")
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise _openai_error(400, f"Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got {max_tokens} instead.", param="max_tokens")
+            raise _openai_error(
+                400,
+                f"Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got {max_tokens} instead.",
+                param="max_tokens",
+            )
         stop = body.get("stop") or []
         stops = [stop] if isinstance(stop, str) else list(stop)
         if len(stops) > 4:
-            raise _openai_error(400, "Invalid 'stop': array too long. Expected an array with maximum length 4.", param="stop")
+            raise _openai_error(
+                400, "Invalid 'stop': array too long. Expected an array with maximum length 4.", param="stop"
+            )
         offered = _openai_check_tools(body)
         _openai_check_tool_messages(messages)
         if model not in wire.openai_models:
-            raise _openai_error(404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found")
+            raise _openai_error(
+                404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+            )
 
         if messages[-1].get("role") == "tool":
             prompt = messages[-1].get("content") or ""
@@ -505,14 +555,24 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "json_schema":
                 spec = response_format.get("json_schema")
                 if not isinstance(spec, dict) or not spec.get("name"):
-                    raise _openai_error(400, "Missing required parameter: 'response_format.json_schema.name'.", param="response_format.json_schema.name")
+                    raise _openai_error(
+                        400,
+                        "Missing required parameter: 'response_format.json_schema.name'.",
+                        param="response_format.json_schema.name",
+                    )
                 if not isinstance(spec.get("schema"), dict):
-                    raise _openai_error(400, "Missing required parameter: 'response_format.json_schema.schema'.", param="response_format.json_schema.schema")
+                    raise _openai_error(
+                        400,
+                        "Missing required parameter: 'response_format.json_schema.schema'.",
+                        param="response_format.json_schema.schema",
+                    )
                 pieces = _json_pieces(json.dumps(instance_for(spec["schema"], answer)))
             elif kind == "json_object":
                 pieces = _json_pieces(json.dumps({"answer": answer}))
             elif kind != "text":
-                raise _openai_error(400, f"Invalid value for 'response_format.type': {kind!r}.", param="response_format.type")
+                raise _openai_error(
+                    400, f"Invalid value for 'response_format.type': {kind!r}.", param="response_format.type"
+                )
         plan = plan_answer(pieces, max_tokens, stops)
         prompt_tokens = sum(count_tokens(str(m.get("content") or "")) + 3 for m in messages) + 3
         record.usage = (prompt_tokens, plan.completion_tokens)
@@ -573,7 +633,15 @@ class _Handler(BaseHTTPRequestHandler):
                 if wire.fail_midstream == "drop":
                     self._drop()
                     return
-                send({"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "code": None}})
+                send(
+                    {
+                        "error": {
+                            "message": "The server had an error while processing your request. Sorry about that!",
+                            "type": "server_error",
+                            "code": None,
+                        }
+                    }
+                )
                 self._end_stream()
                 return
             send(chunk({"content": piece}, None))
@@ -604,7 +672,9 @@ class _Handler(BaseHTTPRequestHandler):
         stream: bool,
     ) -> None:
         """Answer with tool calls, streamed as `delta.tool_calls` fragments."""
-        steps, cut, used = cut_tool_answer(_word_pieces(self.wire.tool_preamble) if self.wire.tool_preamble else [], calls, max_tokens)
+        steps, cut, used = cut_tool_answer(
+            _word_pieces(self.wire.tool_preamble) if self.wire.tool_preamble else [], calls, max_tokens
+        )
         prompt_tokens = sum(count_tokens(str(m.get("content") or "")) + 3 for m in messages) + 3
         record.usage = (prompt_tokens, used)
         record.status = 200
@@ -621,30 +691,50 @@ class _Handler(BaseHTTPRequestHandler):
                 "content": text or None,
                 "refusal": None,
                 "tool_calls": [
-                    {"id": calls[i].id, "type": "function", "function": {"name": calls[i].name, "arguments": arguments[i]}}
+                    {
+                        "id": calls[i].id,
+                        "type": "function",
+                        "function": {"name": calls[i].name, "arguments": arguments[i]},
+                    }
                     for i in started
                 ],
             }
-            self._send_json(200, {
-                "id": completion_id, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": usage, "system_fingerprint": "fp_wire",
-            })
+            self._send_json(
+                200,
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                    "usage": usage,
+                    "system_fingerprint": "fp_wire",
+                },
+            )
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and self.wire.send_usage
 
         def send(delta: dict[str, Any] | None, finish_reason: str | None = None, final_usage: bool = False) -> None:
             payload: dict[str, Any] = {
-                "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
                 "system_fingerprint": "fp_wire",
-                "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+                "choices": []
+                if delta is None
+                else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
             }
             if include_usage:
                 payload["usage"] = usage if final_usage else None
             self._chunk(f"data: {json.dumps(payload)}\n\n")
 
         self._start_stream()
-        first: dict[str, Any] = {"role": "assistant", "content": "" if self.wire.tool_preamble else None, "refusal": None}
+        first: dict[str, Any] = {
+            "role": "assistant",
+            "content": "" if self.wire.tool_preamble else None,
+            "refusal": None,
+        }
         for step in steps:
             if step[0] == "text":
                 if first:
@@ -653,7 +743,12 @@ class _Handler(BaseHTTPRequestHandler):
                 send({"content": step[1]})
             elif step[0] == "call":
                 i = step[1]
-                header = {"index": i, "id": calls[i].id, "type": "function", "function": {"name": calls[i].name, "arguments": ""}}
+                header = {
+                    "index": i,
+                    "id": calls[i].id,
+                    "type": "function",
+                    "function": {"name": calls[i].name, "arguments": ""},
+                }
                 # OpenAI puts the first call's header in the chunk that opens the message.
                 send({**first, "tool_calls": [header]})
                 first = {}
@@ -680,8 +775,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not key:
             raise _anthropic_error(401, "authentication_error", "x-api-key header is required")
         if key != wire.api_key:
-            raise _anthropic_error(401, "authentication_error",
-                                   f"invalid x-api-key {key}" if wire.echo_rejected_key else "invalid x-api-key")
+            raise _anthropic_error(
+                401,
+                "authentication_error",
+                f"invalid x-api-key {key}" if wire.echo_rejected_key else "invalid x-api-key",
+            )
         body = record.body
         if not isinstance(body, dict):
             raise _anthropic_error(400, "invalid_request_error", "Request body is not valid JSON.")
@@ -693,7 +791,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _anthropic_error(400, "invalid_request_error", f"{name}: Field required")
         max_tokens = body["max_tokens"]
         if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise _anthropic_error(400, "invalid_request_error", "max_tokens: Input should be greater than or equal to 1")
+            raise _anthropic_error(
+                400, "invalid_request_error", "max_tokens: Input should be greater than or equal to 1"
+            )
         temperature = body.get("temperature")
         if temperature is not None and not 0 <= temperature <= 1:
             raise _anthropic_error(400, "invalid_request_error", "temperature: Input should be less than or equal to 1")
@@ -705,7 +805,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _anthropic_error(400, "invalid_request_error", "system: Input should be a valid string")
         stops = body.get("stop_sequences") or []
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-            raise _anthropic_error(400, "invalid_request_error", "stop_sequences: Input should be a valid list of strings")
+            raise _anthropic_error(
+                400, "invalid_request_error", "stop_sequences: Input should be a valid list of strings"
+            )
         messages = body["messages"]
         if not isinstance(messages, list) or not messages:
             raise _anthropic_error(400, "invalid_request_error", "messages: at least one message is required")
@@ -715,8 +817,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _anthropic_error(
                     400,
                     "invalid_request_error",
-                    f"messages: Unexpected role \"{role}\". The Messages API accepts a top-level `system` "
-                    "parameter, not \"system\" as an input message role.",
+                    f'messages: Unexpected role "{role}". The Messages API accepts a top-level `system` '
+                    'parameter, not "system" as an input message role.',
                 )
             content = m.get("content")
             empty = content == "" or content == [] or content is None
@@ -732,18 +834,28 @@ class _Handler(BaseHTTPRequestHandler):
         for i, tool in enumerate(tools):
             name = tool.get("name")
             if not isinstance(name, str) or not _TOOL_NAME.match(name):
-                raise _anthropic_error(400, "invalid_request_error", f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+                raise _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'",
+                )
             schema = tool.get("input_schema")
             if not isinstance(schema, dict) or schema.get("type") != "object":
-                raise _anthropic_error(400, "invalid_request_error", f"tools.{i}.custom.input_schema.type: Input should be 'object'")
+                raise _anthropic_error(
+                    400, "invalid_request_error", f"tools.{i}.custom.input_schema.type: Input should be 'object'"
+                )
         choice = body.get("tool_choice")
         if choice is not None:
             if not tools:
-                raise _anthropic_error(400, "invalid_request_error", "tool_choice may only be specified while providing tools.")
+                raise _anthropic_error(
+                    400, "invalid_request_error", "tool_choice may only be specified while providing tools."
+                )
             if choice.get("type") == "tool":
                 match = next((t for t in tools if t.get("name") == choice.get("name")), None)
                 if match is None:
-                    raise _anthropic_error(400, "invalid_request_error", f"Tool '{choice.get('name')}' not found in provided tools")
+                    raise _anthropic_error(
+                        400, "invalid_request_error", f"Tool '{choice.get('name')}' not found in provided tools"
+                    )
                 tool_name, tool_schema = match["name"], match["input_schema"]
         _anthropic_check_tool_messages(messages)
         model = body["model"]
@@ -752,11 +864,19 @@ class _Handler(BaseHTTPRequestHandler):
 
         last_user = next(m for m in reversed(messages) if m["role"] == "user")
         content = last_user["content"]
-        results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"] if isinstance(content, list) else []
+        results = (
+            [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+            if isinstance(content, list)
+            else []
+        )
         if results:
             prompt = " ".join(_tool_result_text(b.get("content")) for b in results)
         else:
-            prompt = content if isinstance(content, str) else " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+            prompt = (
+                content
+                if isinstance(content, str)
+                else " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+            )
         answer = answer_for(prompt)
         if tools and tool_schema is None and not results and (choice or {}).get("type") != "none":
             offered = [(t["name"], t["input_schema"]) for t in tools]
@@ -770,7 +890,8 @@ class _Handler(BaseHTTPRequestHandler):
         plan = plan_answer(pieces, max_tokens, stops)
         system_text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system or [])
         prompt_tokens = count_tokens(system_text or "") + sum(
-            count_tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4 for m in messages
+            count_tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4
+            for m in messages
         )
         record.usage = (prompt_tokens, plan.completion_tokens)
         record.status = 200
@@ -782,7 +903,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             block: dict[str, Any]
             if tool_schema is not None:
-                block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool_name, "input": json.loads(plan.text)}
+                block = {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                    "name": tool_name,
+                    "input": json.loads(plan.text),
+                }
             else:
                 block = {"type": "text", "text": plan.text}
             self._send_json(
@@ -871,7 +997,8 @@ class _Handler(BaseHTTPRequestHandler):
         system = body.get("system")
         system_text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system or [])
         prompt_tokens = count_tokens(system_text or "") + sum(
-            count_tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4 for m in messages
+            count_tokens(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])) + 4
+            for m in messages
         )
         record.usage = (prompt_tokens, used)
         record.status = 200
@@ -888,21 +1015,41 @@ class _Handler(BaseHTTPRequestHandler):
                 except ValueError:
                     value = {}
                 blocks.append({"type": "tool_use", "id": calls[i].id, "name": calls[i].name, "input": value})
-            self._send_json(200, {
-                "id": message_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
-                "stop_reason": stop_reason, "stop_sequence": None,
-                "usage": {"input_tokens": prompt_tokens, "output_tokens": used},
-            })
+            self._send_json(
+                200,
+                {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": blocks,
+                    "stop_reason": stop_reason,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": prompt_tokens, "output_tokens": used},
+                },
+            )
             return
 
         def send(event: str, payload: dict[str, Any]) -> None:
             self._chunk(f"event: {event}\ndata: {json.dumps(payload)}\n\n")
 
         self._start_stream({"request-id": f"req_{uuid.uuid4().hex[:24]}"})
-        send("message_start", {"type": "message_start", "message": {
-            "id": message_id, "type": "message", "role": "assistant", "content": [], "model": model,
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": prompt_tokens, "output_tokens": 1},
-        }})
+        send(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [],
+                    "model": model,
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": prompt_tokens, "output_tokens": 1},
+                },
+            },
+        )
         index = -1
         text_open = False
         for step in steps:
@@ -910,25 +1057,55 @@ class _Handler(BaseHTTPRequestHandler):
                 if not text_open:
                     index += 1
                     text_open = True
-                    send("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
-                send("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": step[1]}})
+                    send(
+                        "content_block_start",
+                        {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                    )
+                send(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": step[1]}},
+                )
             elif step[0] == "call":
                 if index >= 0:
                     send("content_block_stop", {"type": "content_block_stop", "index": index})
                 text_open = False
                 index += 1
                 call = calls[step[1]]
-                send("content_block_start", {"type": "content_block_start", "index": index,
-                                             "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}})
-                send("content_block_delta", {"type": "content_block_delta", "index": index,
-                                             "delta": {"type": "input_json_delta", "partial_json": ""}})
+                send(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}},
+                    },
+                )
+                send(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": ""},
+                    },
+                )
             else:
-                send("content_block_delta", {"type": "content_block_delta", "index": index,
-                                             "delta": {"type": "input_json_delta", "partial_json": step[2]}})
+                send(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": step[2]},
+                    },
+                )
         if index >= 0:
             send("content_block_stop", {"type": "content_block_stop", "index": index})
-        send("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                               "usage": {"output_tokens": used}})
+        send(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": used},
+            },
+        )
         send("message_stop", {"type": "message_stop"})
         self._end_stream()
 
@@ -942,33 +1119,60 @@ def _openai_check_tools(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
     choice = body.get("tool_choice")
     if tools is None:
         if choice is not None:
-            raise _openai_error(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", param="tool_choice")
+            raise _openai_error(
+                400,
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                param="tool_choice",
+            )
         return []
     if not isinstance(tools, list):
-        raise _openai_error(400, f"Invalid type for 'tools': expected an array, but got {type(tools).__name__} instead.", param="tools")
+        raise _openai_error(
+            400, f"Invalid type for 'tools': expected an array, but got {type(tools).__name__} instead.", param="tools"
+        )
     offered: list[tuple[str, dict[str, Any]]] = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise _openai_error(400, f"Invalid value for 'tools[{i}].type': expected 'function'.", param=f"tools[{i}].type")
+            raise _openai_error(
+                400, f"Invalid value for 'tools[{i}].type': expected 'function'.", param=f"tools[{i}].type"
+            )
         function = tool.get("function")
         if not isinstance(function, dict) or "name" not in function:
-            raise _openai_error(400, f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name")
+            raise _openai_error(
+                400, f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name"
+            )
         name = function["name"]
         if not isinstance(name, str) or len(name) > 64:
-            raise _openai_error(400, f"Invalid 'tools[{i}].function.name': string too long. Expected a string with maximum length 64.", param=f"tools[{i}].function.name")
+            raise _openai_error(
+                400,
+                f"Invalid 'tools[{i}].function.name': string too long. Expected a string with maximum length 64.",
+                param=f"tools[{i}].function.name",
+            )
         if not _TOOL_NAME.match(name):
-            raise _openai_error(400, f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", param=f"tools[{i}].function.name")
+            raise _openai_error(
+                400,
+                f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                param=f"tools[{i}].function.name",
+            )
         for key in function:
             if key not in ("name", "description", "parameters", "strict"):
                 raise _openai_error(400, f"Unrecognized request argument supplied: tools[{i}].function.{key}")
         if "description" in function and not isinstance(function["description"], str):
-            raise _openai_error(400, f"Invalid type for 'tools[{i}].function.description': expected a string, but got {type(function['description']).__name__} instead.")
+            raise _openai_error(
+                400,
+                f"Invalid type for 'tools[{i}].function.description': expected a string, but got {type(function['description']).__name__} instead.",
+            )
         parameters = function.get("parameters", {"type": "object", "properties": {}})
         if not isinstance(parameters, dict) or parameters.get("type") != "object":
-            raise _openai_error(400, f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'.", param=f"tools[{i}].function.parameters")
+            raise _openai_error(
+                400,
+                f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'.",
+                param=f"tools[{i}].function.parameters",
+            )
         offered.append((name, parameters))
-    if choice is not None and choice not in ("none", "auto", "required") and not (
-        isinstance(choice, dict) and choice.get("type") == "function"
+    if (
+        choice is not None
+        and choice not in ("none", "auto", "required")
+        and not (isinstance(choice, dict) and choice.get("type") == "function")
     ):
         raise _openai_error(400, "Invalid value for 'tool_choice'.", param="tool_choice")
     return offered
@@ -983,12 +1187,24 @@ def _openai_check_tool_messages(messages: list[dict[str, Any]]) -> None:
         if role == "tool":
             call_id = m.get("tool_call_id")
             if not call_id:
-                raise _openai_error(400, "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.", param=f"messages.[{i}].tool_call_id")
+                raise _openai_error(
+                    400,
+                    "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.",
+                    param=f"messages.[{i}].tool_call_id",
+                )
             if call_id not in pending:
-                raise _openai_error(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", param=f"messages.[{i}].role")
+                raise _openai_error(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+                    param=f"messages.[{i}].role",
+                )
             pending.remove(call_id)
             if not isinstance(content, str):
-                raise _openai_error(400, f"Invalid type for 'messages[{i}].content': expected a string.", param=f"messages.[{i}].content")
+                raise _openai_error(
+                    400,
+                    f"Invalid type for 'messages[{i}].content': expected a string.",
+                    param=f"messages.[{i}].content",
+                )
             continue
         if pending:
             raise _openai_error(
@@ -1006,10 +1222,17 @@ def _openai_check_tool_messages(messages: list[dict[str, Any]]) -> None:
                 if not isinstance(function, dict) or not call.get("id") or call.get("type") != "function":
                     raise _openai_error(400, f"Missing required parameter: 'messages[{i}].tool_calls[{j}].function'.")
                 if not isinstance(function.get("arguments"), str):
-                    raise _openai_error(400, f"Invalid type for 'messages[{i}].tool_calls[{j}].function.arguments': expected a string, but got {type(function.get('arguments')).__name__} instead.")
+                    raise _openai_error(
+                        400,
+                        f"Invalid type for 'messages[{i}].tool_calls[{j}].function.arguments': expected a string, but got {type(function.get('arguments')).__name__} instead.",
+                    )
                 pending.append(call["id"])
         elif content is None:
-            raise _openai_error(400, f"Invalid value for 'messages[{i}].content': expected a string, got null.", param=f"messages.[{i}].content")
+            raise _openai_error(
+                400,
+                f"Invalid value for 'messages[{i}].content': expected a string, got null.",
+                param=f"messages.[{i}].content",
+            )
     if pending:
         raise _openai_error(
             400,
@@ -1027,28 +1250,54 @@ def _anthropic_check_tool_messages(messages: list[dict[str, Any]]) -> None:
         blocks = content if isinstance(content, list) else []
         results = [b.get("tool_use_id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
         for j, block in enumerate(blocks):
-            if not isinstance(block, dict) or block.get("type") not in ("text", "tool_use", "tool_result", "image", "document"):
-                raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: Input tag does not match any of the expected tags")
+            if not isinstance(block, dict) or block.get("type") not in (
+                "text",
+                "tool_use",
+                "tool_result",
+                "image",
+                "document",
+            ):
+                raise _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"messages.{i}.content.{j}: Input tag does not match any of the expected tags",
+                )
             if block["type"] == "tool_result" and m.get("role") != "user":
-                raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: tool_result blocks may only appear in user messages")
+                raise _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"messages.{i}.content.{j}: tool_result blocks may only appear in user messages",
+                )
             if block["type"] == "tool_use":
                 if m.get("role") != "assistant":
-                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}: tool_use blocks may only appear in assistant messages")
+                    raise _anthropic_error(
+                        400,
+                        "invalid_request_error",
+                        f"messages.{i}.content.{j}: tool_use blocks may only appear in assistant messages",
+                    )
                 if not isinstance(block.get("input"), dict):
-                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary")
+                    raise _anthropic_error(
+                        400,
+                        "invalid_request_error",
+                        f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary",
+                    )
                 if not block.get("id") or not isinstance(block.get("name"), str):
-                    raise _anthropic_error(400, "invalid_request_error", f"messages.{i}.content.{j}.tool_use.id: Field required")
+                    raise _anthropic_error(
+                        400, "invalid_request_error", f"messages.{i}.content.{j}.tool_use.id: Field required"
+                    )
         unexpected = [r for r in results if r not in previous_uses]
         if unexpected:
             raise _anthropic_error(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 f"messages.{i}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {unexpected[0]}. "
                 "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
             )
         missing = [u for u in previous_uses if u not in results]
         if missing:
             raise _anthropic_error(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
                 f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
             )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import closing
 import os
 import re
 import signal
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local-first agent workbench: chat with local or remote models, give them memory, knowledge and tools, and run agents, from the terminal.",
         epilog="With no command, opens the TUI. Run `workbench COMMAND --help` for a command's options.",
     )
-    parser.add_argument("--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)")
-    parser.add_argument("--connect", "--remote", dest="connect", metavar="URL",
-                        help="use the Workbench server at URL (e.g. http://127.0.0.1:8765) instead of the data "
-                        "folder; the API key comes from $WORKBENCH_API_KEY. Without --connect, a server already "
-                        "running on the data folder is used automatically.")
+    parser.add_argument(
+        "--home", metavar="DIR", help="workbench data folder (default: $WORKBENCH_HOME or the user data dir)"
+    )
+    parser.add_argument(
+        "--connect",
+        "--remote",
+        dest="connect",
+        metavar="URL",
+        help="use the Workbench server at URL (e.g. http://127.0.0.1:8765) instead of the data "
+        "folder; the API key comes from $WORKBENCH_API_KEY. Without --connect, a server already "
+        "running on the data folder is used automatically.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
-                        help="with the TUI: also serve the local API from the same process (default 127.0.0.1:8765)")
+    parser.add_argument(
+        "--serve",
+        nargs="?",
+        const="127.0.0.1:8765",
+        metavar="HOST:PORT",
+        help="with the TUI: also serve the local API from the same process (default 127.0.0.1:8765)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     ask = commands.add_parser("ask", help="stream one answer to stdout", description="Stream one answer to stdout.")
@@ -51,25 +63,39 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one machine-readable JSON result instead of streaming")
     ask.add_argument("--no-save", action="store_true", help="do not store this exchange in the session history")
 
-    chat = commands.add_parser("chat", help="line chat over a persisted session", description="Line chat over a persisted session. Ctrl-D quits; /help lists commands.")
+    chat = commands.add_parser(
+        "chat",
+        help="line chat over a persisted session",
+        description="Line chat over a persisted session. Ctrl-D quits; /help lists commands.",
+    )
     chat.add_argument("--session", metavar="ID", help="resume this session")
     _add_generation_options(chat)
 
-    models = commands.add_parser("models", help="list available models, or pull a GGUF from Hugging Face",
-                                 description="List the packaged, local and remote models; `models pull` downloads a GGUF.")
+    models = commands.add_parser(
+        "models",
+        help="list available models, or pull a GGUF from Hugging Face",
+        description="List the packaged, local and remote models; `models pull` downloads a GGUF.",
+    )
     models.add_argument("--json", action="store_true", help="print JSON")
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     models_commands.add_parser("list", help="list models (the default)").add_argument(
-        "--json", action="store_true", help="print JSON")
+        "--json", action="store_true", help="print JSON"
+    )
     pull = models_commands.add_parser(
-        "pull", help="download a GGUF from Hugging Face into the home's models/ folder",
+        "pull",
+        help="download a GGUF from Hugging Face into the home's models/ folder",
         description="Download OWNER/NAME/FILE.gguf (or the 4-bit GGUF of OWNER/NAME) from Hugging Face into "
         "<home>/models/, with a progress bar, resuming a broken download, checked against the repository's "
         "size and sha256. The only command that uses the internet. HF_ENDPOINT overrides the server; HF_TOKEN "
-        "is sent for gated repositories.")
-    pull.add_argument("spec", metavar="REPO[/FILE]", help="e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf")
+        "is sent for gated repositories.",
+    )
+    pull.add_argument(
+        "spec", metavar="REPO[/FILE]", help="e.g. Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf"
+    )
 
-    sessions = commands.add_parser("sessions", help="list, show or delete chat sessions", description="List, show or delete chat sessions.")
+    sessions = commands.add_parser(
+        "sessions", help="list, show or delete chat sessions", description="List, show or delete chat sessions."
+    )
     sessions_commands = sessions.add_subparsers(dest="sessions_command", metavar="ACTION")
     listing = sessions_commands.add_parser("list", help="list sessions, most recent first")
     listing.add_argument("--limit", type=int, default=20)
@@ -80,26 +106,38 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sessions_commands.add_parser("delete", help="delete a session and its messages")
     delete.add_argument("session_id", metavar="ID")
 
-    providers = commands.add_parser("providers", help="configure remote model providers", description="Configure OpenAI-compatible or Anthropic endpoints. Keys go to the OS keyring (`workbench keys`).")
+    providers = commands.add_parser(
+        "providers",
+        help="configure remote model providers",
+        description="Configure OpenAI-compatible or Anthropic endpoints. Keys go to the OS keyring (`workbench keys`).",
+    )
     providers_commands = providers.add_subparsers(dest="providers_command", metavar="ACTION")
     add = providers_commands.add_parser("add", help="add or replace a provider")
     add.add_argument("name", help="short name, used in model ids as NAME:MODEL")
     add.add_argument("--kind", choices=["openai", "anthropic"], required=True, help="wire format")
     add.add_argument("--base-url", required=True, help="e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1")
-    add.add_argument("--model", dest="models", action="append", default=[], metavar="MODEL", help="a model to list (repeatable)")
+    add.add_argument(
+        "--model", dest="models", action="append", default=[], metavar="MODEL", help="a model to list (repeatable)"
+    )
     providers_commands.add_parser("list", help="list providers")
     remove = providers_commands.add_parser("remove", help="remove a provider and its key")
     remove.add_argument("name")
 
-    keys = commands.add_parser("keys", help="provider keys (OS keyring) and API keys of the local server",
-                               description="Provider API keys live only in the OS keyring. Server API keys are "
-                               "shown once at creation and stored hashed.")
+    keys = commands.add_parser(
+        "keys",
+        help="provider keys (OS keyring) and API keys of the local server",
+        description="Provider API keys live only in the OS keyring. Server API keys are "
+        "shown once at creation and stored hashed.",
+    )
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     create_key = keys_commands.add_parser("create", help="create a server API key (printed once)")
     create_key.add_argument("--name", required=True)
-    create_key.add_argument("--scopes", default="read:*,write:*,execute:*",
-                            help="comma-separated ACTION:RESOURCE scopes, e.g. read:*,write:agents,execute:tools "
-                            "(default read:*,write:*,execute:*; * grants everything)")
+    create_key.add_argument(
+        "--scopes",
+        default="read:*,write:*,execute:*",
+        help="comma-separated ACTION:RESOURCE scopes, e.g. read:*,write:agents,execute:tools "
+        "(default read:*,write:*,execute:*; * grants everything)",
+    )
     keys_commands.add_parser("list", help="list server API keys (never their secrets)")
     revoke_key = keys_commands.add_parser("revoke", help="revoke a server API key at once")
     revoke_key.add_argument("key_id", metavar="ID")
@@ -118,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_knowledge_commands(commands: Any) -> None:
     ingest = commands.add_parser(
-        "ingest", help="add files and folders to the knowledge base",
+        "ingest",
+        help="add files and folders to the knowledge base",
         description="Add files and folders (.md .txt .html .pdf .json .csv and source code) to a collection. "
         "Re-ingesting a folder updates changed files and removes deleted ones.",
     )
@@ -129,29 +168,45 @@ def _add_knowledge_commands(commands: Any) -> None:
     ingest.add_argument("--overlap", type=int, default=150, metavar="N", help="characters repeated between chunks")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    search = commands.add_parser("search", help="hybrid search of a collection",
-                                 description="Search a collection with BM25 and vectors; the fused score combines both.")
+    search = commands.add_parser(
+        "search",
+        help="hybrid search of a collection",
+        description="Search a collection with BM25 and vectors; the fused score combines both.",
+    )
     search.add_argument("query")
     search.add_argument("--collection", "-c", default="default")
     search.add_argument("--top-k", "-k", type=int, default=8, metavar="K", help="1 to 50")
     search.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
-    search.add_argument("--fusion", choices=["convex", "rrf"], help="how the two rankings are fused: normalised "
-                        "scores with weights (convex, default) or reciprocal rank fusion (rrf)")
-    search.add_argument("--bm25-weight", type=float, metavar="W", help="BM25's weight in fusion (default 0.3, scaled by query coverage)")
+    search.add_argument(
+        "--fusion",
+        choices=["convex", "rrf"],
+        help="how the two rankings are fused: normalised "
+        "scores with weights (convex, default) or reciprocal rank fusion (rrf)",
+    )
+    search.add_argument(
+        "--bm25-weight", type=float, metavar="W", help="BM25's weight in fusion (default 0.3, scaled by query coverage)"
+    )
     search.add_argument("--vector-weight", type=float, metavar="W", help="the vector weight in fusion (default 0.7)")
     search.add_argument("--json", action="store_true", help="print JSON")
 
-    answer = commands.add_parser("answer", help="answer a question from a collection, with citations",
-                                 description="Answer from a collection; each sentence cites passages as [n].")
+    answer = commands.add_parser(
+        "answer",
+        help="answer a question from a collection, with citations",
+        description="Answer from a collection; each sentence cites passages as [n].",
+    )
     answer.add_argument("question")
     answer.add_argument("--collection", "-c", default="default")
     answer.add_argument("--top-k", "-k", type=int, default=5, metavar="K", help="passages given to the model (1 to 20)")
     answer.add_argument("--model", "-m", help="model id (see `workbench models`)")
-    answer.add_argument("--max-tokens", type=int, default=400, metavar="N",
-                        help="tokens the model may write (16 to 4096, default 400)")
-    answer.add_argument("--json", action="store_true",
-                        help='print JSON ("mode" is "extractive" when the model\'s answer was unusable and a passage '
-                        "sentence is quoted instead)")
+    answer.add_argument(
+        "--max-tokens", type=int, default=400, metavar="N", help="tokens the model may write (16 to 4096, default 400)"
+    )
+    answer.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON ("mode" is "extractive" when the model\'s answer was unusable and a passage '
+        "sentence is quoted instead)",
+    )
 
     collections = commands.add_parser("collections", help="list knowledge-base collections")
     collections.add_argument("--json", action="store_true", help="print JSON")
@@ -161,14 +216,21 @@ def _add_knowledge_commands(commands: Any) -> None:
     docs.add_argument("--collection", "-c", default="default")
     docs.add_argument("--json", action="store_true", help="print JSON")
 
-    remember = commands.add_parser("remember", help="store a memory under a key",
-                                   description="Store a memory. VALUE is text, or JSON with --json-value.")
+    remember = commands.add_parser(
+        "remember",
+        help="store a memory under a key",
+        description="Store a memory. VALUE is text, or JSON with --json-value.",
+    )
     remember.add_argument("key")
     remember.add_argument("value", help="the value; '-' reads it from standard input")
     remember.add_argument("--json-value", action="store_true", help="parse VALUE as JSON")
     remember.add_argument("--namespace", "-n", default="default")
-    remember.add_argument("--kind", choices=["episodic", "conversation", "knowledge"], default="episodic",
-                          help="knowledge needs a JSON value with subject, predicate, object")
+    remember.add_argument(
+        "--kind",
+        choices=["episodic", "conversation", "knowledge"],
+        default="episodic",
+        help="knowledge needs a JSON value with subject, predicate, object",
+    )
     remember.add_argument("--category")
     remember.add_argument("--tag", dest="tags", action="append", default=[], help="repeatable")
     remember.add_argument("--ttl", type=int, metavar="SECONDS", help="forget after this many seconds")
@@ -189,8 +251,11 @@ def _add_knowledge_commands(commands: Any) -> None:
     forget.add_argument("key")
     forget.add_argument("--namespace", "-n", default="default")
 
-    graph = commands.add_parser("graph", help="knowledge graph: facts, relations, neighbours",
-                                description="Store and query facts and relations between entities.")
+    graph = commands.add_parser(
+        "graph",
+        help="knowledge graph: facts, relations, neighbours",
+        description="Store and query facts and relations between entities.",
+    )
     graph_commands = graph.add_subparsers(dest="graph_command", metavar="ACTION")
     fact = graph_commands.add_parser("fact", help="store ENTITY ATTRIBUTE VALUE")
     fact.add_argument("entity")
@@ -214,7 +279,8 @@ def _add_knowledge_commands(commands: Any) -> None:
     find.add_argument("--limit", type=int, default=10)
 
     knowledge = commands.add_parser(
-        "knowledge", help="generate knowledge items about a subject (KnowledgeBuilder)",
+        "knowledge",
+        help="generate knowledge items about a subject (KnowledgeBuilder)",
         description="Generate knowledge items about IDENTIFIER with the chat model, in deepening cycles, "
         "from a corpus file and/or a collection; items are stored as graph facts.",
     )
@@ -233,8 +299,14 @@ def _accept_globals_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 sub.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help="workbench data folder")
-                sub.add_argument("--connect", "--remote", dest="connect", metavar="URL", default=argparse.SUPPRESS,
-                                 help="use the Workbench server at URL (key from $WORKBENCH_API_KEY)")
+                sub.add_argument(
+                    "--connect",
+                    "--remote",
+                    dest="connect",
+                    metavar="URL",
+                    default=argparse.SUPPRESS,
+                    help="use the Workbench server at URL (key from $WORKBENCH_API_KEY)",
+                )
                 _accept_globals_everywhere(sub)
 
 
@@ -247,7 +319,9 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, metavar="K", help="1 to 1000")
     parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0 (default 1.1)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
-    parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling (default: a fresh one each time)")
+    parser.add_argument(
+        "--seed", type=int, help="random seed, for reproducible sampling (default: a fresh one each time)"
+    )
 
 
 def _version() -> str:
@@ -385,7 +459,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 label = "you" if message.role == "user" else message.role
                 print(f"{label}> {_terminal_safe(message.content, sys.stdout)}")
         model_id = model or next((m.id for m in engine.list_models() if m.is_default), "default")
-        print(f"Chatting with {model_id}{' in session ' + session_id if session_id else ''}. /help for commands, Ctrl-D to quit.")
+        print(
+            f"Chatting with {model_id}{' in session ' + session_id if session_id else ''}. /help for commands, Ctrl-D to quit."
+        )
         while True:
             try:
                 line = input("you> ")
@@ -452,24 +528,30 @@ def _byte_bar(done: int, total: int) -> None:
 def cmd_models_pull(args: argparse.Namespace) -> int:
     """Download a GGUF into <home>/models (no engine: a running server sees it at its next listing)."""
     from workbench.config import resolve_home
+    from workbench.engine.errors import InvalidRequest
     from workbench.engine.inference import hub
 
-    from workbench.engine.errors import InvalidRequest
-
     if getattr(args, "connect", None):
-        raise InvalidRequest("`workbench models pull` downloads into this machine's data folder, not through --connect.")
+        raise InvalidRequest(
+            "`workbench models pull` downloads into this machine's data folder, not through --connect."
+        )
     models_dir = Path(resolve_home(args.home)) / "models"
     announce = lambda remote: print(  # noqa: E731
         _plain(f"Pulling {remote.repo}/{remote.path} ({remote.size / 1e6:,.0f} MB) into {models_dir}..."),
-        file=sys.stderr)
+        file=sys.stderr,
+    )
     try:
         result = hub.pull(args.spec, models_dir, progress=_byte_bar, on_file=announce)
     finally:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
     verb = {"present": "Already present", "resumed": "Resumed and verified", "downloaded": "Downloaded and verified"}
-    print(_plain(f"{verb[result.status]}: {result.path} (sha256 {result.sha256[:12]}...). "
-                 f"Use it with --model {result.path.stem}."))
+    print(
+        _plain(
+            f"{verb[result.status]}: {result.path} (sha256 {result.sha256[:12]}...). "
+            f"Use it with --model {result.path.stem}."
+        )
+    )
     return 0
 
 
@@ -526,7 +608,11 @@ def cmd_providers(args: argparse.Namespace) -> int:
     with _open_engine(args) as engine:
         if action == "add":
             info = engine.add_provider(args.name, args.kind, args.base_url, args.models)
-            hint = "" if info.has_key else f" Store its key with `workbench keys set-provider {info.name}` if it needs one."
+            hint = (
+                ""
+                if info.has_key
+                else f" Store its key with `workbench keys set-provider {info.name}` if it needs one."
+            )
             print(f"Added {info.name} ({info.kind}, {info.base_url}).{hint}")
         elif action == "remove":
             engine.remove_provider(args.name)
@@ -565,8 +651,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         with _open_engine(args) as engine:
             info, key = engine.api_keys.create(args.name, scopes)
         print(key)
-        print(_plain(f"Created key {info.id} ({info.name}; scopes {', '.join(info.scopes)}). "
-                     "It is shown only now: store it safely."), file=sys.stderr)
+        print(
+            _plain(
+                f"Created key {info.id} ({info.name}; scopes {', '.join(info.scopes)}). "
+                "It is shown only now: store it safely."
+            ),
+            file=sys.stderr,
+        )
         return 0
     if args.keys_command == "list":
         with _open_engine(args) as engine:
@@ -597,8 +688,13 @@ def _progress_bar(done: int, total: int, message: str) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from workbench.engine.schemas import IngestFinished, Progress
 
-    request = {"paths": args.paths, "collection": args.collection, "pinned": args.pin,
-               "max_chars": args.max_chars, "overlap_chars": args.overlap}
+    request = {
+        "paths": args.paths,
+        "collection": args.collection,
+        "pinned": args.pin,
+        "max_chars": args.max_chars,
+        "overlap_chars": args.overlap,
+    }
     with _open_engine(args) as engine:
         report = None
         for event in engine.ingest(request):
@@ -611,9 +707,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
         return 0
-    print(f"Collection {report.collection}: {report.added} added, {report.updated} updated, "
-          f"{report.unchanged} unchanged, {report.removed} removed; {report.chunks_written} chunks "
-          f"in {report.seconds:.1f} s.")
+    print(
+        f"Collection {report.collection}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; {report.chunks_written} chunks "
+        f"in {report.seconds:.1f} s."
+    )
     for item in report.duplicates:
         print(_plain(f"  duplicate  {item.path}: {item.reason}"))
     for item in report.skipped:
@@ -627,8 +725,17 @@ def _score(value: float | None, rank: int | None) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     request = {"query": args.query, "collection": args.collection, "top_k": args.top_k, "mode": args.mode}
-    request.update({k: v for k, v in (("fusion", args.fusion), ("bm25_weight", args.bm25_weight),
-                                      ("vector_weight", args.vector_weight)) if v is not None})
+    request.update(
+        {
+            k: v
+            for k, v in (
+                ("fusion", args.fusion),
+                ("bm25_weight", args.bm25_weight),
+                ("vector_weight", args.vector_weight),
+            )
+            if v is not None
+        }
+    )
     with _open_engine(args) as engine:
         response = engine.search(request)
     if args.json:
@@ -640,8 +747,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{hit.path}:{hit.start_line}-{hit.end_line}" + (f"  § {hit.heading}" if hit.heading else "")
         pin = "  [pinned]" if hit.pinned else ""
         print(_plain(f"{hit.rank:>2}. {where}{pin}"))
-        print(f"    fused {hit.fused_score:.4f}   bm25 {_score(hit.bm25_score, hit.bm25_rank)}   "
-              f"vector {_score(hit.vector_score, hit.vector_rank)}")
+        print(
+            f"    fused {hit.fused_score:.4f}   bm25 {_score(hit.bm25_score, hit.bm25_rank)}   "
+            f"vector {_score(hit.vector_score, hit.vector_rank)}"
+        )
         snippet = " ".join(hit.text.split())
         print(_plain(f"    {snippet[:200]}{'...' if len(snippet) > 200 else ''}"))
     print(f"({response.latency_ms:.1f} ms)")
@@ -649,8 +758,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    request = {"question": args.question, "collection": args.collection, "top_k": args.top_k, "model": args.model,
-               "max_tokens": args.max_tokens}
+    request = {
+        "question": args.question,
+        "collection": args.collection,
+        "top_k": args.top_k,
+        "model": args.model,
+        "max_tokens": args.max_tokens,
+    }
     with _open_engine(args) as engine:
         response = engine.answer(request)
     if args.json:
@@ -722,8 +836,14 @@ def cmd_remember(args: argparse.Namespace) -> int:
         metadata["category"] = args.category
     if args.tags:
         metadata["tags"] = args.tags
-    request = {"key": args.key, "value": value, "metadata": metadata, "ttl_seconds": args.ttl,
-               "namespace": args.namespace, "kind": args.kind}
+    request = {
+        "key": args.key,
+        "value": value,
+        "metadata": metadata,
+        "ttl_seconds": args.ttl,
+        "namespace": args.namespace,
+        "kind": args.kind,
+    }
     with _open_engine(args) as engine:
         result = engine.remember(request)
     if args.json:
@@ -751,8 +871,15 @@ def cmd_recall(args: argparse.Namespace) -> int:
         flt: dict[str, Any] = {"tags": args.tags}
         if args.category:
             flt["category"] = args.category
-        response = engine.rag_retrieve({"query": args.query, "top_k": args.top_k, "score_threshold": args.threshold,
-                                        "filter": flt, "answer": args.answer})
+        response = engine.rag_retrieve(
+            {
+                "query": args.query,
+                "top_k": args.top_k,
+                "score_threshold": args.threshold,
+                "filter": flt,
+                "answer": args.answer,
+            }
+        )
     if args.json:
         print(response.model_dump_json(indent=2))
         return 0
@@ -778,11 +905,14 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     action = args.graph_command
     if action is None:
-        raise InvalidRequest("Choose an action: fact, facts, relate, neighbours or search (see `workbench graph --help`).")
+        raise InvalidRequest(
+            "Choose an action: fact, facts, relate, neighbours or search (see `workbench graph --help`)."
+        )
     with _open_engine(args) as engine:
         if action == "fact":
-            fact = engine.store_fact(args.entity, args.attribute, args.value, source=args.source,
-                                     confidence=args.confidence)
+            fact = engine.store_fact(
+                args.entity, args.attribute, args.value, source=args.source, confidence=args.confidence
+            )
             print(_plain(f"{fact.entity} · {fact.attribute} = {fact.value}"))
         elif action == "facts":
             for fact in engine.retrieve_facts(args.entity, args.attribute):
@@ -813,10 +943,16 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
         if args.cycles == 0:
             items = engine.list_knowledge(args.identifier)
         else:
-            result = engine.generate_knowledge({
-                "identifier": args.identifier, "entity_type": args.entity_type, "deepening_cycles": args.cycles,
-                "corpus": corpus, "collection": args.collection, "model": args.model,
-            })
+            result = engine.generate_knowledge(
+                {
+                    "identifier": args.identifier,
+                    "entity_type": args.entity_type,
+                    "deepening_cycles": args.cycles,
+                    "corpus": corpus,
+                    "collection": args.collection,
+                    "model": args.model,
+                }
+            )
             items = result.items
     if args.json:
         print(json.dumps([i.model_dump() for i in items], indent=2))
@@ -824,7 +960,11 @@ def cmd_knowledge(args: argparse.Namespace) -> int:
     if not items:
         print("No knowledge items.")
     for item in items:
-        print(_plain(f"{item.knowledge_id}  [{item.entity.type}] {item.entity.text}  ({item.source}, {item.confidence:.2f})"))
+        print(
+            _plain(
+                f"{item.knowledge_id}  [{item.entity.type}] {item.entity.text}  ({item.source}, {item.confidence:.2f})"
+            )
+        )
     return 0
 
 
@@ -879,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv and "mcp" in argv[: argv.index("--")]:
         # `workbench mcp add NAME [OPTIONS] -- COMMAND ...`: the command is the server's, untouched.
         cut = argv.index("--")
-        argv, server_command = argv[:cut], argv[cut + 1:]
+        argv, server_command = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     if getattr(args, "mcp_command", None) == "add":
         args.server_command = server_command

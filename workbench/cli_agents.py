@@ -20,7 +20,8 @@ PERMISSIONS = ["read", "write", "exec", "network"]
 
 def add_commands(commands: Any) -> None:
     agents = commands.add_parser(
-        "agents", help="create, list, show, edit, delete, export and import agents",
+        "agents",
+        help="create, list, show, edit, delete, export and import agents",
         description="Agents: instructions, model, allowed tools, knowledge collections, limits. "
         "`agents create ID --occupation X` builds one from a role model (generated knowledge and skills).",
     )
@@ -36,8 +37,11 @@ def add_commands(commands: Any) -> None:
     listing = actions.add_parser("list", help="list agents")
     listing.add_argument("--page", type=int, default=1)
     listing.add_argument("--per-page", type=int, default=20)
-    listing.add_argument("--sort", default="-created_at",
-                         help="created_at, updated_at, name or id; a leading '-' sorts descending (write --sort=-name)")
+    listing.add_argument(
+        "--sort",
+        default="-created_at",
+        help="created_at, updated_at, name or id; a leading '-' sorts descending (write --sort=-name)",
+    )
     listing.add_argument("--role", choices=["parent", "child", "micro"])
     listing.add_argument("--query", "-q", help="filter by name or id")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -63,7 +67,8 @@ def add_commands(commands: Any) -> None:
     enrich.add_argument("--cycles", type=int, default=1, help="additional cycles (1 to 5)")
 
     run = commands.add_parser(
-        "run", help="run an agent on a task (streams steps, asks approvals)",
+        "run",
+        help="run an agent on a task (streams steps, asks approvals)",
         description="Run an agent on a task. Each step is printed; write, exec and network tool calls "
         "(per the agent's policy) wait for y/N at the prompt (without a terminal: one line read from standard "
         "input). No answer means denied.",
@@ -72,9 +77,12 @@ def add_commands(commands: Any) -> None:
     run.add_argument("task", help="the task; '-' reads it from standard input")
     run.add_argument("--model", "-m", help="use this model instead of the agent's")
     run.add_argument("--max-steps", type=int, metavar="N", help="override the agent's step limit")
-    run.add_argument("--session", metavar="ID",
-                     help="continue this chat session: its latest turns are the run's context, and the task and "
-                     "the outcome are added to it (`workbench sessions list` shows the ids)")
+    run.add_argument(
+        "--session",
+        metavar="ID",
+        help="continue this chat session: its latest turns are the run's context, and the task and "
+        "the outcome are added to it (`workbench sessions list` shows the ids)",
+    )
     run.add_argument("--json", action="store_true", help="print every event as one JSON line")
 
     runs = commands.add_parser("runs", help="list agent runs or show one run's events")
@@ -102,21 +110,34 @@ def add_commands(commands: Any) -> None:
     audit.add_argument("--limit", type=int, default=20)
     audit.add_argument("--json", action="store_true", help="print JSON")
 
-    mcp = commands.add_parser("mcp", help="configure MCP servers (tools over stdio)",
-                              description="MCP servers run over stdio; their tools appear as mcp.SERVER.TOOL.")
+    mcp = commands.add_parser(
+        "mcp",
+        help="configure MCP servers (tools over stdio)",
+        description="MCP servers run over stdio; their tools appear as mcp.SERVER.TOOL.",
+    )
     mcp_actions = mcp.add_subparsers(dest="mcp_command", metavar="ACTION")
     mcp_add = mcp_actions.add_parser(
-        "add", help="add a server: workbench mcp add NAME [OPTIONS] -- COMMAND [ARGS...]",
+        "add",
+        help="add a server: workbench mcp add NAME [OPTIONS] -- COMMAND [ARGS...]",
         usage="workbench mcp add NAME [OPTIONS] -- COMMAND [ARGS...]",
         description="Add an MCP server. Everything after the first `--` is the server's command, passed as is.",
     )
     mcp_add.add_argument("name")
     # filled by `cli.main` from everything after the first `--` (argparse would take options there as ours)
     mcp_add.set_defaults(server_command=None)
-    mcp_add.add_argument("--permission", choices=PERMISSIONS, default="exec",
-                         help="permission class of its tools (default exec: asks approval)")
-    mcp_add.add_argument("--tool-permission", action="append", default=[], metavar="TOOL=PERM",
-                         help="permission of one tool (repeatable)")
+    mcp_add.add_argument(
+        "--permission",
+        choices=PERMISSIONS,
+        default="exec",
+        help="permission class of its tools (default exec: asks approval)",
+    )
+    mcp_add.add_argument(
+        "--tool-permission",
+        action="append",
+        default=[],
+        metavar="TOOL=PERM",
+        help="permission of one tool (repeatable)",
+    )
     mcp_add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment (repeatable)")
     mcp_actions.add_parser("list", help="list servers and their tools")
     mcp_remove = mcp_actions.add_parser("remove", help="remove a server")
@@ -126,20 +147,34 @@ def add_commands(commands: Any) -> None:
     mcp_accept.add_argument("--tool")
 
     serve = commands.add_parser(
-        "serve", help="serve the API on localhost (OpenAI-compatible and more)",
+        "serve",
+        help="serve the API on localhost (OpenAI-compatible and more)",
         description="Serve the Workbench API. Every route but /health needs an API key (`workbench keys create`). "
         "Loopback only unless --allow-remote.",
     )
-    serve.add_argument("--listen", action="append", metavar="HOST:PORT",
-                       help="address to listen on (repeatable; default 127.0.0.1:8765)")
-    serve.add_argument("--rate-limit", type=int, metavar="N",
-                       help="requests per minute per API key (default 100; the server's own local-session key, "
-                            "used by your TUI and CLI, is not limited)")
-    serve.add_argument("--allow-remote", action="store_true",
-                       help="allow non-loopback addresses (needs an existing API key)")
-    serve.add_argument("--read-timeout", type=float, metavar="SECONDS",
-                       help="a client must send a request's head within this time, and may not pause longer "
-                            "while sending its body (default 10)")
+    serve.add_argument(
+        "--listen",
+        action="append",
+        metavar="HOST:PORT",
+        help="address to listen on (repeatable; default 127.0.0.1:8765)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="requests per minute per API key (default 100; the server's own local-session key, "
+        "used by your TUI and CLI, is not limited)",
+    )
+    serve.add_argument(
+        "--allow-remote", action="store_true", help="allow non-loopback addresses (needs an existing API key)"
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a client must send a request's head within this time, and may not pause longer "
+        "while sending its body (default 10)",
+    )
 
     workspace = commands.add_parser("workspace", help="folders the file, shell, git and python tools may use")
     ws_actions = workspace.add_subparsers(dest="workspace_command", metavar="ACTION")
@@ -153,10 +188,20 @@ def add_commands(commands: Any) -> None:
 def _definition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instructions", "-i", metavar="TEXT|@FILE", help="the agent's instructions")
     parser.add_argument("--model", "-m", help="model id")
-    parser.add_argument("--tool", dest="tools", action="append", metavar="NAME",
-                        help="an allowed tool or pattern like 'mcp.time.*' (repeatable; replaces the list)")
-    parser.add_argument("--collection", dest="collections", action="append", metavar="NAME",
-                        help="a knowledge collection to draw on (repeatable; replaces the list)")
+    parser.add_argument(
+        "--tool",
+        dest="tools",
+        action="append",
+        metavar="NAME",
+        help="an allowed tool or pattern like 'mcp.time.*' (repeatable; replaces the list)",
+    )
+    parser.add_argument(
+        "--collection",
+        dest="collections",
+        action="append",
+        metavar="NAME",
+        help="a knowledge collection to draw on (repeatable; replaces the list)",
+    )
     parser.add_argument("--max-steps", type=int, metavar="N")
     parser.add_argument("--role", choices=["parent", "child", "micro"])
     parser.add_argument("--parent", metavar="ID")
@@ -181,9 +226,15 @@ def _definition_fields(args: argparse.Namespace) -> dict[str, Any]:
         fields["name"] = args.name
     if args.instructions is not None:
         fields["instructions"] = _text_arg(args.instructions)
-    for key, value in (("model", args.model), ("tools", args.tools), ("knowledge_collections", args.collections),
-                       ("max_steps", args.max_steps), ("role", args.role), ("parent", args.parent),
-                       ("template", args.template)):
+    for key, value in (
+        ("model", args.model),
+        ("tools", args.tools),
+        ("knowledge_collections", args.collections),
+        ("max_steps", args.max_steps),
+        ("role", args.role),
+        ("parent", args.parent),
+        ("template", args.template),
+    ):
         if value is not None:
             fields[key] = value
     return fields
@@ -212,7 +263,9 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
     action = args.agents_command or "list"
     if action == "list" and not hasattr(args, "page"):
-        args = argparse.Namespace(**vars(args), page=1, per_page=20, sort="-created_at", role=None, query=None, json=False)
+        args = argparse.Namespace(
+            **vars(args), page=1, per_page=20, sort="-created_at", role=None, query=None, json=False
+        )
     with _open_engine(args) as engine:
         if action == "create":
             fields = _definition_fields(args)
@@ -220,28 +273,42 @@ def cmd_agents(args: argparse.Namespace) -> int:
             if args.occupation:
                 corpus = _text_arg("@" + args.corpus) if args.corpus else ""
                 name = fields.pop("name")
-                print(_plain(f"Building {args.agent_id} from the role model {name} ({args.occupation}), "
-                             f"{args.cycles} cycle(s)..."), file=sys.stderr)
-                agent = engine.create_agent_from_role_model({
-                    "agent_id": args.agent_id, "role_model": {"name": name, "occupation": args.occupation},
-                    "deepening_cycles": args.cycles, "corpus_text": corpus, "model": fields.get("model"),
-                    "overrides": fields,
-                })
+                print(
+                    _plain(
+                        f"Building {args.agent_id} from the role model {name} ({args.occupation}), "
+                        f"{args.cycles} cycle(s)..."
+                    ),
+                    file=sys.stderr,
+                )
+                agent = engine.create_agent_from_role_model(
+                    {
+                        "agent_id": args.agent_id,
+                        "role_model": {"name": name, "occupation": args.occupation},
+                        "deepening_cycles": args.cycles,
+                        "corpus_text": corpus,
+                        "model": fields.get("model"),
+                        "overrides": fields,
+                    }
+                )
             else:
                 agent = engine.create_agent({"id": args.agent_id, **fields})
             _show(agent, args.json)
             return 0 if agent.status != "failed" else 1
         if action == "list":
-            page = engine.list_agents(page=args.page, per_page=args.per_page, sort=args.sort, role=args.role,
-                                      query=args.query)
+            page = engine.list_agents(
+                page=args.page, per_page=args.per_page, sort=args.sort, role=args.role, query=args.query
+            )
             if args.json:
                 print(page.model_dump_json(indent=2))
                 return 0
             if not page.items:
                 print("No agents. Create one with `workbench agents create ID`.")
             for agent in page.items:
-                print(_plain(f"{agent.id:24} {agent.name[:30]:30} {agent.role:7} {agent.status:9} "
-                             f"tools: {len(agent.tools)}"))
+                print(
+                    _plain(
+                        f"{agent.id:24} {agent.name[:30]:30} {agent.role:7} {agent.status:9} tools: {len(agent.tools)}"
+                    )
+                )
             if page.total > page.page * page.per_page:
                 print(f"... page {page.page} of {(page.total + page.per_page - 1) // page.per_page} (--page N)")
             return 0
@@ -316,8 +383,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     task = sys.stdin.read() if args.task == "-" else args.task
     status = "failed"
     with _open_engine(args) as engine:
-        events = engine.run_agent({"agent_id": args.agent_id, "task": task, "model": args.model,
-                                   "max_steps": args.max_steps, "session_id": args.session})
+        events = engine.run_agent(
+            {
+                "agent_id": args.agent_id,
+                "task": task,
+                "model": args.model,
+                "max_steps": args.max_steps,
+                "session_id": args.session,
+            }
+        )
         try:
             for event in events:
                 if args.json:
@@ -378,14 +452,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
             run = engine.get_run(args.run_id)
             events = engine.run_events(args.run_id)
             if args.json:
-                print(json.dumps({"run": run.model_dump(mode="json"),
-                                  "events": [e.model_dump(mode="json") for e in events]}, indent=2))
+                print(
+                    json.dumps(
+                        {"run": run.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]},
+                        indent=2,
+                    )
+                )
                 return 0
             print(_plain(f"{run.id}  {run.agent_id}  {run.status}  {run.steps} step(s)  {run.model}"))
             print(_plain(f"task: {run.task}"))
             for record in events:
-                from workbench.engine.schemas import AgentEvent
                 from pydantic import TypeAdapter
+
+                from workbench.engine.schemas import AgentEvent
 
                 _print_event(TypeAdapter(AgentEvent).validate_python(record.payload), err=sys.stdout)
             return 0
@@ -397,8 +476,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print("No runs yet.")
         for run in runs:
             seconds = f"{(run.duration_ms or 0) / 1000:.1f}s"
-            print(_plain(f"{run.id}  {run.agent_id:16} {run.status:11} {run.steps:>2} steps {seconds:>7}  "
-                         f"{' '.join(run.task.split())[:50]}"))
+            print(
+                _plain(
+                    f"{run.id}  {run.agent_id:16} {run.status:11} {run.steps:>2} steps {seconds:>7}  "
+                    f"{' '.join(run.task.split())[:50]}"
+                )
+            )
     return 0
 
 
@@ -427,8 +510,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
                 return 0
             for r in records:
                 arguments = json.dumps(r.arguments, ensure_ascii=False)
-                print(_plain(f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.tool:20} {r.status:8} {r.duration_ms:8.1f} ms  "
-                             f"{r.agent_id or '-':12} {arguments[:80]}"))
+                print(
+                    _plain(
+                        f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.tool:20} {r.status:8} {r.duration_ms:8.1f} ms  "
+                        f"{r.agent_id or '-':12} {arguments[:80]}"
+                    )
+                )
             if not records:
                 print("No tool executions recorded.")
             return 0
@@ -462,13 +549,20 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         if action == "add":
             command = args.server_command or []
             if not command:
-                raise InvalidRequest("Give the server's command after --, e.g. `workbench mcp add time -- uvx mcp-server-time`.")
+                raise InvalidRequest(
+                    "Give the server's command after --, e.g. `workbench mcp add time -- uvx mcp-server-time`."
+                )
             tool_permissions = _pairs(args.tool_permission, "--tool-permission")
             bad = {p for p in tool_permissions.values() if p not in PERMISSIONS}
             if bad:
                 raise InvalidRequest(f"Permissions are {', '.join(PERMISSIONS)} (got {', '.join(sorted(bad))}).")
-            info = engine.add_mcp_server(args.name, command, env=_pairs(args.env, "--env") or None,
-                                         permission=args.permission, tool_permissions=tool_permissions or None)
+            info = engine.add_mcp_server(
+                args.name,
+                command,
+                env=_pairs(args.env, "--env") or None,
+                permission=args.permission,
+                tool_permissions=tool_permissions or None,
+            )
             print(_plain(f"Added MCP server {info.name}: {' '.join(info.command)} (tools: {info.permission})."))
             return 0
         if action == "remove":
@@ -507,8 +601,10 @@ def cmd_workspace(args: argparse.Namespace) -> int:
         else:
             roots = engine.workspace_roots()
     if not roots:
-        print("No workspace roots: file, shell, git and python tools refuse to run. "
-              "Add one with `workbench workspace add DIR`.")
+        print(
+            "No workspace roots: file, shell, git and python tools refuse to run. "
+            "Add one with `workbench workspace add DIR`."
+        )
     for root in roots:
         print(_plain(root))
     return 0
@@ -527,8 +623,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("workbench: error: --read-timeout takes 0.1 to 3600 seconds.", file=sys.stderr)
         return 2
     with _open_engine(args) as engine:
-        serve(engine, args.listen or [DEFAULT_LISTEN], args.allow_remote, on_ready=ready, rate_limit=args.rate_limit,
-              read_timeout_s=args.read_timeout, on_stopping=stopping)
+        serve(
+            engine,
+            args.listen or [DEFAULT_LISTEN],
+            args.allow_remote,
+            on_ready=ready,
+            rate_limit=args.rate_limit,
+            read_timeout_s=args.read_timeout,
+            on_stopping=stopping,
+        )
     return 0
 
 

@@ -48,7 +48,8 @@ def open_engine(args: argparse.Namespace) -> EngineAPI:
 
     serving = args.command == "serve" or bool(getattr(args, "serve", None))
     local_only = serving or (
-        args.command == "keys" and getattr(args, "keys_command", None) in ("create", "list", "revoke"))
+        args.command == "keys" and getattr(args, "keys_command", None) in ("create", "list", "revoke")
+    )
     url = getattr(args, "connect", None)
     if url:
         if local_only:

@@ -102,6 +102,7 @@ def secure_home(home: Path) -> None:
         elif entry.name in OWN_FILES or entry.name.startswith(("workbench.", ".config-", ".mcp.")):
             make_private(entry.path)
 
+
 class ProviderConfig(BaseModel):
     """A remote chat endpoint. Its API key, if any, is in the OS keyring."""
 
@@ -154,9 +155,7 @@ class WorkbenchConfig(BaseModel):
 
         for name in providers:
             if not re.match(PROVIDER_NAME_PATTERN, name):
-                raise ValueError(
-                    f"provider name {name!r} must be lowercase letters, digits, '-' or '_' (max 32)"
-                )
+                raise ValueError(f"provider name {name!r} must be lowercase letters, digits, '-' or '_' (max 32)")
         return providers
 
 

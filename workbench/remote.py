@@ -233,16 +233,20 @@ class EventStream(Iterator[T], Generic[T]):
             if kind == "error":
                 self.close()
                 payload = _loads(data)
-                raise error_from_code(str(payload.get("code", "workbench_error")),
-                                      str(payload.get("message", "The server reported an error.")))
+                raise error_from_code(
+                    str(payload.get("code", "workbench_error")),
+                    str(payload.get("message", "The server reported an error.")),
+                )
             if kind not in self._known:
                 continue  # an event type this client does not know yet
             try:
                 return self._adapter.validate_python(_loads(data))
             except ValidationError as exc:
                 self.close()
-                raise RemoteError(f"The server at {self._engine.base_url} sent an event this client cannot read "
-                                  f"({kind}: {exc.errors()[0].get('msg', 'invalid')}).") from None
+                raise RemoteError(
+                    f"The server at {self._engine.base_url} sent an event this client cannot read "
+                    f"({kind}: {exc.errors()[0].get('msg', 'invalid')})."
+                ) from None
 
     def _read_event(self) -> tuple[str | None, str]:
         kind = "message"
@@ -266,8 +270,10 @@ class EventStream(Iterator[T], Generic[T]):
             if self._closed:
                 return None, ""
             self.close()
-            raise ServerUnreachable(f"The connection to the Workbench server at {self._engine.base_url} broke off "
-                                    f"mid-stream ({type(exc).__name__}).") from None
+            raise ServerUnreachable(
+                f"The connection to the Workbench server at {self._engine.base_url} broke off "
+                f"mid-stream ({type(exc).__name__})."
+            ) from None
         if data:
             return kind, "\n".join(data)
         return None, ""
@@ -322,8 +328,14 @@ def _params(**values: Any) -> dict[str, Any]:
 class RemoteEngine:
     """Everything the workbench does, in a server process reached over HTTP."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = READ_TIMEOUT_S,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = READ_TIMEOUT_S,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         url = base_url.strip().rstrip("/")
         if url.endswith(API_PREFIX):
             url = url[: -len(API_PREFIX)]
@@ -336,8 +348,9 @@ class RemoteEngine:
         headers = {"Authorization": f"Bearer {key.strip()}"} if key and key.strip() else {}
         self._timeout = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
         try:
-            self._http = httpx.Client(base_url=url + API_PREFIX, headers=headers, timeout=self._timeout,
-                                      trust_env=False, transport=transport)
+            self._http = httpx.Client(
+                base_url=url + API_PREFIX, headers=headers, timeout=self._timeout, trust_env=False, transport=transport
+            )
         except (httpx.InvalidURL, ValueError) as exc:
             raise InvalidRequest(f"The server URL {base_url!r} is not valid ({exc}).") from None
 
@@ -363,13 +376,15 @@ class RemoteEngine:
             request = self._http.build_request(method, path, **kwargs)
             response = self._http.send(request, stream=stream)
         except httpx.ConnectError:
-            raise ServerUnreachable(f"No Workbench server answers at {self.base_url}: start one with "
-                                    "`workbench serve`, or check the URL.") from None
+            raise ServerUnreachable(
+                f"No Workbench server answers at {self.base_url}: start one with `workbench serve`, or check the URL."
+            ) from None
         except httpx.TimeoutException:
             raise ServerUnreachable(f"The Workbench server at {self.base_url} did not answer in time.") from None
         except httpx.HTTPError as exc:
-            raise ServerUnreachable(f"The connection to the Workbench server at {self.base_url} failed "
-                                    f"({type(exc).__name__}).") from None
+            raise ServerUnreachable(
+                f"The connection to the Workbench server at {self.base_url} failed ({type(exc).__name__})."
+            ) from None
         if response.status_code >= 400:
             try:
                 if stream:
@@ -386,8 +401,10 @@ class RemoteEngine:
         try:
             return response.json()
         except ValueError:
-            raise RemoteError(f"The server at {self.base_url} answered {path} with something other than "
-                              "JSON; is it a Workbench server?") from None
+            raise RemoteError(
+                f"The server at {self.base_url} answered {path} with something other than "
+                "JSON; is it a Workbench server?"
+            ) from None
 
     def _get(self, path: str, **params: Any) -> Any:
         return self._call("GET", path, params=_params(**params))
@@ -396,8 +413,7 @@ class RemoteEngine:
         return self._call("POST", path, json=body, params=_params(**params))
 
     def _stream(self, path: str, body: Any, adapter: TypeAdapter, union: Any) -> EventStream[Any]:
-        response = self._send("POST", path, stream=True, json=body,
-                              headers={"Accept": "text/event-stream"})
+        response = self._send("POST", path, stream=True, json=body, headers={"Accept": "text/event-stream"})
         return EventStream(self, response, adapter, _event_types(union))
 
     def _error(self, response: httpx.Response) -> WorkbenchError:
@@ -413,9 +429,11 @@ class RemoteEngine:
             code, message = "", ""
         message = message or f"The server at {self.base_url} answered HTTP {status}."
         if status == 401:
-            return AuthenticationFailed(f"The Workbench server at {self.base_url} refused the API key "
-                                        f"({message.rstrip('.')}); set {KEY_ENV} to a key from "
-                                        "`workbench keys create`.")
+            return AuthenticationFailed(
+                f"The Workbench server at {self.base_url} refused the API key "
+                f"({message.rstrip('.')}); set {KEY_ENV} to a key from "
+                "`workbench keys create`."
+            )
         if status == 429:
             retry = response.headers.get("retry-after", "")
             return RateLimited(message, int(retry) if retry.isdigit() else None)
@@ -542,8 +560,11 @@ class RemoteEngine:
         return [DocumentInfo.model_validate(d) for d in rows]
 
     def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
-        rows = self._call("GET", f"/knowledge/collections/{_seg(collection)}/chunks",
-                          params={"path": path, "limit": limit, "offset": offset})
+        rows = self._call(
+            "GET",
+            f"/knowledge/collections/{_seg(collection)}/chunks",
+            params={"path": path, "limit": limit, "offset": offset},
+        )
         return [ChunkInfo.model_validate(c) for c in rows]
 
     def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
@@ -561,15 +582,18 @@ class RemoteEngine:
     def retrieve_facts(self, entity: str, attribute: str | None = None) -> list[Fact]:
         return [Fact.model_validate(f) for f in self._get("/graph/facts", entity=entity, attribute=attribute)]
 
-    def create_relationship(self, source: str, target: str, relation_type: str,
-                            properties: dict[str, Any] | None = None) -> Relation:
+    def create_relationship(
+        self, source: str, target: str, relation_type: str, properties: dict[str, Any] | None = None
+    ) -> Relation:
         body = {"source": source, "target": target, "relation_type": relation_type, "properties": properties}
         return Relation.model_validate(self._post("/graph/relationships", body))
 
-    def neighbours(self, entity: str, max_hops: int = 1, relation_type: str | None = None,
-                   direction: str = "both") -> list[Neighbour]:
-        rows = self._get("/graph/neighbours", entity=entity, max_hops=max_hops, relation_type=relation_type,
-                         direction=direction)
+    def neighbours(
+        self, entity: str, max_hops: int = 1, relation_type: str | None = None, direction: str = "both"
+    ) -> list[Neighbour]:
+        rows = self._get(
+            "/graph/neighbours", entity=entity, max_hops=max_hops, relation_type=relation_type, direction=direction
+        )
         return [Neighbour.model_validate(n) for n in rows]
 
     def search_entities(self, query: str, limit: int = 10) -> list[EntityHit]:
@@ -591,8 +615,14 @@ class RemoteEngine:
         req: ToolExecuteRequest = validate(ToolExecuteRequest, request)
         return ToolExecution.model_validate(self._post("/tools/execute", _json(req)))
 
-    def tool_audit(self, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
-                   limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+    def tool_audit(
+        self,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tool: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditRecord]:
         rows = self._get("/tools/audit", run_id=run_id, agent_id=agent_id, tool=tool, limit=limit, offset=offset)
         return [AuditRecord.model_validate(r) for r in rows]
 
@@ -605,13 +635,29 @@ class RemoteEngine:
 
     def remove_workspace_root(self, path: str) -> list[str]:
         given = Path(path).expanduser()
-        return list(self._call("DELETE", "/workspace/roots",
-                               params={"path": str(given.absolute()) if not given.is_absolute() else path}))
+        return list(
+            self._call(
+                "DELETE",
+                "/workspace/roots",
+                params={"path": str(given.absolute()) if not given.is_absolute() else path},
+            )
+        )
 
-    def add_mcp_server(self, name: str, command: list[str], env: dict[str, str] | None = None,
-                       permission: str = "exec", tool_permissions: dict[str, str] | None = None) -> MCPServerInfo:
-        body = {"name": name, "command": list(command), "env": env, "permission": permission,
-                "tool_permissions": tool_permissions}
+    def add_mcp_server(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        permission: str = "exec",
+        tool_permissions: dict[str, str] | None = None,
+    ) -> MCPServerInfo:
+        body = {
+            "name": name,
+            "command": list(command),
+            "env": env,
+            "permission": permission,
+            "tool_permissions": tool_permissions,
+        }
         return MCPServerInfo.model_validate(self._post("/mcp/servers", body))
 
     def list_mcp_servers(self) -> list[MCPServerInfo]:
@@ -633,16 +679,28 @@ class RemoteEngine:
     def get_agent(self, agent_id: str) -> AgentDefinition:
         return AgentDefinition.model_validate(self._get(f"/agents/{_seg(agent_id)}"))
 
-    def list_agents(self, page: int = 1, per_page: int = 20, sort: str = "-created_at", role: str | None = None,
-                    status: str | None = None, parent: str | None = None, query: str | None = None) -> AgentPage:
-        return AgentPage.model_validate(self._get("/agents", page=page, per_page=per_page, sort=sort, role=role,
-                                                  status=status, parent=parent, query=query))
+    def list_agents(
+        self,
+        page: int = 1,
+        per_page: int = 20,
+        sort: str = "-created_at",
+        role: str | None = None,
+        status: str | None = None,
+        parent: str | None = None,
+        query: str | None = None,
+    ) -> AgentPage:
+        return AgentPage.model_validate(
+            self._get(
+                "/agents", page=page, per_page=per_page, sort=sort, role=role, status=status, parent=parent, query=query
+            )
+        )
 
     def update_agent(self, agent_id: str, changes: dict[str, Any]) -> AgentDefinition:
         if not isinstance(changes, dict):
             raise InvalidRequest("changes must be a mapping of fields to new values.")
-        return AgentDefinition.model_validate(self._call("PATCH", f"/agents/{_seg(agent_id)}",
-                                                         json=_plain_json(changes)))
+        return AgentDefinition.model_validate(
+            self._call("PATCH", f"/agents/{_seg(agent_id)}", json=_plain_json(changes))
+        )
 
     def delete_agent(self, agent_id: str) -> None:
         self._call("DELETE", f"/agents/{_seg(agent_id)}")
@@ -661,8 +719,9 @@ class RemoteEngine:
         req: RoleModelRequest = validate(RoleModelRequest, request)
         return AgentDefinition.model_validate(self._post("/agents/from-role-model", _json(req)))
 
-    def enrich_agent(self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "",
-                     model: str | None = None) -> AgentDefinition:
+    def enrich_agent(
+        self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "", model: str | None = None
+    ) -> AgentDefinition:
         if not 1 <= additional_cycles <= 5:
             raise InvalidRequest("additional_cycles must be 1..5.")
         body = {"additional_cycles": additional_cycles, "corpus_text": corpus_text, "model": model}

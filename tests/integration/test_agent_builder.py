@@ -24,10 +24,15 @@ def test_generate_skills_returns_schema_shaped_unique_skills(mem_engine) -> None
 
 
 def test_role_model_agent_is_built_then_enriched(mem_engine) -> None:
-    agent = mem_engine.create_agent_from_role_model({
-        "agent_id": "ada", "role_model": {"name": "Ada Lovelace", "occupation": "Mathematician"},
-        "deepening_cycles": 1, "corpus_text": CORPUS, "overrides": {"tools": ["search_knowledge"]},
-    })
+    agent = mem_engine.create_agent_from_role_model(
+        {
+            "agent_id": "ada",
+            "role_model": {"name": "Ada Lovelace", "occupation": "Mathematician"},
+            "deepening_cycles": 1,
+            "corpus_text": CORPUS,
+            "overrides": {"tools": ["search_knowledge"]},
+        }
+    )
     assert agent.status == "ready", agent.metadata
     assert agent.occupation == "Mathematician" and agent.tools == ["search_knowledge"]
     assert agent.generated_knowledge and agent.generated_skills
@@ -37,8 +42,9 @@ def test_role_model_agent_is_built_then_enriched(mem_engine) -> None:
     assert caps.skills == agent.generated_skills and caps.knowledge == agent.generated_knowledge
     assert caps.status == "ready" and caps.tools == ["search_knowledge"]
     # the knowledge is also in the graph, under the role model's name
-    assert {k.knowledge_id for k in mem_engine.list_knowledge("Ada Lovelace")} >= \
-        {k.knowledge_id for k in agent.generated_knowledge}
+    assert {k.knowledge_id for k in mem_engine.list_knowledge("Ada Lovelace")} >= {
+        k.knowledge_id for k in agent.generated_knowledge
+    }
 
     enriched = mem_engine.enrich_agent("ada", additional_cycles=1, corpus_text=CORPUS)
     assert enriched.status == "ready"
@@ -54,12 +60,14 @@ def test_role_model_agent_is_built_then_enriched(mem_engine) -> None:
 
 def test_builder_refuses_bad_requests_before_creating_anything(mem_engine) -> None:
     with pytest.raises(NotFound):
-        mem_engine.create_agent_from_role_model({
-            "agent_id": "x", "role_model": {"name": "X", "occupation": "Y"}, "model": "no-such-model"})
+        mem_engine.create_agent_from_role_model(
+            {"agent_id": "x", "role_model": {"name": "X", "occupation": "Y"}, "model": "no-such-model"}
+        )
     with pytest.raises(NotFound):
         mem_engine.get_agent("x")
     with pytest.raises(InvalidRequest, match="deepening_cycles"):
-        mem_engine.create_agent_from_role_model({
-            "agent_id": "x", "role_model": {"name": "X", "occupation": "Y"}, "deepening_cycles": 9})
+        mem_engine.create_agent_from_role_model(
+            {"agent_id": "x", "role_model": {"name": "X", "occupation": "Y"}, "deepening_cycles": 9}
+        )
     with pytest.raises(InvalidRequest, match="additional_cycles"):
         mem_engine.enrich_agent("x", additional_cycles=0)

@@ -15,8 +15,8 @@ from typing import Any
 
 import psutil
 import pytest
-from tests.wire_servers import WireServer, add_model, answer_for
 
+from tests.wire_servers import WireServer, add_model, answer_for
 from workbench.engine.engine import Engine
 
 TIME_CMD = [sys.executable, "-m", "mcp_server_time", "--local-timezone", "UTC"]
@@ -122,7 +122,7 @@ def test_mcp_tool_through_the_runner_waits_for_approval(workbench_home: Path, em
         assert denied_request.approval.tool in TIME_TOOLS
         (denied_result,) = of(denied, "tool_result")
         assert denied_result.execution.status == "denied" and not denied_result.execution.ok
-        assert "The user denied this call (decided by the test)." == denied_result.execution.error
+        assert denied_result.execution.error == "The user denied this call (decided by the test)."
         statuses = [r.status for r in engine.tool_audit(run_id=denied_id)]
         assert "denied" in statuses and "ok" not in statuses
         denied_record = next(r for r in engine.tool_audit(run_id=denied_id) if r.status == "denied")
@@ -217,9 +217,10 @@ def test_remote_model_calls_read_file_natively_and_answers_from_the_result(mem_e
         assert not any(m.get("tool_calls") or m["role"] == "tool" for m in first["messages"])
         _check_openai_round_trip(second, proposed.call_id, output)
     else:
-        assert all(isinstance(m["content"], str) or
-                   not any(b.get("type") in ("tool_use", "tool_result") for b in m["content"])
-                   for m in first["messages"])
+        assert all(
+            isinstance(m["content"], str) or not any(b.get("type") in ("tool_use", "tool_result") for b in m["content"])
+            for m in first["messages"]
+        )
         _check_anthropic_round_trip(second, proposed.call_id, output)
     assert finished.prompt_tokens == sum(p.usage[0] for p in posts)
     assert finished.completion_tokens == sum(p.usage[1] for p in posts)
@@ -253,8 +254,9 @@ def test_write_asks_by_default_and_an_empty_require_list_lets_it_run(mem_engine,
 
     # approvals.require [] (explicit): the write runs without asking
     wire.clear()
-    mem_engine.create_agent({"id": "trusted", "name": "Trusted", "model": model, "tools": ["write_file"],
-                             "approvals": {"require": []}})
+    mem_engine.create_agent(
+        {"id": "trusted", "name": "Trusted", "model": model, "tools": ["write_file"], "approvals": {"require": []}}
+    )
     assert mem_engine.get_agent("trusted").approvals.require == []
     events = run(mem_engine, {"agent_id": "trusted", "task": task})  # fails on any approval request
     assert of(events, "approval_requested") == [] and of(events, "approval_resolved") == []
@@ -269,8 +271,9 @@ def test_write_asks_by_default_and_an_empty_require_list_lets_it_run(mem_engine,
 def test_require_read_makes_even_read_file_ask(mem_engine, wire, tmp_path):
     model = add_model(mem_engine, wire, "openai")
     workspace(mem_engine, tmp_path)
-    mem_engine.create_agent({"id": "audited", "name": "Audited", "model": model, "tools": ["read_file"],
-                             "approvals": {"require": ["read"]}})
+    mem_engine.create_agent(
+        {"id": "audited", "name": "Audited", "model": model, "tools": ["read_file"], "approvals": {"require": ["read"]}}
+    )
     wire.tool_calls = [("read_file", {"path": "notes.txt"})]
 
     approved = run(mem_engine, {"agent_id": "audited", "task": READ_TASK}, decide=lambda a: True)
@@ -301,13 +304,15 @@ def test_dangerous_command_trips_even_when_no_approval_is_required(mem_engine, w
     model = add_model(mem_engine, wire, "openai")
     workspace(mem_engine, tmp_path)
     wire.tool_calls = [("run_command", {"argv": ["rm", "-rf", "/"]})]
-    mem_engine.create_agent({"id": "ops", "name": "Ops", "model": model, "tools": ["run_command"],
-                             "approvals": {"require": []}})
+    mem_engine.create_agent(
+        {"id": "ops", "name": "Ops", "model": model, "tools": ["run_command"], "approvals": {"require": []}}
+    )
     events = run(mem_engine, {"agent_id": "ops", "task": "Clean up the disk."})  # fails on any approval
     (result,) = of(events, "tool_result")
     assert result.execution.status == "refused" and "dangerous" in result.execution.error.lower()
-    assert any(e.violation.rule == "dangerous_output" and e.violation.action == "block"
-               for e in of(events, "guardrail"))
+    assert any(
+        e.violation.rule == "dangerous_output" and e.violation.action == "block" for e in of(events, "guardrail")
+    )
     (record,) = mem_engine.tool_audit(run_id=events[0].run_id)
     assert record.status == "refused" and record.arguments == {"argv": ["rm", "-rf", "/"]}
     fed_back = chat_posts(wire)[-1].body["messages"][-1]

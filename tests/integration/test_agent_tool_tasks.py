@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from tests import agent_e2e
 from tests.wire_servers import WireServer, add_model
 
@@ -31,10 +32,12 @@ def test_the_task_set_names_real_tools(engine) -> None:
 @pytest.mark.slow
 def test_every_proposed_call_is_valid_and_routing_helps(mem_engine, tmp_path: Path) -> None:
     mem_engine.add_workspace_root(str(tmp_path))
-    routed = mem_engine.create_agent({"id": "routed", "name": "Routed", "tools": BUILTINS,
-                                      "memory": {"enabled": False}})
-    plain = mem_engine.create_agent({"id": "plain", "name": "Plain", "tools": BUILTINS,
-                                     "memory": {"enabled": False}, "routing": {"enabled": False}})
+    routed = mem_engine.create_agent(
+        {"id": "routed", "name": "Routed", "tools": BUILTINS, "memory": {"enabled": False}}
+    )
+    plain = mem_engine.create_agent(
+        {"id": "plain", "name": "Plain", "tools": BUILTINS, "memory": {"enabled": False}, "routing": {"enabled": False}}
+    )
     tools = {t.name: t for t in mem_engine.tools.allowed(BUILTINS)}
     accuracy = {}
     for agent in (routed, plain):
@@ -99,8 +102,9 @@ def test_every_end_to_end_task_succeeds_through_the_wire_fake(mem_engine, wire, 
 
 def test_search_knowledge_defaults_to_the_agents_collections(mem_engine, tmp_path: Path) -> None:
     agent_e2e.prepare(mem_engine, tmp_path)
-    mem_engine.create_agent({"id": "librarian", "name": "Librarian", "tools": ["search_knowledge"],
-                             "knowledge_collections": ["docs"]})
+    mem_engine.create_agent(
+        {"id": "librarian", "name": "Librarian", "tools": ["search_knowledge"], "knowledge_collections": ["docs"]}
+    )
     mem_engine.create_agent({"id": "plain", "name": "Plain", "tools": ["search_knowledge"]})
     query = {"query": "support email address"}
 
@@ -109,8 +113,9 @@ def test_search_knowledge_defaults_to_the_agents_collections(mem_engine, tmp_pat
     passages = json.loads(found.output)
     assert passages[0]["collection"] == "docs" and "help@demo.example" in passages[0]["text"]
     # an explicit collection still wins; without the agent's own, "default" as before
-    missing = mem_engine.execute_tool({"tool": "search_knowledge", "agent_id": "librarian",
-                                       "arguments": {**query, "collection": "default"}})
+    missing = mem_engine.execute_tool(
+        {"tool": "search_knowledge", "agent_id": "librarian", "arguments": {**query, "collection": "default"}}
+    )
     assert missing.status == "error" and "No collection 'default'" in missing.error
     plain = mem_engine.execute_tool({"tool": "search_knowledge", "agent_id": "plain", "arguments": query})
     assert plain.status == "error" and "No collection 'default'" in plain.error

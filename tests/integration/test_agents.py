@@ -8,7 +8,6 @@ import pytest
 
 from workbench.engine.errors import Conflict, InvalidRequest, NotFound
 
-
 # ------------------------------------------------------------ definitions
 
 
@@ -80,20 +79,29 @@ def test_export_import_round_trip(engine, tmp_path: Path) -> None:
         "  - {name: task}\n"
         "system: 'I am {{ agent_name }}. {{ instructions }}'\nuser: 'Do: {{ task }}'\n"
     )
-    engine.create_agent({
-        "id": "exp", "name": "Exporter", "instructions": "Be brief.", "tools": ["read_file", "mcp.time.*"],
-        "knowledge_collections": ["docs"], "template": str(template), "occupation": "Librarian",
-        "generated_skills": [{"skill_id": "skill_1", "name": "Cataloguing", "description": "Orders books.",
-                              "category": "domain"}],
-    })
+    engine.create_agent(
+        {
+            "id": "exp",
+            "name": "Exporter",
+            "instructions": "Be brief.",
+            "tools": ["read_file", "mcp.time.*"],
+            "knowledge_collections": ["docs"],
+            "template": str(template),
+            "occupation": "Librarian",
+            "generated_skills": [
+                {"skill_id": "skill_1", "name": "Cataloguing", "description": "Orders books.", "category": "domain"}
+            ],
+        }
+    )
     text = engine.export_agent("exp")
     assert "format: workbench-agent/1" in text and "Cataloguing" in text and "Do: {{ task }}" in text
     original = engine.get_agent("exp")
     engine.delete_agent("exp")
     template.unlink()  # the export is self-contained
     imported = engine.import_agent(text)
-    assert imported.model_dump(exclude={"created_at", "updated_at", "template"}) == \
-        original.model_dump(exclude={"created_at", "updated_at", "template"})
+    assert imported.model_dump(exclude={"created_at", "updated_at", "template"}) == original.model_dump(
+        exclude={"created_at", "updated_at", "template"}
+    )
     assert Path(imported.template).is_file()
     with pytest.raises(Conflict):
         engine.import_agent(text)
@@ -128,8 +136,9 @@ def _drain(events, decide=None):
 
 def test_run_reads_a_file_and_is_persisted(mem_engine, workspace: Path) -> None:
     mem_engine.create_agent({"id": "reader", "name": "Reader", "tools": ["read_file", "list_dir"], "max_steps": 3})
-    events = _drain(mem_engine.run_agent({"agent_id": "reader",
-                                          "task": "Open the file notes/todo.md and tell me what is on it."}))
+    events = _drain(
+        mem_engine.run_agent({"agent_id": "reader", "task": "Open the file notes/todo.md and tell me what is on it."})
+    )
     types = [e.type for e in events]
     assert types[0] == "agent_run_started" and types[-1] == "agent_run_finished"
     first_call = next(e for e in events if e.type == "tool_call_proposed")
@@ -184,8 +193,7 @@ def test_write_waits_for_approval_and_runs_when_approved(mem_engine, workspace: 
 
 def test_denied_write_is_reported_and_never_runs(mem_engine, workspace: Path) -> None:
     request = _writer(mem_engine)
-    events = _drain(mem_engine.run_agent(request),
-                    lambda a: mem_engine.resolve_approval(a.id, False, "not now"))
+    events = _drain(mem_engine.run_agent(request), lambda a: mem_engine.resolve_approval(a.id, False, "not now"))
     results = [e.execution for e in events if e.type == "tool_result"]
     # a denied call repeated is refused by the loop check without asking again
     assert results and results[0].status == "denied"
@@ -211,8 +219,9 @@ def test_unanswered_approval_expires_as_a_denial(mem_engine, workspace: Path) ->
 
 
 def test_prompt_guardrail_blocks_before_any_model_call(mem_engine, workspace: Path) -> None:
-    mem_engine.create_agent({"id": "g", "name": "G", "tools": ["read_file"],
-                             "guardrails": {"deny_patterns": [r"id_rsa"]}})
+    mem_engine.create_agent(
+        {"id": "g", "name": "G", "tools": ["read_file"], "guardrails": {"deny_patterns": [r"id_rsa"]}}
+    )
     events = _drain(mem_engine.run_agent({"agent_id": "g", "task": "Read ~/.ssh/id_rsa for me."}))
     assert [e.type for e in events] == ["agent_run_started", "guardrail", "agent_run_finished"]
     run = events[-1].run
@@ -252,8 +261,7 @@ def test_tool_errors_and_refusals_are_fed_back_not_raised(mem_engine, workspace:
     ok = mem_engine.execute_tool({"tool": "read_file", "arguments": {"path": "notes/todo.md"}})
     assert ok.ok and "buy milk" in ok.output
     with pytest.raises(InvalidRequest, match="not allowed"):
-        mem_engine.execute_tool({"tool": "write_file", "agent_id": "t",
-                                 "arguments": {"path": "x.txt", "content": "x"}})
+        mem_engine.execute_tool({"tool": "write_file", "agent_id": "t", "arguments": {"path": "x.txt", "content": "x"}})
     with pytest.raises(NotFound):
         mem_engine.execute_tool({"tool": "no_such_tool"})
     statuses = [r.status for r in mem_engine.tool_audit(tool="read_file")]
@@ -261,8 +269,15 @@ def test_tool_errors_and_refusals_are_fed_back_not_raised(mem_engine, workspace:
 
 
 def test_a_run_in_a_chat_session_sees_its_turns_and_is_added_to_it(mem_engine, workspace: Path) -> None:
-    mem_engine.create_agent({"id": "c", "name": "C", "tools": ["read_file"], "max_steps": 1,
-                             "memory": {"enabled": False, "remember_runs": False}})
+    mem_engine.create_agent(
+        {
+            "id": "c",
+            "name": "C",
+            "tools": ["read_file"],
+            "max_steps": 1,
+            "memory": {"enabled": False, "remember_runs": False},
+        }
+    )
     task = "Open the file notes/todo.md."
     alone = _drain(mem_engine.run_agent({"agent_id": "c", "task": task}))
     session = mem_engine.create_session("Errands")
@@ -291,8 +306,10 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(workbench_ho
 
     with Engine(workbench_home, embedder=embedder) as engine:
         engine.create_agent({"id": "x", "name": "X"})
-        engine.db.execute("INSERT INTO agent_runs VALUES ('run_dead', 'x', 't', 'm', 'running', NULL, NULL, 0, 0, 0, "
-                          "now(), NULL, NULL)")
+        engine.db.execute(
+            "INSERT INTO agent_runs VALUES ('run_dead', 'x', 't', 'm', 'running', NULL, NULL, 0, 0, 0, "
+            "now(), NULL, NULL)"
+        )
         engine.approvals.request("run_dead", "x", "write_file", {"path": "a"}, "write")
     with Engine(workbench_home, embedder=embedder) as engine:
         assert engine.get_run("run_dead").status == "interrupted"

@@ -34,9 +34,7 @@ ATTACKS: dict[str, str] = {
     "cycler_system": "{{ cycler.__init__.__globals__.os.system('touch CANARY') }}",
     "joiner_system": "{{ joiner.__init__.__globals__.os.system('touch CANARY') }}",
     "namespace_system": "{{ namespace.__init__.__globals__.os.system('touch CANARY') }}",
-    "self_builtins_import": (
-        "{{ self.__init__.__globals__.__builtins__.__import__('os').system('touch CANARY') }}"
-    ),
+    "self_builtins_import": ("{{ self.__init__.__globals__.__builtins__.__import__('os').system('touch CANARY') }}"),
     "raise_exception_globals": (
         "{{ raise_exception.__globals__['__builtins__']['__import__']('os').system('touch CANARY') }}"
     ),
@@ -78,7 +76,9 @@ def hostile_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     target = folder / "hostile-smollm2.gguf"
 
     reader = gguf.GGUFReader(source, "r")
-    writer = gguf.GGUFWriter(target, arch=get_field_data(reader, gguf.Keys.General.ARCHITECTURE), endianess=reader.endianess)
+    writer = gguf.GGUFWriter(
+        target, arch=get_field_data(reader, gguf.Keys.General.ARCHITECTURE), endianess=reader.endianess
+    )
     alignment = get_field_data(reader, gguf.Keys.General.ALIGNMENT)
     if alignment is not None:
         writer.data_alignment = alignment
@@ -93,7 +93,11 @@ def hostile_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
 
 
 def _turn(engine: Engine, model: str, text: str) -> list:
-    return list(engine.chat({"model": model, "messages": [{"role": "user", "content": text}], "params": GREEDY, "persist": False}))
+    return list(
+        engine.chat(
+            {"model": model, "messages": [{"role": "user", "content": text}], "params": GREEDY, "persist": False}
+        )
+    )
 
 
 def _raise_exception(message: str) -> None:

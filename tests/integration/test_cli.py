@@ -40,7 +40,11 @@ def test_ask_streams_the_answer_and_json_matches_it(workbench_home: Path):
 
 
 def test_ask_with_schema_prints_valid_json(workbench_home: Path):
-    schema = {"type": "object", "properties": {"color": {"type": "string", "enum": ["red", "green", "blue"]}}, "required": ["color"]}
+    schema = {
+        "type": "object",
+        "properties": {"color": {"type": "string", "enum": ["red", "green", "blue"]}},
+        "required": ["color"],
+    }
     result = workbench(workbench_home, "ask", "Pick a color.", "--schema", json.dumps(schema), "--json")
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)["parsed"]

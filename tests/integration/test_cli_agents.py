@@ -22,8 +22,9 @@ TIME_CMD = [PYTHON, "-m", "mcp_server_time", "--local-timezone", "UTC"]
 RUN_TIMEOUT = 900
 
 
-def workbench(home: Path, *args: str, stdin: str | None = None, devnull: bool = False,
-              timeout: float = 300) -> subprocess.CompletedProcess:
+def workbench(
+    home: Path, *args: str, stdin: str | None = None, devnull: bool = False, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, "-m", "workbench", *args],
         capture_output=True,
@@ -70,10 +71,25 @@ def without_times(agent: dict[str, Any]) -> dict[str, Any]:
 def test_agents_create_list_show_edit_delete(workbench_home: Path, tmp_path: Path):
     instructions = tmp_path / "instructions.md"
     instructions.write_text("Answer in one sentence.\nNever guess file names.\n", encoding="utf-8")
-    created = as_json(workbench(
-        workbench_home, "agents", "create", "helper", "--tool", "read_file", "--tool", "write_file",
-        "--collection", "docs", "--max-steps", "4", "--instructions", f"@{instructions}", "--json",
-    ))
+    created = as_json(
+        workbench(
+            workbench_home,
+            "agents",
+            "create",
+            "helper",
+            "--tool",
+            "read_file",
+            "--tool",
+            "write_file",
+            "--collection",
+            "docs",
+            "--max-steps",
+            "4",
+            "--instructions",
+            f"@{instructions}",
+            "--json",
+        )
+    )
     assert created["id"] == "helper" and created["name"] == "helper"  # the name defaults to the id
     assert created["tools"] == ["read_file", "write_file"]
     assert created["knowledge_collections"] == ["docs"]
@@ -120,11 +136,23 @@ def test_agents_create_list_show_edit_delete(workbench_home: Path, tmp_path: Pat
     assert "  collections: docs\n" in shown
     assert "  approvals for: write, exec, network\n" in shown
     assert "  instructions: Answer in one sentence. Never guess file names.\n" in shown
-    assert without_times(as_json(workbench(workbench_home, "agents", "show", "helper", "--json"))) == \
-        without_times(created)
+    assert without_times(as_json(workbench(workbench_home, "agents", "show", "helper", "--json"))) == without_times(
+        created
+    )
 
-    edited = as_json(workbench(workbench_home, "agents", "edit", "helper", "--name", "Helper Two",
-                               "--patch", '{"routing": {"top_k": 2}}', "--json"))
+    edited = as_json(
+        workbench(
+            workbench_home,
+            "agents",
+            "edit",
+            "helper",
+            "--name",
+            "Helper Two",
+            "--patch",
+            '{"routing": {"top_k": 2}}',
+            "--json",
+        )
+    )
     assert edited["name"] == "Helper Two"
     # the nested patch merges: only top_k changes, the other routing settings stay
     assert edited["routing"] == {**created["routing"], "top_k": 2}
@@ -144,8 +172,7 @@ def test_agents_create_list_show_edit_delete(workbench_home: Path, tmp_path: Pat
     failed(workbench(workbench_home, "agents", "edit", "helper"), "Nothing to change")
     failed(workbench(workbench_home, "agents", "edit", "helper", "--patch", "{oops"), "--patch is not valid JSON")
     failed(workbench(workbench_home, "agents", "edit", "helper", "--patch", "[1]"), "--patch must be a JSON object")
-    failed(workbench(workbench_home, "agents", "edit", "helper", "--patch", '{"id": "other"}'),
-           "cannot be changed: id")
+    failed(workbench(workbench_home, "agents", "edit", "helper", "--patch", '{"id": "other"}'), "cannot be changed: id")
     failed(workbench(workbench_home, "agents", "edit", "helper", "--max-steps", "0"), "max_steps")
 
     assert ok(workbench(workbench_home, "agents", "delete", "zed")) == "Deleted agent zed.\n"
@@ -169,10 +196,14 @@ def test_agent_errors_are_one_clear_sentence(workbench_home: Path, tmp_path: Pat
     failed(workbench(workbench_home, "agents", "create", "with/slash"), "id: String should match pattern")
     failed(workbench(workbench_home, "agents", "create", "a" * 65), "id")
     failed(workbench(workbench_home, "agents", "create", "steps", "--max-steps", "101"), "max_steps")
-    failed(workbench(workbench_home, "agents", "create", "kid", "--role", "child", "--parent", "nobody"),
-           "The parent agent 'nobody' does not exist.")
-    failed(workbench(workbench_home, "agents", "create", "notes", "--instructions", f"@{tmp_path / 'none.md'}"),
-           "Cannot read")
+    failed(
+        workbench(workbench_home, "agents", "create", "kid", "--role", "child", "--parent", "nobody"),
+        "The parent agent 'nobody' does not exist.",
+    )
+    failed(
+        workbench(workbench_home, "agents", "create", "notes", "--instructions", f"@{tmp_path / 'none.md'}"),
+        "Cannot read",
+    )
     as_error = workbench(workbench_home, "agents", "show", "ghost", "--json")
     assert as_error.returncode == 1
     assert json.loads(as_error.stdout)["error"]["code"] == "not_found"
@@ -186,11 +217,38 @@ def test_agent_errors_are_one_clear_sentence(workbench_home: Path, tmp_path: Pat
 
 
 def test_export_delete_import_round_trip(workbench_home: Path, tmp_path: Path):
-    ok(workbench(workbench_home, "agents", "create", "scribe", "--name", "Scribe", "--tool", "read_file",
-                 "--tool", "mcp.time.*", "--collection", "handbook", "--max-steps", "3", "--template", "xml",
-                 "--instructions", "Quote the handbook.\nCite every line."))
-    ok(workbench(workbench_home, "agents", "edit", "scribe", "--patch",
-                 '{"routing": {"top_k": 1}, "guardrails": {"deny_patterns": ["secret"]}, "metadata": {"team": "docs"}}'))
+    ok(
+        workbench(
+            workbench_home,
+            "agents",
+            "create",
+            "scribe",
+            "--name",
+            "Scribe",
+            "--tool",
+            "read_file",
+            "--tool",
+            "mcp.time.*",
+            "--collection",
+            "handbook",
+            "--max-steps",
+            "3",
+            "--template",
+            "xml",
+            "--instructions",
+            "Quote the handbook.\nCite every line.",
+        )
+    )
+    ok(
+        workbench(
+            workbench_home,
+            "agents",
+            "edit",
+            "scribe",
+            "--patch",
+            '{"routing": {"top_k": 1}, "guardrails": {"deny_patterns": ["secret"]}, "metadata": {"team": "docs"}}',
+        )
+    )
     before = as_json(workbench(workbench_home, "agents", "show", "scribe", "--json"))
 
     path = tmp_path / "scribe.yaml"
@@ -230,8 +288,10 @@ def test_export_delete_import_round_trip(workbench_home: Path, tmp_path: Path):
 
     not_export = tmp_path / "compose.yaml"
     not_export.write_text("services:\n  web:\n    image: nginx\n", encoding="utf-8")
-    failed(workbench(workbench_home, "agents", "import", str(not_export)),
-           "This is not a Workbench agent export (expected format: workbench-agent/1).")
+    failed(
+        workbench(workbench_home, "agents", "import", str(not_export)),
+        "This is not a Workbench agent export (expected format: workbench-agent/1).",
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text("format: workbench-agent/1\nagent: [unclosed\n", encoding="utf-8")
     failed(workbench(workbench_home, "agents", "import", str(broken)), "The agent file is not valid YAML at line")
@@ -262,11 +322,15 @@ def test_workspace_add_list_remove(workbench_home: Path, tmp_path: Path):
     assert ok(workbench(workbench_home, "workspace", "list")) == f"{first.resolve()}\n{second.resolve()}\n"
     # adding again does not duplicate
     ok(workbench(workbench_home, "workspace", "add", str(first)))
-    assert ok(workbench(workbench_home, "workspace", "list")).splitlines() == [str(second.resolve()),
-                                                                              str(first.resolve())]
+    assert ok(workbench(workbench_home, "workspace", "list")).splitlines() == [
+        str(second.resolve()),
+        str(first.resolve()),
+    ]
 
-    failed(workbench(workbench_home, "workspace", "add", str(tmp_path / "plain.txt")),
-           f"{tmp_path / 'plain.txt'} is not a folder.")
+    failed(
+        workbench(workbench_home, "workspace", "add", str(tmp_path / "plain.txt")),
+        f"{tmp_path / 'plain.txt'} is not a folder.",
+    )
     failed(workbench(workbench_home, "workspace", "add", str(tmp_path / "nowhere")), "is not a folder")
     failed(workbench(workbench_home, "workspace", "add", "/"), "The file-system root cannot be a workspace root.")
 
@@ -304,8 +368,11 @@ def test_tools_list_run_and_audit(workbench_home: Path, tmp_path: Path):
     escaped = workbench(workbench_home, "tools", "run", "read_file", "--args", '{"path": "../x"}')
     assert escaped.returncode == 1 and escaped.stdout == ""
     assert escaped.stderr == "error: The path '../x' is outside the workspace roots.\n"
-    as_result = json.loads(workbench(workbench_home, "tools", "run", "read_file", "--args",
-                                     '{"path": "a.txt", "start_line": 2}', "--json").stdout)
+    as_result = json.loads(
+        workbench(
+            workbench_home, "tools", "run", "read_file", "--args", '{"path": "a.txt", "start_line": 2}', "--json"
+        ).stdout
+    )
     assert as_result["ok"] is True and as_result["status"] == "ok"
     assert as_result["output"].startswith("beta line\n") and "[showing lines 2-2 of 2]" in as_result["output"]
     invalid = workbench(workbench_home, "tools", "run", "read_file", "--args", '{"file": "a.txt"}')
@@ -316,7 +383,10 @@ def test_tools_list_run_and_audit(workbench_home: Path, tmp_path: Path):
 
     records = as_json(workbench(workbench_home, "tools", "audit", "--json"))
     assert [(r["tool"], r["status"]) for r in records] == [
-        ("read_file", "invalid"), ("read_file", "ok"), ("read_file", "error"), ("read_file", "ok"),
+        ("read_file", "invalid"),
+        ("read_file", "ok"),
+        ("read_file", "error"),
+        ("read_file", "ok"),
         ("read_file", "error"),
     ]  # newest first: the wrong argument, start_line 2, '../x', a.txt, no root
     escaped_record = records[2]
@@ -386,8 +456,14 @@ def test_run_denied_at_the_prompt_writes_nothing(workbench_home: Path, tmp_path:
     types = [e["type"] for e in shown["events"]]
     assert types[0] == "agent_run_started" and types[-1] == "agent_run_finished"
     assert [e["seq"] for e in shown["events"]] == list(range(1, len(types) + 1))
-    for kind in ("step_started", "tool_call_proposed", "approval_requested", "approval_resolved", "tool_result",
-                 "step_finished"):
+    for kind in (
+        "step_started",
+        "tool_call_proposed",
+        "approval_requested",
+        "approval_resolved",
+        "tool_result",
+        "step_finished",
+    ):
         assert kind in types, types
     assert types.index("tool_call_proposed") < types.index("approval_requested") < types.index("approval_resolved")
     proposed = next(e["payload"] for e in shown["events"] if e["type"] == "tool_call_proposed")
@@ -438,8 +514,9 @@ def test_run_approved_at_the_prompt_executes_the_call_inside_the_root(workbench_
 
 def test_run_without_anyone_to_ask_is_denied(workbench_home: Path, tmp_path: Path):
     root = _writer(workbench_home, tmp_path)
-    result = workbench(workbench_home, "run", "writer", TASK, "--max-steps", "1", "--json", devnull=True,
-                       timeout=RUN_TIMEOUT)
+    result = workbench(
+        workbench_home, "run", "writer", TASK, "--max-steps", "1", "--json", devnull=True, timeout=RUN_TIMEOUT
+    )
     run = _only_run(workbench_home)
     _check_exit_code(result, run)
     assert result.returncode == 1 and run["status"] == "max_steps"
@@ -459,8 +536,9 @@ def test_run_without_anyone_to_ask_is_denied(workbench_home: Path, tmp_path: Pat
 
 def test_run_that_finishes_prints_the_answer_and_exits_zero(workbench_home: Path):
     ok(workbench(workbench_home, "agents", "create", "talker", "--instructions", "You greet people politely."))
-    result = workbench(workbench_home, "run", "talker", "Say hello to Ada.", "--max-steps", "1", devnull=True,
-                       timeout=RUN_TIMEOUT)
+    result = workbench(
+        workbench_home, "run", "talker", "Say hello to Ada.", "--max-steps", "1", devnull=True, timeout=RUN_TIMEOUT
+    )
     run = _only_run(workbench_home)
     _check_exit_code(result, run)
     assert run["status"] == "finished" and result.returncode == 0
@@ -472,8 +550,10 @@ def test_run_that_finishes_prints_the_answer_and_exits_zero(workbench_home: Path
 
     failed(workbench(workbench_home, "run", "ghost", "Say hello."), "No agent 'ghost'")
     failed(workbench(workbench_home, "run", "talker", "Say hello.", "--model", "no-such-model"), "Unknown model")
-    failed(workbench(workbench_home, "run", "talker", "Say hello.", "--session", "ses_missing"),
-           "No session with id 'ses_missing'")
+    failed(
+        workbench(workbench_home, "run", "talker", "Say hello.", "--session", "ses_missing"),
+        "No session with id 'ses_missing'",
+    )
     assert len(as_json(workbench(workbench_home, "runs", "list", "--json"))) == 1  # failures started no run
     assert as_json(workbench(workbench_home, "runs", "list", "--agent", "nobody", "--json")) == []
 
@@ -482,8 +562,9 @@ def test_run_that_finishes_prints_the_answer_and_exits_zero(workbench_home: Path
 
 
 def test_mcp_add_list_remove(workbench_home: Path):
-    added = workbench(workbench_home, "mcp", "add", "--tool-permission", "get_current_time=read", "time", "--",
-                      *TIME_CMD)
+    added = workbench(
+        workbench_home, "mcp", "add", "--tool-permission", "get_current_time=read", "time", "--", *TIME_CMD
+    )
     assert ok(added) == f"Added MCP server time: {' '.join(TIME_CMD)} (tools: exec).\n"
     config = json.loads((workbench_home / "mcp.json").read_text(encoding="utf-8"))
     assert config["servers"]["time"]["command"] == TIME_CMD
@@ -499,21 +580,28 @@ def test_mcp_add_list_remove(workbench_home: Path):
     assert tools["mcp.time.get_current_time"]["permission"] == "read"
     assert tools["mcp.time.get_current_time"]["source"] == "mcp:time"
     assert tools["mcp.time.convert_time"]["permission"] == "exec"
-    now = json.loads(workbench(workbench_home, "tools", "run", "mcp.time.get_current_time", "--args",
-                               '{"timezone": "UTC"}', "--json").stdout)
+    now = json.loads(
+        workbench(
+            workbench_home, "tools", "run", "mcp.time.get_current_time", "--args", '{"timezone": "UTC"}', "--json"
+        ).stdout
+    )
     assert now["ok"] is True and json.loads(now["output"])["timezone"] == "UTC"
 
     failed(workbench(workbench_home, "mcp", "add", "time", "--", *TIME_CMD), "already exists")
     failed(workbench(workbench_home, "mcp", "add", "other"), "Give the server's command after --")
     failed(workbench(workbench_home, "mcp", "add", "other", "--"), "Give the server's command after --")
-    failed(workbench(workbench_home, "mcp", "add", "--tool-permission", "get_current_time", "other", "--", *TIME_CMD),
-           "--tool-permission must look like KEY=VALUE")
+    failed(
+        workbench(workbench_home, "mcp", "add", "--tool-permission", "get_current_time", "other", "--", *TIME_CMD),
+        "--tool-permission must look like KEY=VALUE",
+    )
     failed(workbench(workbench_home, "mcp", "add", "Bad Name", "--", *TIME_CMD), "server name")
 
     assert ok(workbench(workbench_home, "mcp", "remove", "time")) == "Removed MCP server time.\n"
     assert ok(workbench(workbench_home, "mcp", "list")).startswith("No MCP servers.")
-    assert not any(name.startswith("mcp.") for name in
-                   (t["name"] for t in as_json(workbench(workbench_home, "tools", "list", "--json"))))
+    assert not any(
+        name.startswith("mcp.")
+        for name in (t["name"] for t in as_json(workbench(workbench_home, "tools", "list", "--json")))
+    )
     failed(workbench(workbench_home, "mcp", "remove", "time"), "There is no MCP server named 'time'")
 
 
@@ -529,14 +617,17 @@ def test_mcp_add_options_after_the_name_are_options(workbench_home: Path):
 # -------------------------------------------------------------------- help
 
 
-@pytest.mark.parametrize("command, actions", [
-    ("agents", ["create", "list", "show", "edit", "delete", "export", "import", "enrich"]),
-    ("run", ["AGENT", "task", "--model", "--max-steps", "--json", "denied"]),
-    ("runs", ["list", "show"]),
-    ("tools", ["list", "run", "audit"]),
-    ("mcp", ["add", "list", "remove", "accept"]),
-    ("workspace", ["list", "add", "remove"]),
-])
+@pytest.mark.parametrize(
+    "command, actions",
+    [
+        ("agents", ["create", "list", "show", "edit", "delete", "export", "import", "enrich"]),
+        ("run", ["AGENT", "task", "--model", "--max-steps", "--json", "denied"]),
+        ("runs", ["list", "show"]),
+        ("tools", ["list", "run", "audit"]),
+        ("mcp", ["add", "list", "remove", "accept"]),
+        ("workspace", ["list", "add", "remove"]),
+    ],
+)
 def test_help_lists_the_actions(workbench_home: Path, command: str, actions: list[str]):
     result = workbench(workbench_home, command, "--help")
     text = ok(result)

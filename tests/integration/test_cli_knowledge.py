@@ -101,8 +101,18 @@ def test_search_errors_are_one_sentence(workbench_home: Path, tmp_path: Path):
 
 
 def test_memory_round_trip(workbench_home: Path):
-    stored = ok(workbench(workbench_home, "remember", "pet", "The user's dog is a border collie named Pixel.",
-                          "--category", "personal", "--tag", "pets"))
+    stored = ok(
+        workbench(
+            workbench_home,
+            "remember",
+            "pet",
+            "The user's dog is a border collie named Pixel.",
+            "--category",
+            "personal",
+            "--tag",
+            "pets",
+        )
+    )
     assert re.fullmatch(r"Stored default/pet \(vec_\w+\)\.\n", stored), stored
     assert ok(workbench(workbench_home, "recall", "pet")) == "The user's dog is a border collie named Pixel.\n"
     found = ok(workbench(workbench_home, "recall", "--query", "what kind of dog does the user have", "--json"))
@@ -125,8 +135,9 @@ def test_graph_facts_and_relations(workbench_home: Path):
     assert near[0].startswith("1  Charles Babbage (") and near[0].endswith("via worked_with")
 
 
-def test_an_unusable_model_answer_is_labelled_extractive_and_quotes_the_best_sentence(workbench_home: Path,
-                                                                                       tmp_path: Path):
+def test_an_unusable_model_answer_is_labelled_extractive_and_quotes_the_best_sentence(
+    workbench_home: Path, tmp_path: Path
+):
     folder = tmp_path / "limits"
     folder.mkdir()
     (folder / "limits.md").write_text(
@@ -137,8 +148,7 @@ def test_an_unusable_model_answer_is_labelled_extractive_and_quotes_the_best_sen
     ok(workbench(workbench_home, "ingest", str(folder), "-c", "limits"))
     question = "What is the default rate limit?"
     # 16 tokens cannot hold one complete cited sentence of the answer's JSON: the model's answer is unusable.
-    data = json.loads(ok(workbench(workbench_home, "answer", question, "-c", "limits", "--max-tokens", "16",
-                                   "--json")))
+    data = json.loads(ok(workbench(workbench_home, "answer", question, "-c", "limits", "--max-tokens", "16", "--json")))
     assert data["mode"] == "extractive"
     # The best sentence for the question, not the first sentence of the top passage.
     assert data["text"] == "The default rate limit is 60 requests per minute per key. [1]"

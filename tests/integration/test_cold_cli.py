@@ -25,8 +25,13 @@ print(json.dumps({"codes": codes, "heavy": sorted(m for m in ("torch", "sentence
 
 
 def probe(home: Path, *commands: list[str]) -> dict:
-    done = subprocess.run([PYTHON, "-c", _PROBE, json.dumps(list(commands))], capture_output=True, text=True,
-                          env=cli_env(home), timeout=120)
+    done = subprocess.run(
+        [PYTHON, "-c", _PROBE, json.dumps(list(commands))],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -41,15 +46,25 @@ def test_key_lookups_and_listings_never_load_the_embedder(mem_engine, workbench_
     mem_engine.create_session("a chat")
     mem_engine.close()
 
-    result = probe(workbench_home, ["recall", "user:lang"], ["sessions", "list"], ["collections"],
-                   ["docs", "-c", "kb"], ["graph", "facts", "Ada Lovelace"], ["forget", "user:lang"],
-                   ["models"], ["agents", "list"])
+    result = probe(
+        workbench_home,
+        ["recall", "user:lang"],
+        ["sessions", "list"],
+        ["collections"],
+        ["docs", "-c", "kb"],
+        ["graph", "facts", "Ada Lovelace"],
+        ["forget", "user:lang"],
+        ["models"],
+        ["agents", "list"],
+    )
     assert result == {"codes": [0] * 8, "heavy": []}
 
 
 def test_embedder_dimensions_come_from_metadata_without_torch():
-    code = ("import sys\nfrom workbench.engine.memory.embedder import SentenceTransformerEmbedder\n"
-            "e = SentenceTransformerEmbedder()\nprint(e.dimensions, 'torch' in sys.modules)\n")
+    code = (
+        "import sys\nfrom workbench.engine.memory.embedder import SentenceTransformerEmbedder\n"
+        "e = SentenceTransformerEmbedder()\nprint(e.dimensions, 'torch' in sys.modules)\n"
+    )
     done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["384", "False"], done.stderr
 
@@ -67,10 +82,24 @@ def test_metadata_dimensions_follow_dense_and_pooling_layers(tmp_path: Path):
         return root
 
     transformer = ("Transformer", "", {"hidden_size": 768})
-    pooling = ("Pooling", "1_Pooling", {"word_embedding_dimension": 768, "pooling_mode_mean_tokens": True,
-                                        "pooling_mode_max_tokens": True, "pooling_mode_cls_token": False})
-    assert dimensions_from_metadata(folder([transformer, pooling, ("Dense", "2_Dense", {"out_features": 256}),
-                                            ("Normalize", "3_Normalize", {})])) == 256
+    pooling = (
+        "Pooling",
+        "1_Pooling",
+        {
+            "word_embedding_dimension": 768,
+            "pooling_mode_mean_tokens": True,
+            "pooling_mode_max_tokens": True,
+            "pooling_mode_cls_token": False,
+        },
+    )
+    assert (
+        dimensions_from_metadata(
+            folder(
+                [transformer, pooling, ("Dense", "2_Dense", {"out_features": 256}), ("Normalize", "3_Normalize", {})]
+            )
+        )
+        == 256
+    )
     assert dimensions_from_metadata(folder([transformer, pooling])) == 1536
     assert dimensions_from_metadata(folder([transformer])) == 768
     assert dimensions_from_metadata(folder([transformer, ("Custom", "2_Custom", {"size": 5})])) is None
@@ -102,9 +131,18 @@ def test_n_threads_comes_from_config(workbench_home: Path):
 
 def test_a_missing_ingest_path_fails_at_once(workbench_home: Path, tmp_path: Path):
     missing = tmp_path / "does-not-exist"
-    done = subprocess.run([PYTHON, "-m", "workbench", "ingest", str(missing)], capture_output=True, text=True,
-                          env=cli_env(workbench_home), timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"workbench: error: No file or folder at {missing}.\n")
+    done = subprocess.run(
+        [PYTHON, "-m", "workbench", "ingest", str(missing)],
+        capture_output=True,
+        text=True,
+        env=cli_env(workbench_home),
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"workbench: error: No file or folder at {missing}.\n",
+    )
     # "At once": the refusal comes before the embedder starts loading (it took 10 s before).
     assert probe(workbench_home, ["ingest", str(missing)]) == {"codes": [1], "heavy": []}
 
@@ -142,19 +180,33 @@ def test_extensionless_text_files_are_ingested_and_unchanged_on_reingest(mem_eng
     assert [Path(s.path).name for s in again.skipped] == ["program"]
 
 
-@pytest.mark.parametrize("argv, stdin, where", [
-    (["ask", ""], None, "the prompt is"),
-    (["ask", "   \n"], None, "the prompt is"),
-    (["ask", "-"], "", "standard input was"),
-    (["ask", "-", "--json"], " \n\t\n", "standard input was"),
-])
+@pytest.mark.parametrize(
+    "argv, stdin, where",
+    [
+        (["ask", ""], None, "the prompt is"),
+        (["ask", "   \n"], None, "the prompt is"),
+        (["ask", "-"], "", "standard input was"),
+        (["ask", "-", "--json"], " \n\t\n", "standard input was"),
+    ],
+)
 def test_an_empty_prompt_is_refused(workbench_home: Path, argv: list[str], stdin: str | None, where: str):
-    done = subprocess.run([PYTHON, "-m", "workbench", *argv], capture_output=True, text=True, input=stdin,
-                          env=cli_env(workbench_home), timeout=60)
+    done = subprocess.run(
+        [PYTHON, "-m", "workbench", *argv],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=cli_env(workbench_home),
+        timeout=60,
+    )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"workbench: error: {where} empty; give the question to ask.\n"
-    listed = subprocess.run([PYTHON, "-m", "workbench", "sessions", "list", "--json"], capture_output=True,
-                            text=True, env=cli_env(workbench_home), timeout=60)
+    listed = subprocess.run(
+        [PYTHON, "-m", "workbench", "sessions", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env(workbench_home),
+        timeout=60,
+    )
     assert json.loads(listed.stdout) == []  # nothing was sent or saved
 
 
@@ -170,8 +222,9 @@ def test_key_lookup_with_a_remote_embedder_needs_no_embedding_server(workbench_h
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     workbench_home.mkdir(parents=True, exist_ok=True)
-    (workbench_home / "config.json").write_text(json.dumps({
-        "providers": {"wire": {"kind": "openai", "base_url": url, "models": ["m"]}}, "embedder": "wire:m"}))
+    (workbench_home / "config.json").write_text(
+        json.dumps({"providers": {"wire": {"kind": "openai", "base_url": url, "models": ["m"]}}, "embedder": "wire:m"})
+    )
     try:
         with Engine(workbench_home) as engine:
             engine.set_provider_key("wire", _EmbeddingsHandler.key)

@@ -22,8 +22,9 @@ HEADERS, BLOCK = 3 * 4096, 256 * 1024
 
 
 def workbench(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                          env=cli_env(home), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=cli_env(home), timeout=300
+    )
 
 
 def one_sentence(result: subprocess.CompletedProcess, expected: str) -> None:
@@ -34,8 +35,10 @@ def one_sentence(result: subprocess.CompletedProcess, expected: str) -> None:
 
 def test_lock_file_that_is_a_folder(workbench_home: Path):
     (workbench_home / "workbench.lock").mkdir(parents=True)
-    one_sentence(workbench(workbench_home, "sessions", "list"),
-                 f"{workbench_home / 'workbench.lock'} is a folder, not the home's lock file; remove it and try again.")
+    one_sentence(
+        workbench(workbench_home, "sessions", "list"),
+        f"{workbench_home / 'workbench.lock'} is a folder, not the home's lock file; remove it and try again.",
+    )
 
 
 def test_indexes_that_is_a_file(workbench_home: Path, embedder):
@@ -45,7 +48,8 @@ def test_indexes_that_is_a_file(workbench_home: Path, embedder):
         with pytest.raises(StoreError) as info:
             engine.remember({"key": "k", "value": "v"})
     assert str(info.value) == (
-        f"{workbench_home / 'indexes'} is a file, not the folder of the vector indexes; move it aside and retry.")
+        f"{workbench_home / 'indexes'} is a file, not the folder of the vector indexes; move it aside and retry."
+    )
 
 
 def test_agent_import_with_hundreds_of_bad_skills_names_a_few(workbench_home: Path, tmp_path: Path):
@@ -66,11 +70,11 @@ def test_agent_import_with_hundreds_of_bad_skills_names_a_few(workbench_home: Pa
 def garble(database: Path, text: str) -> int:
     """Flip 64 bytes of every stored copy of the middle of `text`; returns how many copies."""
     data = bytearray(database.read_bytes())
-    probe = text[len(text) // 2:len(text) // 2 + 32].encode()
+    probe = text[len(text) // 2 : len(text) // 2 + 32].encode()
     copies = 0
     start = data.find(probe)
     while start >= 0:
-        data[start:start + 64] = bytes(b ^ 0x55 for b in data[start:start + 64])
+        data[start : start + 64] = bytes(b ^ 0x55 for b in data[start : start + 64])
         copies += 1
         start = data.find(probe, start + 64)
     database.write_bytes(bytes(data))
@@ -78,12 +82,14 @@ def garble(database: Path, text: str) -> int:
 
 
 def test_garbled_block_inside_the_database(workbench_home: Path, embedder):
-    from tests.server.conftest import start_server
-
     import httpx
 
+    from tests.server.conftest import start_server
+
     rng = random.Random(5)
-    value = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(300_000))
+    value = "".join(
+        rng.choice("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(300_000)
+    )
     with Engine(workbench_home, embedder=embedder) as engine:
         engine.remember({"key": "small", "value": "tiny"})
         engine.remember({"key": "big", "value": value})
@@ -92,8 +98,10 @@ def test_garbled_block_inside_the_database(workbench_home: Path, embedder):
     engine = Engine(workbench_home, embedder=embedder)  # the damage is not where opening reads
     server, thread, sock, port = start_server(engine)
     _, key = engine.api_keys.create("test", ["*"])
-    sentence = (f"The database {workbench_home / DB_FILE} is damaged (a block failed its check); "
-                "restore it from a backup, or move it aside to start afresh.")
+    sentence = (
+        f"The database {workbench_home / DB_FILE} is damaged (a block failed its check); "
+        "restore it from a backup, or move it aside to start afresh."
+    )
     try:
         with pytest.raises(StoreDamaged) as info:
             engine.recall("big")

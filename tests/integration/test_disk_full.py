@@ -28,8 +28,9 @@ def small_disk(tmp_path: Path):
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a 12 MB tmpfs for the disk-full tests needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
     try:
@@ -70,16 +71,17 @@ def recall_in_new_process(home: Path, keys: list[str]) -> dict[str, str | None]:
         "            found[key] = None\n"
         "print(json.dumps(found))\n"
     )
-    result = subprocess.run([PYTHON, "-c", script, str(home), *keys], capture_output=True, text=True,
-                            env=cli_env(home), timeout=600)
+    result = subprocess.run(
+        [PYTHON, "-c", script, str(home), *keys], capture_output=True, text=True, env=cli_env(home), timeout=600
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_served_home_refuses_writes_on_a_full_disk_and_keeps_every_acknowledged_one(small_disk: Path, embedder):
-    from tests.server.conftest import start_server
-
     import httpx
+
+    from tests.server.conftest import start_server
 
     home = small_disk / "home"
     engine = Engine(home, embedder=embedder)
@@ -87,8 +89,10 @@ def test_served_home_refuses_writes_on_a_full_disk_and_keeps_every_acknowledged_
     _, key = engine.api_keys.create("test", ["*"])
     acknowledged: dict[str, str] = {}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                          timeout=300) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=300
+        ) as client:
+
             def remember(name: str, value: str, idempotency_key: str | None = None) -> httpx.Response:
                 headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
                 response = client.post("/workbench/v1/memory", json={"key": name, "value": value}, headers=headers)
@@ -135,8 +139,14 @@ def test_cli_remember_and_ingest_on_a_full_disk_say_one_sentence(small_disk: Pat
         engine.remember({"key": "before", "value": "written before the disk filled"})
 
     def workbench(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                              env=cli_env(home), timeout=600, input=stdin)
+        return subprocess.run(
+            [sys.executable, "-m", "workbench", *args],
+            capture_output=True,
+            text=True,
+            env=cli_env(home),
+            timeout=600,
+            input=stdin,
+        )
 
     filler = fill(small_disk)
     sentence = f"workbench: error: The disk holding {home} is full; nothing was saved. Free space and retry.\n"
@@ -154,7 +164,9 @@ def test_cli_remember_and_ingest_on_a_full_disk_say_one_sentence(small_disk: Pat
         assert engine.list_documents("default") == []  # the refused ingest committed nothing
         report = list(engine.ingest({"paths": [str(docs)]}))[-1].report
         assert report.added == 3
-        assert engine.search({"query": "harbour cranes number 2", "mode": "bm25"}).hits[0].path == str(docs / "note2.md")
+        assert engine.search({"query": "harbour cranes number 2", "mode": "bm25"}).hits[0].path == str(
+            docs / "note2.md"
+        )
 
 
 def test_index_save_on_a_full_disk_keeps_the_committed_write_and_the_last_good_file(small_disk: Path):

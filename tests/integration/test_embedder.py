@@ -55,12 +55,29 @@ class _EmbeddingsHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.headers.get("Authorization") != f"Bearer {self.key}":
-            return self._send(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}})
+            return self._send(
+                401,
+                {
+                    "error": {
+                        "message": "Incorrect API key provided.",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(text) + k) for k in range(8)]}
             for i, text in enumerate(body["input"])
         ]
-        self._send(200, {"object": "list", "data": list(reversed(data)), "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        self._send(
+            200,
+            {
+                "object": "list",
+                "data": list(reversed(data)),
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            },
+        )
 
     def _send(self, status: int, payload: dict) -> None:
         raw = json.dumps(payload).encode()
@@ -118,7 +135,9 @@ def test_configured_remote_embedder_and_collection_guard(embeddings_server, work
         assert engine.embedder.model_id == "wire:text-embedding-wire"
         stored = engine.remember({"key": "k", "value": "remote vectors"})
         assert stored.embedding_dimensions == 8
-        assert [r.key for r in engine.rag_retrieve({"query": "remote vectors", "score_threshold": 0.9}).results] == ["k"]
+        assert [r.key for r in engine.rag_retrieve({"query": "remote vectors", "score_threshold": 0.9}).results] == [
+            "k"
+        ]
     # The memory collection was written by the remote embedder: the default one may not mix in.
     with Engine(workbench_home, embedder=embedder) as engine:
         with pytest.raises(StoreError, match="was embedded with wire:text-embedding-wire"):

@@ -26,8 +26,11 @@ def _loose(home: Path) -> list[str]:
     """Everything in `home` (and `home` itself) that group or others may use (symlinks have no mode of their own)."""
     found = [str(home)] if _mode(home) & 0o077 else []
     for folder, dirs, files in os.walk(home):
-        found += [os.path.join(folder, n) for n in dirs + files
-                  if not Path(folder, n).is_symlink() and _mode(Path(folder, n)) & 0o077]
+        found += [
+            os.path.join(folder, n)
+            for n in dirs + files
+            if not Path(folder, n).is_symlink() and _mode(Path(folder, n)) & 0o077
+        ]
     return found
 
 
@@ -84,7 +87,11 @@ def test_an_existing_home_is_tightened_on_open(workbench_home: Path, common_umas
 def test_the_cli_creates_its_log_and_database_private(workbench_home: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "sessions", "list"],
-        env=cli_env(workbench_home), cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=cli_env(workbench_home),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         preexec_fn=lambda: os.umask(0o022),
     )
     assert result.returncode == 0, result.stderr

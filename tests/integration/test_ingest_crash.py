@@ -88,32 +88,51 @@ def check_store(engine: Engine, rng: random.Random) -> int:
     db = engine.db
     documents = db.fetchall("SELECT id, path, chunk_count FROM documents WHERE collection = 'default'")
     for document_id, path, chunk_count in documents:
-        ordinals = [r[0] for r in db.fetchall(
-            "SELECT ordinal FROM chunks WHERE document_id = ? ORDER BY ordinal", [document_id]
-        )]
+        ordinals = [
+            r[0]
+            for r in db.fetchall("SELECT ordinal FROM chunks WHERE document_id = ? ORDER BY ordinal", [document_id])
+        ]
         assert ordinals == list(range(chunk_count)), path
-    assert db.fetchone(
-        "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM postings p WHERE p.chunk_id = c.id)"
-    )[0] == 0
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM postings p WHERE p.chunk_id = c.id)"
+        )[0]
+        == 0
+    )
     # All of a chunk's postings: their term frequencies add up to its length in terms.
-    assert db.fetchone(
-        "SELECT count(*) FROM chunks c JOIN (SELECT chunk_id, sum(tf) AS terms FROM postings GROUP BY chunk_id) p "
-        "ON p.chunk_id = c.id WHERE p.terms != c.length"
-    )[0] == 0
-    assert db.fetchone(
-        "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
-        "(SELECT 1 FROM vectors v WHERE v.collection = 'kb.default' AND v.id = c.id)"
-    )[0] == 0
-    assert db.fetchone(
-        "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id)"
-    )[0] == 0
-    assert db.fetchone(
-        "SELECT count(*) FROM postings p WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = p.chunk_id)"
-    )[0] == 0
-    assert db.fetchone(
-        "SELECT count(*) FROM vectors v WHERE v.collection = 'kb.default' "
-        "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id)"
-    )[0] == 0
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM chunks c JOIN (SELECT chunk_id, sum(tf) AS terms FROM postings GROUP BY chunk_id) p "
+            "ON p.chunk_id = c.id WHERE p.terms != c.length"
+        )[0]
+        == 0
+    )
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+            "(SELECT 1 FROM vectors v WHERE v.collection = 'kb.default' AND v.id = c.id)"
+        )[0]
+        == 0
+    )
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id)"
+        )[0]
+        == 0
+    )
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM postings p WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = p.chunk_id)"
+        )[0]
+        == 0
+    )
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM vectors v WHERE v.collection = 'kb.default' "
+            "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id)"
+        )[0]
+        == 0
+    )
     chunks = db.fetchone("SELECT count(*) FROM chunks WHERE collection = 'default'")[0]
     assert engine.index("kb.default").count == chunks
     if documents:

@@ -103,13 +103,15 @@ def assert_consistent(engine: Engine, collection: str = "default") -> int:
     for document_id, path, chunk_count in db.fetchall(
         "SELECT id, path, chunk_count FROM documents WHERE collection = ?", [collection]
     ):
-        ordinals = [r[0] for r in db.fetchall(
-            "SELECT ordinal FROM chunks WHERE document_id = ? ORDER BY ordinal", [document_id]
-        )]
+        ordinals = [
+            r[0]
+            for r in db.fetchall("SELECT ordinal FROM chunks WHERE document_id = ? ORDER BY ordinal", [document_id])
+        ]
         assert ordinals == list(range(chunk_count)), path
     missing_postings = db.fetchone(
         "SELECT count(*) FROM chunks c WHERE c.collection = ? "
-        "AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.chunk_id = c.id)", [collection]
+        "AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.chunk_id = c.id)",
+        [collection],
     )[0]
     missing_vectors = db.fetchone(
         "SELECT count(*) FROM chunks c WHERE c.collection = ? "
@@ -120,7 +122,8 @@ def assert_consistent(engine: Engine, collection: str = "default") -> int:
     # All of a chunk's postings: their term frequencies add up to its length in terms.
     partial_postings = db.fetchone(
         "SELECT count(*) FROM chunks c JOIN (SELECT chunk_id, sum(tf) AS terms FROM postings GROUP BY chunk_id) p "
-        "ON p.chunk_id = c.id WHERE c.collection = ? AND p.terms != c.length", [collection]
+        "ON p.chunk_id = c.id WHERE c.collection = ? AND p.terms != c.length",
+        [collection],
     )[0]
     assert partial_postings == 0
     orphan_chunks = db.fetchone(
@@ -131,7 +134,8 @@ def assert_consistent(engine: Engine, collection: str = "default") -> int:
     )[0]
     orphan_vectors = db.fetchone(
         "SELECT count(*) FROM vectors v WHERE v.collection = ? "
-        "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id)", [f"kb.{collection}"]
+        "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.id)",
+        [f"kb.{collection}"],
     )[0]
     assert (orphan_chunks, orphan_postings, orphan_vectors) == (0, 0, 0)
     chunks = db.fetchone("SELECT count(*) FROM chunks WHERE collection = ?", [collection])[0]
@@ -229,9 +233,10 @@ def test_every_document_is_stored_whole(mem_engine: Engine, tmp_path: Path):
         assert db.fetchone("SELECT count(*) FROM chunks WHERE document_id = ?", [document_id])[0] == chunk_count
         for (chunk_id,) in db.fetchall("SELECT id FROM chunks WHERE document_id = ?", [document_id]):
             assert db.fetchone("SELECT count(*) FROM postings WHERE chunk_id = ?", [chunk_id])[0] > 0
-            assert db.fetchone(
-                "SELECT count(*) FROM vectors WHERE collection = 'kb.default' AND id = ?", [chunk_id]
-            )[0] == 1
+            assert (
+                db.fetchone("SELECT count(*) FROM vectors WHERE collection = 'kb.default' AND id = ?", [chunk_id])[0]
+                == 1
+            )
     chunks = assert_consistent(mem_engine)
     assert mem_engine.index("kb.default").count == chunks == sum(c.chunks for c in mem_engine.list_collections())
     # Stored content hashes are those of the files.
@@ -246,9 +251,15 @@ def test_every_document_is_stored_whole(mem_engine: Engine, tmp_path: Path):
 def test_hybrid_search_puts_the_distinctive_file_first_with_its_ranks(mem_engine: Engine, tmp_path: Path):
     docs = write_corpus(tmp_path / "docs")
     ingest(mem_engine, docs)
-    for word, name in [("quasar", "guide.md"), ("frobnicate", "code.py"), ("pelican", "notes.txt"),
-                       ("Thames", "table.csv"), ("glacier", "paper.pdf"), ("lighthouse", "page.html"),
-                       ("volcano", "data.json")]:
+    for word, name in [
+        ("quasar", "guide.md"),
+        ("frobnicate", "code.py"),
+        ("pelican", "notes.txt"),
+        ("Thames", "table.csv"),
+        ("glacier", "paper.pdf"),
+        ("lighthouse", "page.html"),
+        ("volcano", "data.json"),
+    ]:
         response = mem_engine.search({"query": word})
         assert response.mode == "hybrid" and response.collection == "default"
         assert Path(response.hits[0].path) == docs / name, word
@@ -266,12 +277,14 @@ def test_hybrid_search_puts_the_distinctive_file_first_with_its_ranks(mem_engine
         assert not h.pinned
         row = mem_engine.db.fetchone(
             "SELECT c.document_id, d.path, c.ordinal, c.start_line, c.end_line, c.text FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id WHERE c.id = ?", [h.chunk_id]
+            "JOIN documents d ON d.id = c.document_id WHERE c.id = ?",
+            [h.chunk_id],
         )
         assert row == (h.document_id, h.path, h.ordinal, h.start_line, h.end_line, h.text)
     # Reciprocal rank fusion, the earlier default, stays available.
-    for h in mem_engine.search({"query": "glacier ice pelican birds", "top_k": 8, "fusion": "rrf",
-                                "bm25_weight": 1, "vector_weight": 1}).hits:
+    for h in mem_engine.search(
+        {"query": "glacier ice pelican birds", "top_k": 8, "fusion": "rrf", "bm25_weight": 1, "vector_weight": 1}
+    ).hits:
         expected = sum(1.0 / (60 + r) for r in (h.bm25_rank, h.vector_rank) if r is not None)
         assert h.fused_score == pytest.approx(expected, abs=1e-6)
 
@@ -413,8 +426,12 @@ def test_duplicate_content_is_reported_and_stored_once(mem_engine: Engine, tmp_p
         (str(elsewhere / "pelicans.txt"), f"same content as {docs / 'notes-copy.txt'}")
     ]
     db = mem_engine.db
-    assert db.fetchone("SELECT count(*) FROM documents WHERE content_hash = ?",
-                       [hashlib.sha256(NOTES_TXT.encode()).hexdigest()])[0] == 1
+    assert (
+        db.fetchone(
+            "SELECT count(*) FROM documents WHERE content_hash = ?", [hashlib.sha256(NOTES_TXT.encode()).hexdigest()]
+        )[0]
+        == 1
+    )
     assert db.fetchone("SELECT count(*) FROM chunks WHERE text LIKE '%pelican colony%'")[0] == 1
     assert len(mem_engine.search({"query": "pelican", "mode": "bm25"}).hits) == 1
     assert_consistent(mem_engine)
@@ -458,11 +475,13 @@ def test_collections_are_separate(mem_engine: Engine, tmp_path: Path):
     chunks_a = assert_consistent(mem_engine, "a")
     chunks_b = assert_consistent(mem_engine, "b")
     assert [(c.name, c.documents, c.chunks) for c in mem_engine.list_collections()] == [
-        ("a", 2, chunks_a), ("b", 1, chunks_b)
+        ("a", 2, chunks_a),
+        ("b", 1, chunks_b),
     ]
     docs_a = mem_engine.list_documents("a")
     assert [(d.collection, Path(d.path).name, d.kind, d.pinned) for d in docs_a] == [
-        ("a", "bees.txt", "text", False), ("a", "orchard.md", "markdown", False)
+        ("a", "bees.txt", "text", False),
+        ("a", "orchard.md", "markdown", False),
     ]
     assert docs_a[1].title == "Orchard" and docs_a[1].size == (folder_a / "orchard.md").stat().st_size
     assert sum(d.chunk_count for d in docs_a) == chunks_a
@@ -544,13 +563,17 @@ def test_answer_cites_real_chunks(mem_engine: Engine, tmp_path: Path):
         assert (citation.n >= 1, cited_hit.chunk_id, cited_hit.path) == (True, citation.chunk_id, citation.source)
         row = mem_engine.db.fetchone(
             "SELECT d.path, c.ordinal, c.heading, c.start_line, c.end_line, c.text FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id WHERE c.id = ?", [citation.chunk_id]
+            "JOIN documents d ON d.id = c.document_id WHERE c.id = ?",
+            [citation.chunk_id],
         )
         assert row is not None, citation
         path, ordinal, heading, start_line, end_line, text = row
         assert citation.source == path
         assert (citation.ordinal, citation.heading, citation.start_line, citation.end_line) == (
-            ordinal, heading, start_line, end_line
+            ordinal,
+            heading,
+            start_line,
+            end_line,
         )
         assert text.startswith(citation.snippet) and citation.snippet
         assert response.hits[citation.n - 1].chunk_id == citation.chunk_id

@@ -49,13 +49,22 @@ def test_stream_events_and_usage(engine: Engine):
 
 
 def test_deterministic_with_temperature_zero_and_seed(engine: Engine):
-    texts = {engine.generate({"messages": [{"role": "user", "content": "Write a haiku about rain."}], "params": GREEDY, "persist": False}).text for _ in range(3)}
+    texts = {
+        engine.generate(
+            {"messages": [{"role": "user", "content": "Write a haiku about rain."}], "params": GREEDY, "persist": False}
+        ).text
+        for _ in range(3)
+    }
     assert len(texts) == 1 and texts.pop().strip()
 
 
 def test_seeded_sampling_is_reproducible(engine: Engine):
     params = {"temperature": 0.9, "top_p": 0.95, "top_k": 50, "seed": 1234, "max_tokens": 40}
-    request = {"messages": [{"role": "user", "content": "Tell me a story about a fox."}], "params": params, "persist": False}
+    request = {
+        "messages": [{"role": "user", "content": "Tell me a story about a fox."}],
+        "params": params,
+        "persist": False,
+    }
     first = engine.generate(request).text
     second = engine.generate(request).text
     assert first == second
@@ -64,16 +73,28 @@ def test_seeded_sampling_is_reproducible(engine: Engine):
 
 
 def test_max_tokens_gives_finish_reason_length(engine: Engine):
-    result = engine.generate({"messages": [{"role": "user", "content": "Count from 1 to 100."}], "params": {"temperature": 0, "max_tokens": 5}})
+    result = engine.generate(
+        {
+            "messages": [{"role": "user", "content": "Count from 1 to 100."}],
+            "params": {"temperature": 0, "max_tokens": 5},
+        }
+    )
     assert result.finish_reason == "length"
     assert result.usage.completion_tokens == 5
 
 
 def test_stop_sequence_ends_the_answer(engine: Engine):
-    free = engine.generate({"messages": [{"role": "user", "content": "List the numbers 1 to 10 separated by commas."}], "params": GREEDY}).text
+    free = engine.generate(
+        {"messages": [{"role": "user", "content": "List the numbers 1 to 10 separated by commas."}], "params": GREEDY}
+    ).text
     assert "," in free
     stop = free[free.index(",") + 1 :].strip()[:1] or ","
-    cut = engine.generate({"messages": [{"role": "user", "content": "List the numbers 1 to 10 separated by commas."}], "params": {**GREEDY, "stop": [stop]}})
+    cut = engine.generate(
+        {
+            "messages": [{"role": "user", "content": "List the numbers 1 to 10 separated by commas."}],
+            "params": {**GREEDY, "stop": [stop]},
+        }
+    )
     assert cut.finish_reason == "stop"
     assert stop not in cut.text
     assert len(cut.text) < len(free)
@@ -110,8 +131,9 @@ FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 def test_a_generation_that_loops_is_stopped_by_the_loop_guard(engine: Engine):
     # Greedy and without a repetition penalty this model repeats "la femme au
     # martyre, ..." to max_tokens; the guard ends it after a few copies.
-    result = engine.generate({"messages": FRANCE,
-                              "params": {"temperature": 0, "repetition_penalty": 1.0, "max_tokens": 1024}})
+    result = engine.generate(
+        {"messages": FRANCE, "params": {"temperature": 0, "repetition_penalty": 1.0, "max_tokens": 1024}}
+    )
     assert result.finish_reason == "repetition", result.text
     assert result.usage.completion_tokens < 120, result.usage
     assert result.text and result.parse_error is None
@@ -121,16 +143,28 @@ def test_a_generation_that_loops_is_stopped_by_the_loop_guard(engine: Engine):
     model = engine.models.chat_model(None)
     model.loop_guard = False
     try:
-        unguarded = engine.generate({"messages": FRANCE, "persist": False, "params": {
-            "temperature": 0, "repetition_penalty": 1.0, "max_tokens": result.usage.completion_tokens + 16}})
+        unguarded = engine.generate(
+            {
+                "messages": FRANCE,
+                "persist": False,
+                "params": {
+                    "temperature": 0,
+                    "repetition_penalty": 1.0,
+                    "max_tokens": result.usage.completion_tokens + 16,
+                },
+            }
+        )
     finally:
         model.loop_guard = True
     assert unguarded.finish_reason == "length" and unguarded.text.startswith(result.text)
 
 
 def test_unseeded_generations_differ_and_a_seed_reproduces(engine: Engine):
-    request = {"messages": [{"role": "user", "content": "Tell me a story about a fox."}], "persist": False,
-               "params": {"temperature": 0.9, "max_tokens": 24}}
+    request = {
+        "messages": [{"role": "user", "content": "Tell me a story about a fox."}],
+        "persist": False,
+        "params": {"temperature": 0.9, "max_tokens": 24},
+    }
     texts = {engine.generate(request).text for _ in range(3)}
     assert len(texts) > 1  # a fresh seed each time: asking again gives another answer
     seeded = {**request, "params": {**request["params"], "seed": 5}}
@@ -138,8 +172,16 @@ def test_unseeded_generations_differ_and_a_seed_reproduces(engine: Engine):
 
 
 def test_conversation_is_persisted_with_generation_details(engine: Engine):
-    first = engine.generate({"messages": [{"role": "user", "content": "My name is Ada."}], "system": "Be brief.", "params": GREEDY})
-    second = engine.generate({"messages": [{"role": "user", "content": "What is my name?"}], "session_id": first.session_id, "params": GREEDY})
+    first = engine.generate(
+        {"messages": [{"role": "user", "content": "My name is Ada."}], "system": "Be brief.", "params": GREEDY}
+    )
+    second = engine.generate(
+        {
+            "messages": [{"role": "user", "content": "What is my name?"}],
+            "session_id": first.session_id,
+            "params": GREEDY,
+        }
+    )
     assert second.session_id == first.session_id
     assert second.usage.prompt_tokens > first.usage.prompt_tokens  # history was sent
     messages = engine.session_messages(first.session_id)
@@ -156,7 +198,12 @@ def test_conversation_is_persisted_with_generation_details(engine: Engine):
 
 
 def test_cancelling_a_stream_keeps_the_partial_answer(engine: Engine):
-    events = engine.chat({"messages": [{"role": "user", "content": "Write a long essay about the sea."}], "params": {"temperature": 0, "max_tokens": 200}})
+    events = engine.chat(
+        {
+            "messages": [{"role": "user", "content": "Write a long essay about the sea."}],
+            "params": {"temperature": 0, "max_tokens": 200},
+        }
+    )
     started = next(events)
     received = ""
     for event in events:
@@ -209,7 +256,9 @@ def test_models_folder_is_discovered(engine: Engine, workbench_home: Path, defau
     ids = {m.id: m for m in engine.list_models()}
     assert ids["my-model"].source == "models-folder"
     assert ids[default_model_path.stem].is_default
-    result = engine.generate({"messages": [{"role": "user", "content": "hi"}], "model": "my-model", "params": {"max_tokens": 4}})
+    result = engine.generate(
+        {"messages": [{"role": "user", "content": "hi"}], "model": "my-model", "params": {"max_tokens": 4}}
+    )
     assert result.model == "my-model"
 
 
@@ -225,12 +274,19 @@ def test_usage_matches_llama_cpp_own_count(engine: Engine, default_model_path: P
     from workbench.engine.inference.llama import LOCAL_SAMPLING_DEFAULTS, load_llama
 
     messages = [{"role": "user", "content": "Say hello in one word."}]
-    ours = engine.generate({"messages": messages, "params": {"temperature": 0, "seed": 1, "max_tokens": 64}, "persist": False})
+    ours = engine.generate(
+        {"messages": messages, "params": {"temperature": 0, "seed": 1, "max_tokens": 64}, "persist": False}
+    )
     assert ours.finish_reason == "stop"
     llama = load_llama(default_model_path, engine.config.n_ctx)
     # The same sampling: our default repetition penalty, which llama-cpp-python leaves off.
-    theirs = llama.create_chat_completion(messages=messages, temperature=0, seed=1, max_tokens=64,
-                                          repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"])
+    theirs = llama.create_chat_completion(
+        messages=messages,
+        temperature=0,
+        seed=1,
+        max_tokens=64,
+        repeat_penalty=LOCAL_SAMPLING_DEFAULTS["repeat_penalty"],
+    )
     assert theirs["choices"][0]["message"]["content"] == ours.text
     assert ours.usage.prompt_tokens == theirs["usage"]["prompt_tokens"]
     assert ours.usage.completion_tokens == theirs["usage"]["completion_tokens"]

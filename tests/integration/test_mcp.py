@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -122,9 +122,9 @@ def test_lists_the_real_tools_of_both_servers(shared):
 
 def test_get_current_time_returns_the_current_year(shared):
     tool = _by_name(shared.manager.tools("time"))["mcp.time.get_current_time"]
-    before = datetime.now(timezone.utc).year
+    before = datetime.now(UTC).year
     text = tool.run({"timezone": "UTC"}, ToolContext())
-    after = datetime.now(timezone.utc).year
+    after = datetime.now(UTC).year
     data = json.loads(text)
     assert data["timezone"] == "UTC"
     assert int(data["datetime"][:4]) in {before, after}

@@ -13,9 +13,15 @@ from workbench.engine.errors import InvalidRequest, NotFound
 FACTS = {
     "pets": ("The user's dog is a border collie named Pixel.", {"category": "personal", "tags": ["pets", "family"]}),
     "lang": ("The user prefers answers in French.", {"category": "preferences", "tags": ["language"]}),
-    "deploy": ("Production deploys run on Kubernetes every Friday.", {"category": "work", "tags": ["ops"], "team": "platform"}),
+    "deploy": (
+        "Production deploys run on Kubernetes every Friday.",
+        {"category": "work", "tags": ["ops"], "team": "platform"},
+    ),
     "coffee": ("Espresso with oat milk is the user's favourite coffee.", {"category": "personal", "tags": ["food"]}),
-    "db": ("The analytics database is DuckDB, stored on the NAS.", {"category": "work", "tags": ["data"], "team": "data"}),
+    "db": (
+        "The analytics database is DuckDB, stored on the NAS.",
+        {"category": "work", "tags": ["data"], "team": "data"},
+    ),
 }
 
 
@@ -102,13 +108,25 @@ def test_memory_kinds(mem_engine: Engine):
     with pytest.raises(InvalidRequest, match="subject"):
         mem_engine.remember({"key": "bad", "value": "not a triple", "kind": "knowledge"})
     with pytest.raises(InvalidRequest, match="confidence"):
-        mem_engine.remember({"key": "bad", "kind": "knowledge",
-                             "value": {"subject": "a", "predicate": "b", "object": "c", "confidence": 3}})
-    fact = {"subject": "Ada Lovelace", "predicate": "wrote", "object": "the first published algorithm",
-            "source": "biography.md", "confidence": 0.9}
+        mem_engine.remember(
+            {
+                "key": "bad",
+                "kind": "knowledge",
+                "value": {"subject": "a", "predicate": "b", "object": "c", "confidence": 3},
+            }
+        )
+    fact = {
+        "subject": "Ada Lovelace",
+        "predicate": "wrote",
+        "object": "the first published algorithm",
+        "source": "biography.md",
+        "confidence": 0.9,
+    }
     assert mem_engine.remember({"key": "ada", "value": fact, "kind": "knowledge"}).kind == "knowledge"
     facts = mem_engine.retrieve_facts("ada lovelace", "wrote")
-    assert [(f.value, f.source, f.confidence) for f in facts] == [("the first published algorithm", "biography.md", 0.9)]
+    assert [(f.value, f.source, f.confidence) for f in facts] == [
+        ("the first published algorithm", "biography.md", 0.9)
+    ]
     hit = mem_engine.rag_retrieve({"query": "who wrote the first algorithm", "filter": {"kind": "knowledge"}}).results
     assert [r.key for r in hit] == ["ada"]
 
@@ -132,8 +150,12 @@ def test_rag_threshold_filters_and_metadata(mem_engine: Engine):
     assert mem_engine.rag_retrieve({"query": "dog", "score_threshold": 0.99}).results == []
 
     def keys(**flt):
-        return {r.key for r in mem_engine.rag_retrieve(
-            {"query": "things about the user", "top_k": 20, "score_threshold": 0.0, "filter": flt}).results}
+        return {
+            r.key
+            for r in mem_engine.rag_retrieve(
+                {"query": "things about the user", "top_k": 20, "score_threshold": 0.0, "filter": flt}
+            ).results
+        }
 
     assert keys(category="personal") == {"pets", "coffee"}
     assert keys(tags=["pets", "family"]) == {"pets"}
@@ -147,10 +169,16 @@ def test_rag_threshold_filters_and_metadata(mem_engine: Engine):
 
 def test_selective_filter_finds_matches_far_from_the_query(mem_engine: Engine):
     for i in range(60):
-        mem_engine.remember({"key": f"noise-{i}", "value": f"Weather report {i}: sunny with light wind.",
-                             "metadata": {"category": "weather"}})
-    mem_engine.remember({"key": "rare", "value": "Quarterly tax filing is due in April.",
-                         "metadata": {"category": "finance"}})
+        mem_engine.remember(
+            {
+                "key": f"noise-{i}",
+                "value": f"Weather report {i}: sunny with light wind.",
+                "metadata": {"category": "weather"},
+            }
+        )
+    mem_engine.remember(
+        {"key": "rare", "value": "Quarterly tax filing is due in April.", "metadata": {"category": "finance"}}
+    )
     results = mem_engine.rag_retrieve(
         {"query": "sunny weather with wind", "top_k": 3, "score_threshold": 0.0, "filter": {"category": "finance"}}
     ).results

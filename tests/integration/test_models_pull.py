@@ -36,8 +36,9 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
 def pull_cli(home: Path, server: FakeHub, *args: str) -> subprocess.CompletedProcess:
     env = cli_env(home)
     env["HF_ENDPOINT"] = server.url
-    return subprocess.run([PYTHON, "-m", "workbench", "models", "pull", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [PYTHON, "-m", "workbench", "models", "pull", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_pull_downloads_verifies_and_lists_the_model(fake_hub: FakeHub, workbench_home: Path):
@@ -48,16 +49,23 @@ def test_pull_downloads_verifies_and_lists_the_model(fake_hub: FakeHub, workbenc
     assert result.returncode == 0, result.stderr
     target = workbench_home / "models" / NAME
     assert target.read_bytes() == data
-    assert result.stdout == f"Downloaded and verified: {target} (sha256 {hashlib.sha256(data).hexdigest()[:12]}...). " \
-                            f"Use it with --model {target.stem}.\n"
+    assert (
+        result.stdout == f"Downloaded and verified: {target} (sha256 {hashlib.sha256(data).hexdigest()[:12]}...). "
+        f"Use it with --model {target.stem}.\n"
+    )
     assert "Traceback" not in result.stderr and f"Pulling {REPO}/{NAME} (3 MB)" in result.stderr
     assert [p.name for p in (workbench_home / "models").iterdir()] == [NAME]  # no .part left
     # The listing came from the tree API; the bytes from the resolve URL, through its redirect.
     methods_paths = [(m, p.split("/")[1]) for m, p, _ in fake_hub.requests]
     assert methods_paths == [("GET", "api"), ("GET", REPO.split("/")[0]), ("GET", "cdn")]
 
-    listed = subprocess.run([PYTHON, "-m", "workbench", "models", "--json"], capture_output=True, text=True,
-                            env=cli_env(workbench_home), timeout=60)
+    listed = subprocess.run(
+        [PYTHON, "-m", "workbench", "models", "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env(workbench_home),
+        timeout=60,
+    )
     assert {m["id"]: m["source"] for m in json.loads(listed.stdout)}[target.stem] == "models-folder"
 
     again = pull_cli(workbench_home, fake_hub, f"{REPO}/{NAME}")
@@ -89,7 +97,8 @@ def test_a_corrupt_download_is_deleted_and_never_becomes_a_model(fake_hub: FakeH
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"workbench: error: The downloaded {NAME} does not match the repository's size and sha256, "
-        "so it was deleted; run the command again.")
+        "so it was deleted; run the command again."
+    )
     assert "Traceback" not in result.stderr
     assert list((workbench_home / "models").iterdir()) == []
 
@@ -104,8 +113,15 @@ def test_repository_without_a_file_name_gets_its_4_bit_gguf(fake_hub: FakeHub, w
 def test_bad_specs_and_missing_files_are_one_sentence(fake_hub: FakeHub, workbench_home: Path):
     fake_hub.add(REPO, "a-Q8_0.gguf", b"GGUF1")
     fake_hub.add(REPO, "b-Q8_0.gguf", b"GGUF2")
-    for spec in (f"{REPO}/../../../etc/evil.gguf", f"{REPO}/sub/..%2f/x.gguf", "../../x", "acme",
-                 f"{REPO}/notes.txt", f"{REPO}/.hidden.gguf", f"{REPO}/a\\..\\b.gguf"):
+    for spec in (
+        f"{REPO}/../../../etc/evil.gguf",
+        f"{REPO}/sub/..%2f/x.gguf",
+        "../../x",
+        "acme",
+        f"{REPO}/notes.txt",
+        f"{REPO}/.hidden.gguf",
+        f"{REPO}/a\\..\\b.gguf",
+    ):
         with pytest.raises(InvalidRequest):
             hub.parse_spec(spec)
     with pytest.raises(NotFound, match=f"Repository {REPO} has no file missing.gguf"):
@@ -140,10 +156,11 @@ def test_the_endpoint_comes_from_hf_endpoint(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_models_listing_recommends_an_upgrade(workbench_home: Path):
-    listed = subprocess.run([PYTHON, "-m", "workbench", "models"], capture_output=True, text=True,
-                            env=cli_env(workbench_home), timeout=60)
+    listed = subprocess.run(
+        [PYTHON, "-m", "workbench", "models"], capture_output=True, text=True, env=cli_env(workbench_home), timeout=60
+    )
     spec = hub.RECOMMENDED_MODELS[0][0]
     assert listed.returncode == 0
-    assert f"Recommended upgrade for chat and agents" in listed.stdout
+    assert "Recommended upgrade for chat and agents" in listed.stdout
     assert f"workbench models pull {spec}\n" in listed.stdout
     assert hub.parse_spec(spec) == ("Qwen/Qwen2.5-1.5B-Instruct-GGUF", "qwen2.5-1.5b-instruct-q4_k_m.gguf")

@@ -14,10 +14,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.conftest import cli_env
 from jsonschema import Draft202012Validator
-from tests.wire_servers import WireServer, answer_for
 
+from tests.conftest import cli_env
+from tests.wire_servers import WireServer, answer_for
 from workbench.engine.errors import InvalidRequest, ProviderAuthError, ProviderError, ProviderUnreachable
 from workbench.engine.inference.anthropic import AnthropicChatModel
 from workbench.engine.inference.openai_compat import OpenAICompatChatModel
@@ -61,7 +61,9 @@ def add_openai(engine, server: WireServer, name: str = "wireai", key: str | None
     return name
 
 
-def add_anthropic(engine, server: WireServer, name: str = "wireant", key: str | None = "server", base_url: str | None = None) -> str:
+def add_anthropic(
+    engine, server: WireServer, name: str = "wireant", key: str | None = "server", base_url: str | None = None
+) -> str:
     engine.add_provider(name, "anthropic", base_url or server.anthropic_base_url, ["claude-wire"])
     if key is not None:
         engine.set_provider_key(name, server.api_key if key == "server" else key)
@@ -155,7 +157,9 @@ def test_max_tokens_cuts_the_answer_and_finishes_with_length(engine, wire, kind,
 def test_stop_sequence_cuts_the_answer_and_finishes_with_stop(engine, wire, kind):
     name, model = add_model(engine, wire, kind)
 
-    result = engine.generate({"model": model, "messages": user(PROMPT), "params": {"stop": [" jumps"]}, "persist": False})
+    result = engine.generate(
+        {"model": model, "messages": user(PROMPT), "params": {"stop": [" jumps"]}, "persist": False}
+    )
 
     assert result.text == "dogs! lazy over"
     assert result.finish_reason == "stop"
@@ -186,7 +190,12 @@ def test_openai_sampling_params_are_sent_with_openai_names(engine, wire):
     assert wire.requests[-1].headers["accept"] == "text/event-stream"
 
     engine.generate(
-        {"model": "wireai:gpt-wire", "messages": user(PROMPT), "params": {"top_k": 40, "repetition_penalty": 1.1}, "persist": False}
+        {
+            "model": "wireai:gpt-wire",
+            "messages": user(PROMPT),
+            "params": {"top_k": 40, "repetition_penalty": 1.1},
+            "persist": False,
+        }
     )
     body = wire.requests[-1].body
     assert body["top_k"] == 40 and body["repetition_penalty"] == 1.1
@@ -440,7 +449,9 @@ def test_connection_dropped_mid_stream_gives_run_failed(engine, wire, kind):
 )
 def test_openai_schema_response_is_parsed_and_validates(engine, wire, response_format):
     add_openai(engine, wire)
-    events = run(engine, {"model": "wireai:gpt-wire", "messages": user("Ada Lovelace"), "response_format": response_format})
+    events = run(
+        engine, {"model": "wireai:gpt-wire", "messages": user("Ada Lovelace"), "response_format": response_format}
+    )
 
     assert sum(isinstance(e, TokenDelta) for e in events) > 3
     result = events[-1].result
@@ -458,7 +469,12 @@ def test_openai_schema_response_is_parsed_and_validates(engine, wire, response_f
 def test_openai_json_object_without_schema(engine, wire):
     add_openai(engine, wire)
     result = engine.generate(
-        {"model": "wireai:gpt-wire", "messages": user("x y"), "response_format": {"type": "json_object"}, "persist": False}
+        {
+            "model": "wireai:gpt-wire",
+            "messages": user("x y"),
+            "response_format": {"type": "json_object"},
+            "persist": False,
+        }
     )
     assert wire.requests[-1].body["response_format"] == {"type": "json_object"}
     assert result.parsed == {"answer": "y x"} and result.parse_error is None
@@ -468,7 +484,11 @@ def test_anthropic_schema_response_uses_a_forced_tool_and_validates(engine, wire
     add_anthropic(engine, wire)
     events = run(
         engine,
-        {"model": "wireant:claude-wire", "messages": user("Ada Lovelace"), "response_format": {"type": "json_object", "schema": PERSON}},
+        {
+            "model": "wireant:claude-wire",
+            "messages": user("Ada Lovelace"),
+            "response_format": {"type": "json_object", "schema": PERSON},
+        },
     )
 
     assert sum(isinstance(e, TokenDelta) for e in events) > 3
@@ -554,7 +574,9 @@ def test_cli_configures_a_provider_stores_its_key_and_streams_an_answer(workbenc
     def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([*workbench, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
 
-    added = cli("providers", "add", "clitest", "--kind", "openai", "--base-url", wire.openai_base_url, "--model", "gpt-wire")
+    added = cli(
+        "providers", "add", "clitest", "--kind", "openai", "--base-url", wire.openai_base_url, "--model", "gpt-wire"
+    )
     assert added.returncode == 0, added.stderr
     stored = cli("keys", "set-provider", "clitest", stdin=wire.api_key + "\n")
     assert stored.returncode == 0, stored.stderr
@@ -587,5 +609,9 @@ def test_anthropic_non_object_schema_is_wrapped_and_unwrapped(engine, wire):
         }
     )
     sent = wire.requests[-1].body
-    assert sent["tools"][0]["input_schema"] == {"type": "object", "properties": {"value": schema}, "required": ["value"]}
+    assert sent["tools"][0]["input_schema"] == {
+        "type": "object",
+        "properties": {"value": schema},
+        "required": ["value"],
+    }
     assert isinstance(result.parsed, list) and result.parse_error is None

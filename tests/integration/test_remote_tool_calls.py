@@ -13,8 +13,8 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.wire_servers import WireServer, add_model, answer_for, instance_for
 
+from tests.wire_servers import WireServer, add_model, answer_for, instance_for
 from workbench.engine.errors import InvalidRequest, ProviderError
 from workbench.engine.inference.anthropic import AnthropicChatModel
 from workbench.engine.inference.base import StreamEnd
@@ -79,7 +79,9 @@ def test_a_request_with_tools_returns_parsed_tool_calls(engine, wire, kind):
     model = add_model(engine, wire, kind)
     wire.tool_calls = [("get_weather", {"city": "Paris", "days": 3, "units": {"temp": "C", "wind": ["km/h"]}})]
 
-    events = list(engine.chat({"model": model, "messages": user(QUESTION), "tools": [WEATHER, CLOCK], "persist": False}))
+    events = list(
+        engine.chat({"model": model, "messages": user(QUESTION), "tools": [WEATHER, CLOCK], "persist": False})
+    )
 
     assert isinstance(events[0], RunStarted)
     assert not [e for e in events if isinstance(e, TokenDelta)]
@@ -128,7 +130,9 @@ def test_text_before_several_calls_streams_and_the_calls_keep_their_order(engine
     wire.tool_preamble = "Let me look that up."
     wire.tool_calls = [("get_weather", {"city": "Paris"}), ("clock", {}), ("get_weather", {"city": "Oslo", "days": 2})]
 
-    events = list(engine.chat({"model": model, "messages": user(QUESTION), "tools": [WEATHER, CLOCK], "persist": False}))
+    events = list(
+        engine.chat({"model": model, "messages": user(QUESTION), "tools": [WEATHER, CLOCK], "persist": False})
+    )
 
     deltas = [e.text for e in events if isinstance(e, TokenDelta)]
     assert len(deltas) == 5 and "".join(deltas) == "Let me look that up."
@@ -152,7 +156,9 @@ def test_adapter_stream_yields_complete_tool_calls_before_the_end(wire, kind):
         adapter = AnthropicChatModel("direct", "claude-wire", wire.url, wire.api_key)
     wire.tool_calls = [("get_weather", {"city": "Rome", "days": 5})]
     try:
-        items = list(adapter.stream([ChatMessage(role="user", content=QUESTION)], SamplingParams(), None, [ToolSpec(**WEATHER)]))
+        items = list(
+            adapter.stream([ChatMessage(role="user", content=QUESTION)], SamplingParams(), None, [ToolSpec(**WEATHER)])
+        )
     finally:
         adapter.close()
     assert adapter.supports_tools is True
@@ -202,7 +208,10 @@ def test_tool_results_go_back_in_each_providers_format_and_the_model_answers(eng
             (oslo.id, "function", "get_weather"),
         ]
         # Arguments travel as JSON text.
-        assert [json.loads(c["function"]["arguments"]) for c in sent_calls] == [{"city": "Paris"}, {"city": "Oslo", "days": 2}]
+        assert [json.loads(c["function"]["arguments"]) for c in sent_calls] == [
+            {"city": "Paris"},
+            {"city": "Oslo", "days": 2},
+        ]
     else:
         assert body["messages"] == [
             *user(QUESTION),
@@ -331,7 +340,15 @@ def test_arguments_cut_off_by_max_tokens_name_the_cause(engine, wire, kind):
     model = add_model(engine, wire, kind)
     wire.tool_calls = [("get_weather", {"city": "Paris", "days": 3})]
     events = list(
-        engine.chat({"model": model, "messages": user(QUESTION), "tools": [WEATHER], "params": {"max_tokens": 6}, "persist": False})
+        engine.chat(
+            {
+                "model": model,
+                "messages": user(QUESTION),
+                "tools": [WEATHER],
+                "params": {"max_tokens": 6},
+                "persist": False,
+            }
+        )
     )
     failed = events[-1]
     assert isinstance(failed, RunFailed) and failed.code == "provider_error"
@@ -360,7 +377,11 @@ def test_llama_adapter_refuses_tools_in_check_and_stream(default_model_path):
     with pytest.raises(InvalidRequest, match="Local models call tools through agents"):
         adapter.check(SamplingParams(), None, [ToolSpec(**WEATHER)])
     with pytest.raises(InvalidRequest, match="Local models call tools through agents"):
-        next(iter(adapter.stream([ChatMessage(role="user", content="hi")], SamplingParams(), None, [ToolSpec(**WEATHER)])))
+        next(
+            iter(
+                adapter.stream([ChatMessage(role="user", content="hi")], SamplingParams(), None, [ToolSpec(**WEATHER)])
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -388,7 +409,9 @@ def test_invalid_tool_requests_are_refused_before_any_http_request(engine, wire,
 def test_anthropic_refuses_tools_with_a_json_response_format(engine, wire):
     model = add_model(engine, wire, "anthropic")
     with pytest.raises(InvalidRequest) as caught:
-        engine.chat({"model": model, "messages": user("x"), "tools": [WEATHER], "response_format": {"type": "json_object"}})
+        engine.chat(
+            {"model": model, "messages": user("x"), "tools": [WEATHER], "response_format": {"type": "json_object"}}
+        )
     one_sentence(str(caught.value))
     assert "response_format" in str(caught.value)
     assert wire.requests == []
@@ -450,7 +473,11 @@ def test_local_chat_template_renders_tool_turns_as_text():
     messages = [
         ChatMessage(role="system", content="Be brief."),
         ChatMessage(role="user", content="Weather in Paris?"),
-        ChatMessage(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="get_weather", arguments={"city": "Paris"})]),
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=[ToolCall(id="c1", name="get_weather", arguments={"city": "Paris"})],
+        ),
         ChatMessage(role="tool", tool_call_id="c1", content="sunny"),
         ChatMessage(role="tool", tool_call_id="zz", name="clock", content="noon"),
     ]
@@ -466,7 +493,11 @@ def test_local_chat_template_renders_tool_turns_as_text():
 def test_local_model_answers_a_conversation_holding_tool_turns(engine):
     conversation = [
         *user("What is the weather in Paris?"),
-        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny, 21 degrees"},
     ]
     result = engine.generate(

@@ -29,8 +29,14 @@ def test_hybrid_beats_or_matches_each_single_mode_on_the_shipped_handbook(mem_en
     assert hybrid.mrr > lexical.mrr and hybrid.ndcg_at_k > lexical.ndcg_at_k, report.modes
     assert hybrid.hit_at_k >= 0.9
     # The earlier fusion (equal-weight RRF) is measurably worse on the same set.
-    rrf = evaluate_retrieval(mem_engine.search, questions, "handbook", k=5, modes=["hybrid"],
-                             options={"fusion": "rrf", "bm25_weight": 1, "vector_weight": 1, "rrf_k": 60})
+    rrf = evaluate_retrieval(
+        mem_engine.search,
+        questions,
+        "handbook",
+        k=5,
+        modes=["hybrid"],
+        options={"fusion": "rrf", "bm25_weight": 1, "vector_weight": 1, "rrf_k": 60},
+    )
     assert rrf.modes["hybrid"].hit_at_k < hybrid.hit_at_k
     assert set(report.splits) == {"test", "tune"}
     assert sum(s["hybrid"].questions for s in report.splits.values()) == len(questions)
@@ -53,7 +59,7 @@ def test_best_of_parts_counts_the_questions_each_part_ranks_higher(mem_engine: E
         "stars.md": "# Stars\n\nThe quasar telescope was finished in 1987.\n",
         "pumps.md": "# Pumps\n\nA pump that shows fault ZR-9 restarts on its own after a minute.\n",
         "faults.md": "# Telescope faults\n\nWhen the telescope mirror stops moving, the observatory crew resets "
-                     "the drive.\n",
+        "the drive.\n",
         "food.md": "# Food\n\nSaffron rice is cooked with stock and butter.\n",
     }.items():
         (docs / name).write_text(text, encoding="utf-8")
@@ -80,8 +86,9 @@ def test_best_of_parts_counts_the_questions_each_part_ranks_higher(mem_engine: E
 def test_eval_retrieval_command(workbench_home: Path, tmp_path: Path):
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "birds.md").write_text("# Birds\n\nA pelican colony nests on the south island every spring.\n",
-                                   encoding="utf-8")
+    (docs / "birds.md").write_text(
+        "# Birds\n\nA pelican colony nests on the south island every spring.\n", encoding="utf-8"
+    )
     (docs / "stars.md").write_text("# Stars\n\nThe quasar telescope was finished in 1987.\n", encoding="utf-8")
     (docs / "food.md").write_text("# Food\n\nSaffron rice is cooked with stock and butter.\n", encoding="utf-8")
     questions = tmp_path / "q.jsonl"
@@ -94,8 +101,9 @@ def test_eval_retrieval_command(workbench_home: Path, tmp_path: Path):
         encoding="utf-8",
     )
     ok(workbench(workbench_home, "ingest", str(docs), "-c", "mini"))
-    result = json.loads(ok(workbench(workbench_home, "eval", "retrieval", str(questions), "-c", "mini",
-                                     "--k", "3", "--json")))
+    result = json.loads(
+        ok(workbench(workbench_home, "eval", "retrieval", str(questions), "-c", "mini", "--k", "3", "--json"))
+    )
     assert result["k"] == 3 and result["collection"] == "mini"
     assert set(result["modes"]) == {"bm25", "vector", "hybrid"}
     for mode in ("vector", "hybrid"):
@@ -107,8 +115,21 @@ def test_eval_retrieval_command(workbench_home: Path, tmp_path: Path):
     assert result["best_of_parts"]["hit_at_k"] == 0.6667
     assert result["bm25_ahead"] + result["vector_ahead"] <= 3
 
-    text = ok(workbench(workbench_home, "eval", "retrieval", str(questions), "-c", "mini", "--mode", "hybrid",
-                        "--fusion", "rrf", "--show-misses"))
+    text = ok(
+        workbench(
+            workbench_home,
+            "eval",
+            "retrieval",
+            str(questions),
+            "-c",
+            "mini",
+            "--mode",
+            "hybrid",
+            "--fusion",
+            "rrf",
+            "--show-misses",
+        )
+    )
     assert "Collection mini, 3 questions, top 5:" in text
     assert "  hybrid     0.667   0.667    0.667" in text and "bm25 " not in text
     assert "missed by hybrid: volcano" in text
@@ -119,5 +140,7 @@ def test_eval_retrieval_command(workbench_home: Path, tmp_path: Path):
     assert "bm25 ranks the expected passage above vector on " in text
 
     (tmp_path / "bad.jsonl").write_text('{"question": "no expected passages"}\n', encoding="utf-8")
-    failed(workbench(workbench_home, "eval", "retrieval", str(tmp_path / "bad.jsonl"), "-c", "mini"),
-           "bad.jsonl line 1 is not a question")
+    failed(
+        workbench(workbench_home, "eval", "retrieval", str(tmp_path / "bad.jsonl"), "-c", "mini"),
+        "bad.jsonl line 1 is not a question",
+    )

@@ -15,7 +15,10 @@ from workbench.engine.engine import Engine
 from workbench.engine.errors import InvalidRequest, ModelBusy, SecretsError
 from workbench.engine.schemas import RunFinished
 
-LONG = {"messages": [{"role": "user", "content": "Write a long essay about the history of ships."}], "params": {"temperature": 0, "max_tokens": 120}}
+LONG = {
+    "messages": [{"role": "user", "content": "Write a long essay about the history of ships."}],
+    "params": {"temperature": 0, "max_tokens": 120},
+}
 
 
 def test_a_stream_may_be_stepped_from_different_threads(engine: Engine):
@@ -36,7 +39,11 @@ def test_a_stream_may_be_stepped_from_different_threads(engine: Engine):
     assert isinstance(seen[-1], RunFinished)
     # the model lock was released: another thread generates normally
     results: list = []
-    worker = threading.Thread(target=lambda: results.append(engine.generate({"messages": [{"role": "user", "content": "hi"}], "params": {"max_tokens": 4}})))
+    worker = threading.Thread(
+        target=lambda: results.append(
+            engine.generate({"messages": [{"role": "user", "content": "hi"}], "params": {"max_tokens": 4}})
+        )
+    )
     worker.start()
     worker.join(timeout=120)
     assert results and results[0].text
@@ -53,7 +60,17 @@ def test_a_second_stream_on_the_same_thread_is_refused_not_deadlocked(engine: En
 
 def test_ctrl_c_during_ask_keeps_the_partial_answer(workbench_home: Path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "ask", "Write a long essay about the sea.", "--max-tokens", "400", "--temperature", "0"],
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "ask",
+            "Write a long essay about the sea.",
+            "--max-tokens",
+            "400",
+            "--temperature",
+            "0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(workbench_home),
@@ -87,7 +104,10 @@ def test_ask_into_a_closed_pipe_is_quiet_and_keeps_the_turn(workbench_home: Path
 def test_schema_beyond_the_grammar_is_refused_before_generation(engine: Engine):
     request = {
         "messages": [{"role": "user", "content": "hi"}],
-        "response_format": {"type": "json_object", "schema": {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(?=a)b$"}}}},
+        "response_format": {
+            "type": "json_object",
+            "schema": {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(?=a)b$"}}},
+        },
     }
     with pytest.raises(InvalidRequest, match="cannot enforce this JSON Schema"):
         engine.chat(request)
@@ -97,7 +117,15 @@ def test_schema_beyond_the_grammar_is_refused_before_generation(engine: Engine):
 def test_constraints_beyond_the_grammar_are_met_by_sampling_again(engine: Engine):
     schema = {
         "type": "object",
-        "properties": {"pair": {"type": "array", "items": {"enum": ["red", "green", "blue", "cyan"]}, "minItems": 2, "maxItems": 2, "uniqueItems": True}},
+        "properties": {
+            "pair": {
+                "type": "array",
+                "items": {"enum": ["red", "green", "blue", "cyan"]},
+                "minItems": 2,
+                "maxItems": 2,
+                "uniqueItems": True,
+            }
+        },
         "required": ["pair"],
     }
     for seed in range(8):
@@ -124,7 +152,9 @@ def test_provider_errors_and_titles_carry_no_control_characters(engine: Engine):
     from workbench.engine.inference.http import clause
 
     assert clause("bad\x1b]0;pwned\x07 thing\x1b[2J.") == "bad]0;pwned thing[2J"
-    result = engine.generate({"messages": [{"role": "user", "content": "hi\x1b[2J there"}], "params": {"max_tokens": 3}})
+    result = engine.generate(
+        {"messages": [{"role": "user", "content": "hi\x1b[2J there"}], "params": {"max_tokens": 3}}
+    )
     assert engine.get_session(result.session_id).title == "hi[2J there"
 
 
@@ -133,9 +163,32 @@ def test_keyless_provider_works_without_a_keyring(workbench_home: Path):
 
     with WireServer() as wire:
         env = cli_env(workbench_home)
-        subprocess.run([sys.executable, "-m", "workbench", "providers", "add", "local", "--kind", "openai", "--base-url", wire.openai_base_url, "--model", "m"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench",
+                "providers",
+                "add",
+                "local",
+                "--kind",
+                "openai",
+                "--base-url",
+                wire.openai_base_url,
+                "--model",
+                "m",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
-        result = subprocess.run([sys.executable, "-m", "workbench", "ask", "hello", "--model", "local:m"], env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "workbench", "ask", "hello", "--model", "local:m"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     # The wire server wants a key: the failure is the provider's 401 with the hint, not a keyring error.
     assert result.returncode == 1
     assert "keyring" not in result.stderr and "workbench keys set-provider local" in result.stderr
@@ -151,7 +204,9 @@ def test_unreadable_config_gives_one_sentence(workbench_home: Path, kind: str):
         config.mkdir()
     else:
         config.write_text("[]")
-    result = subprocess.run([sys.executable, "-m", "workbench", "models"], env=cli_env(workbench_home), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "models"], env=cli_env(workbench_home), capture_output=True, text=True
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "config.json" in result.stderr
 
@@ -159,21 +214,47 @@ def test_unreadable_config_gives_one_sentence(workbench_home: Path, kind: str):
 def test_home_that_is_a_file_gives_one_sentence(tmp_path: Path, workbench_home: Path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = subprocess.run([sys.executable, "-m", "workbench", "sessions", "list", "--home", str(blocker / "sub")], env=cli_env(workbench_home), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "sessions", "list", "--home", str(blocker / "sub")],
+        env=cli_env(workbench_home),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Cannot use" in result.stderr
 
 
 def test_resumed_chat_with_a_system_prompt_stays_in_its_session(workbench_home: Path):
     first = subprocess.run(
-        [sys.executable, "-m", "workbench", "chat", "--max-tokens", "5"], input="Hello.\n/session\n", env=cli_env(workbench_home), capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "workbench", "chat", "--max-tokens", "5"],
+        input="Hello.\n/session\n",
+        env=cli_env(workbench_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     import re
 
     session_id = re.search(r"ses_[0-9a-f]{20}", first.stdout).group(0)
     subprocess.run(
-        [sys.executable, "-m", "workbench", "chat", "--session", session_id, "--system", "Answer in French.", "--max-tokens", "5"],
-        input="Again.\n", env=cli_env(workbench_home), capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "chat",
+            "--session",
+            session_id,
+            "--system",
+            "Answer in French.",
+            "--max-tokens",
+            "5",
+        ],
+        input="Again.\n",
+        env=cli_env(workbench_home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     with Engine(workbench_home) as engine:
         assert len(engine.session_messages(session_id)) == 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from workbench.engine.errors import InvalidRequest, NotFound
@@ -16,14 +18,21 @@ def test_search_matches_titles_and_messages_literally(engine):
     assert [s.id for s in engine.list_sessions(query="%")] == [planning.id]
     assert engine.list_sessions(query="nothing like it") == []
     # A word only in a message of the other session finds that session.
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from workbench.engine.schemas import ChatMessage, GenerationResult, Usage
 
-    result = GenerationResult(id="gen_1", session_id=other.id, model="m", provider="llama.cpp",
-                              text="The quokka lives on Rottnest.", finish_reason="stop",
-                              usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2), latency_ms=1.0,
-                              created_at=datetime.now(timezone.utc))
+    result = GenerationResult(
+        id="gen_1",
+        session_id=other.id,
+        model="m",
+        provider="llama.cpp",
+        text="The quokka lives on Rottnest.",
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),
+        latency_ms=1.0,
+        created_at=datetime.now(UTC),
+    )
     engine.conversations.record_turn(other.id, [ChatMessage(role="user", content="Where?")], result, None)
     assert [s.id for s in engine.list_sessions(query="QUOKKA")] == [other.id]
     assert {s.id for s in engine.list_sessions(query="  ")} == {planning.id, other.id}
@@ -57,9 +66,13 @@ def test_set_default_model_is_saved(engine, workbench_home):
 
 def test_huge_offsets_and_pages_are_refused_not_crashes(engine):
     # 2**63 does not fit DuckDB's BIGINT: refused with a sentence before any query (found by the fuzzer).
-    for call in (lambda: engine.list_sessions(offset=2**63), lambda: engine.list_memories(offset=2**63),
-                 lambda: engine.tool_audit(offset=2**63), lambda: engine.list_runs(offset=2**63),
-                 lambda: engine.list_agents(page=2**63)):
+    for call in (
+        lambda: engine.list_sessions(offset=2**63),
+        lambda: engine.list_memories(offset=2**63),
+        lambda: engine.tool_audit(offset=2**63),
+        lambda: engine.list_runs(offset=2**63),
+        lambda: engine.list_agents(page=2**63),
+    ):
         with pytest.raises(InvalidRequest):
             call()
 
@@ -71,8 +84,12 @@ def test_an_empty_metadata_key_in_a_retrieval_filter_is_refused(mem_engine):
         mem_engine.rag_retrieve({"query": "note", "filter": {"metadata": {"": False}}})
     with pytest.raises(InvalidRequest, match="metadata keys"):
         mem_engine.rag_retrieve({"query": "note", "filter": {"": "x"}})
-    assert [r.key for r in mem_engine.rag_retrieve({"query": "a note", "filter": {"metadata": {"a": 1}},
-                                                     "score_threshold": 0.0}).results] == ["k"]
+    assert [
+        r.key
+        for r in mem_engine.rag_retrieve(
+            {"query": "a note", "filter": {"metadata": {"a": 1}}, "score_threshold": 0.0}
+        ).results
+    ] == ["k"]
 
 
 def test_stored_answers_carry_their_generation_and_models_their_context(engine):

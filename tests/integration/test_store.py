@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
@@ -95,10 +94,7 @@ def test_lock_names_the_port_of_a_serving_owner(workbench_home: Path):
 
 
 def test_kill_9_releases_the_lock_and_keeps_committed_data(workbench_home: Path):
-    extra = (
-        "s = engine.create_session('survives', None, 'be brief')\n"
-        "open(sys.argv[1] + '/sid', 'w').write(s.id)"
-    )
+    extra = "s = engine.create_session('survives', None, 'be brief')\nopen(sys.argv[1] + '/sid', 'w').write(s.id)"
     holder = _holder(workbench_home, extra=extra)
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()

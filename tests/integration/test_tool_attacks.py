@@ -64,7 +64,15 @@ def _escapes(layout: dict[str, Path]) -> dict[str, str]:
     }
 
 
-ESCAPE_KEYS = ["dotdot", "dotdot-deep", "sibling-prefix-abs", "sibling-prefix-rel", "symlink-file-out", "symlink-dir-out", "absolute-elsewhere"]
+ESCAPE_KEYS = [
+    "dotdot",
+    "dotdot-deep",
+    "sibling-prefix-abs",
+    "sibling-prefix-rel",
+    "symlink-file-out",
+    "symlink-dir-out",
+    "absolute-elsewhere",
+]
 
 
 @pytest.mark.parametrize("key", ESCAPE_KEYS)
@@ -233,10 +241,32 @@ def _blocked_urls(port: int) -> list[str]:
 
 
 BLOCKED_IDS = [
-    "loopback", "localhost", "unspecified-v4", "unspecified-v6", "loopback-v6", "mapped-v4-dotted",
-    "mapped-v4-hex", "metadata", "decimal", "octal", "hex", "short-127.1", "userinfo",
-    "userinfo-evil-host", "userinfo-password", "cgnat", "rfc1918-10", "rfc1918-192", "ula-fd00",
-    "link-local-v6", "multicast", "file-scheme", "ftp-scheme", "gopher-scheme", "backslash", "empty",
+    "loopback",
+    "localhost",
+    "unspecified-v4",
+    "unspecified-v6",
+    "loopback-v6",
+    "mapped-v4-dotted",
+    "mapped-v4-hex",
+    "metadata",
+    "decimal",
+    "octal",
+    "hex",
+    "short-127.1",
+    "userinfo",
+    "userinfo-evil-host",
+    "userinfo-password",
+    "cgnat",
+    "rfc1918-10",
+    "rfc1918-192",
+    "ula-fd00",
+    "link-local-v6",
+    "multicast",
+    "file-scheme",
+    "ftp-scheme",
+    "gopher-scheme",
+    "backslash",
+    "empty",
 ]
 
 
@@ -255,9 +285,25 @@ def test_blocked_url_refused_without_request(local: ThreadingHTTPServer, index: 
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "0.0.0.0", "::", "::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "169.254.169.254",
-     "100.64.0.1", "fd00::1", "fe80::1", "64:ff9b::7f00:1", "2002:7f00:1::1", "::127.0.0.1",
-     "255.255.255.255", "240.0.0.1", "198.18.0.1", "192.0.0.8"],
+    [
+        "127.0.0.1",
+        "0.0.0.0",
+        "::",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fd00::1",
+        "fe80::1",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::1",
+        "::127.0.0.1",
+        "255.255.255.255",
+        "240.0.0.1",
+        "198.18.0.1",
+        "192.0.0.8",
+    ],
 )
 def test_non_public_addresses_classified(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is False
@@ -282,21 +328,31 @@ def test_redirect_to_loopback_refused() -> None:
         assert inner.requests == []  # type: ignore[attr-defined]
 
         # the same redirect is followed when the target is allowed too: the check above is real
-        ok = fetch(start, allow_private=False, timeout_s=3.0, max_bytes=1000, allow_addresses={"127.0.0.2", "127.0.0.1"})
+        ok = fetch(
+            start, allow_private=False, timeout_s=3.0, max_bytes=1000, allow_addresses={"127.0.0.2", "127.0.0.1"}
+        )
         assert ok.text == SECRET and ok.redirects == [inner_url]
         assert [p for p, _h in inner.requests] == ["/secret"]  # type: ignore[attr-defined]
     finally:
         _stop(inner, outer)
 
 
-@pytest.mark.parametrize("form", ["http://2130706433:{port}/", "http://127.1:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "form",
+    ["http://2130706433:{port}/", "http://127.1:{port}/", "http://[::ffff:127.0.0.1]:{port}/", "file:///etc/passwd"],
+)
 def test_redirect_to_obfuscated_target_refused(form: str) -> None:
     inner = _serve("127.0.0.1", body=SECRET.encode())
     outer = _serve("127.0.0.2", redirect_to=form.format(port=inner.server_address[1]))
     try:
         with pytest.raises(ToolError):
-            fetch(f"http://127.0.0.2:{outer.server_address[1]}/redirect", allow_private=False,
-                  timeout_s=3.0, max_bytes=1000, allow_addresses={"127.0.0.2"})
+            fetch(
+                f"http://127.0.0.2:{outer.server_address[1]}/redirect",
+                allow_private=False,
+                timeout_s=3.0,
+                max_bytes=1000,
+                allow_addresses={"127.0.0.2"},
+            )
         assert len(outer.requests) == 1  # type: ignore[attr-defined]
         assert inner.requests == []  # type: ignore[attr-defined]
     finally:
@@ -308,8 +364,14 @@ def test_redirect_loop_stops() -> None:
     server.redirect_to = f"http://127.0.0.2:{server.server_address[1]}/redirect"  # type: ignore[attr-defined]
     try:
         with pytest.raises(ToolError, match="redirected more than 3 times"):
-            fetch(server.redirect_to, allow_private=False, timeout_s=3.0, max_bytes=100,  # type: ignore[attr-defined]
-                  max_redirects=3, allow_addresses={"127.0.0.2"})
+            fetch(
+                server.redirect_to,
+                allow_private=False,
+                timeout_s=3.0,
+                max_bytes=100,  # type: ignore[attr-defined]
+                max_redirects=3,
+                allow_addresses={"127.0.0.2"},
+            )
         assert len(server.requests) == 4  # type: ignore[attr-defined]
     finally:
         _stop(server)
@@ -343,8 +405,13 @@ def test_dns_rebinding_cannot_switch_the_target(monkeypatch: pytest.MonkeyPatch)
         pytest.fail("could not bind 127.0.0.1 on the same port as 127.0.0.2")
     try:
         calls = _fake_dns(monkeypatch, "rebind.test", ["127.0.0.2", "127.0.0.1"])
-        result = fetch(f"http://rebind.test:{port}/page", allow_private=False, timeout_s=3.0,
-                       max_bytes=1000, allow_addresses={"127.0.0.2"})
+        result = fetch(
+            f"http://rebind.test:{port}/page",
+            allow_private=False,
+            timeout_s=3.0,
+            max_bytes=1000,
+            allow_addresses={"127.0.0.2"},
+        )
         assert result.text == "checked target"
         assert calls[0] == 1  # resolved once, at check time
         assert allowed.requests == [("/page", f"rebind.test:{port}")]  # type: ignore[attr-defined]
@@ -368,7 +435,7 @@ def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -383,11 +450,15 @@ def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
-def test_https_is_pinned_with_original_sni_and_certificate_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_is_pinned_with_original_sni_and_certificate_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cert, key = _self_signed(tmp_path, "pinned.test")
     server = ThreadingHTTPServer(("127.0.0.2", 0), _Recorder)
     server.requests, server.body, server.redirect_to = [], b"over tls", None  # type: ignore[attr-defined]
@@ -401,16 +472,28 @@ def test_https_is_pinned_with_original_sni_and_certificate_name(tmp_path: Path, 
     try:
         _fake_dns(monkeypatch, "pinned.test", ["127.0.0.2", "127.0.0.1"])
         trust = ssl.create_default_context(cafile=str(cert))
-        result = fetch(f"https://pinned.test:{port}/tls", allow_private=False, timeout_s=5.0,
-                       max_bytes=1000, allow_addresses={"127.0.0.2"}, verify=trust)
+        result = fetch(
+            f"https://pinned.test:{port}/tls",
+            allow_private=False,
+            timeout_s=5.0,
+            max_bytes=1000,
+            allow_addresses={"127.0.0.2"},
+            verify=trust,
+        )
         assert result.status == 200 and result.text == "over tls"
         assert seen_sni == ["pinned.test"]
         assert server.requests == [("/tls", f"pinned.test:{port}")]  # type: ignore[attr-defined]
         # the certificate is checked against the original name, not the IP
         _fake_dns(monkeypatch, "other.test", ["127.0.0.2"])
         with pytest.raises(ToolError, match="certificate|connect"):
-            fetch(f"https://other.test:{port}/tls", allow_private=False, timeout_s=5.0,
-                  max_bytes=1000, allow_addresses={"127.0.0.2"}, verify=trust)
+            fetch(
+                f"https://other.test:{port}/tls",
+                allow_private=False,
+                timeout_s=5.0,
+                max_bytes=1000,
+                allow_addresses={"127.0.0.2"},
+                verify=trust,
+            )
         assert len(server.requests) == 1  # type: ignore[attr-defined]
     finally:
         _stop(server)
@@ -439,7 +522,9 @@ def _created(tmp_path: Path, repo: Path) -> list[Path]:
 
 
 def _head(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.mark.parametrize("tool_name", ["git_log", "git_diff"])
@@ -469,11 +554,17 @@ def test_git_diff_path_shell_syntax_and_magic_are_literal(repo: Path, tmp_path: 
 
 @pytest.mark.parametrize("tool_name", ["git_diff", "git_add"])
 def test_git_path_option_injection_refused(repo: Path, tmp_path: Path, tool_name: str) -> None:
-    args: dict[str, Any] = {"path": f"--output={tmp_path / 'x'}"} if tool_name == "git_diff" else {"paths": ["a.txt", f"--output={tmp_path / 'x'}"]}
+    args: dict[str, Any] = (
+        {"path": f"--output={tmp_path / 'x'}"}
+        if tool_name == "git_diff"
+        else {"paths": ["a.txt", f"--output={tmp_path / 'x'}"]}
+    )
     with pytest.raises(ToolError, match="may not start with '-'"):
         tool(tool_name).run(args, ToolContext(roots=[repo]))
     assert _created(tmp_path, repo) == []
-    staged = subprocess.run(["git", "-C", str(repo), "diff", "--cached", "--name-only"], capture_output=True, text=True).stdout
+    staged = subprocess.run(
+        ["git", "-C", str(repo), "diff", "--cached", "--name-only"], capture_output=True, text=True
+    ).stdout
     assert staged == ""
 
 
@@ -495,7 +586,9 @@ def test_git_commit_message_is_literal_data(repo: Path, tmp_path: Path, message:
     before = _head(repo)
     tool("git_add").run({"paths": ["a.txt"]}, ctx)
     tool("git_commit").run({"message": message}, ctx)
-    subject = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%s"], capture_output=True, text=True).stdout
+    subject = subprocess.run(
+        ["git", "-C", str(repo), "log", "-1", "--format=%s"], capture_output=True, text=True
+    ).stdout
     parent = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD~1"], capture_output=True, text=True).stdout
     assert subject.strip() == message.strip()
     assert parent == before  # a new commit, not an amend
@@ -537,10 +630,20 @@ def test_written_fake_bare_repository_is_not_used(tmp_path: Path) -> None:
     write.run({"path": "fake/HEAD", "content": "ref: refs/heads/main\n"}, ctx)
     write.run({"path": "fake/objects/keep", "content": ""}, ctx)
     write.run({"path": "fake/refs/keep", "content": ""}, ctx)
-    write.run({"path": "fake/config", "content": f"[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = ..\n[filter \"x\"]\n\tclean = touch {marker}\n"}, ctx)
+    write.run(
+        {
+            "path": "fake/config",
+            "content": f'[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tworktree = ..\n[filter "x"]\n\tclean = touch {marker}\n',
+        },
+        ctx,
+    )
     write.run({"path": ".gitattributes", "content": "* filter=x\n"}, ctx)
     write.run({"path": "fake/a.txt", "content": "hi\n"}, ctx)
-    for name, args in (("git_status", {"repo": "fake"}), ("git_add", {"repo": "fake", "paths": ["a.txt"]}), ("git_diff", {"repo": "fake"})):
+    for name, args in (
+        ("git_status", {"repo": "fake"}),
+        ("git_add", {"repo": "fake", "paths": ["a.txt"]}),
+        ("git_diff", {"repo": "fake"}),
+    ):
         with pytest.raises(ToolError):
             tool(name).run(args, ctx)
     assert not marker.exists()
@@ -571,7 +674,9 @@ def test_command_string_as_argv0_does_not_run(tmp_path: Path) -> None:
 def test_shell_metacharacters_in_arguments_are_literal(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    out = tool("run_command").run({"argv": ["echo", "hi; touch X", "$(touch X)", "`touch X`"]}, ToolContext(roots=[root]))
+    out = tool("run_command").run(
+        {"argv": ["echo", "hi; touch X", "$(touch X)", "`touch X`"]}, ToolContext(roots=[root])
+    )
     assert out["stdout"] == "hi; touch X $(touch X) `touch X`\n"
     assert not (root / "X").exists()
 
@@ -605,6 +710,8 @@ def test_run_python_is_not_in_process(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     marker = "WORKBENCH_INPROCESS_MARKER"
-    out = tool("run_python").run({"code": f"import os; os.environ['{marker}'] = '1'; print(os.getpid())"}, ToolContext(roots=[root]))
+    out = tool("run_python").run(
+        {"code": f"import os; os.environ['{marker}'] = '1'; print(os.getpid())"}, ToolContext(roots=[root])
+    )
     assert int(out["stdout"]) != os.getpid()
     assert marker not in os.environ

@@ -40,8 +40,13 @@ def test_the_audit_row_says_running_while_the_tool_runs(engine, workspace: Path)
 
     gate = workspace / "go"
     result: list = []
-    worker = threading.Thread(target=lambda: result.append(engine.execute_tool(
-        {"tool": "run_command", "arguments": {"argv": ["sh", "-c", "while [ ! -f go ]; do sleep 0.05; done"]}})))
+    worker = threading.Thread(
+        target=lambda: result.append(
+            engine.execute_tool(
+                {"tool": "run_command", "arguments": {"argv": ["sh", "-c", "while [ ! -f go ]; do sleep 0.05; done"]}}
+            )
+        )
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 30
@@ -61,8 +66,11 @@ def test_undecodable_tool_arguments_are_refused_and_still_audited(engine, worksp
 
     tool = engine.tools.get("run_command")
     # As a model's JSON "\udcff" escape reaches the registry (an agent run skips the request models).
-    outcome = engine.tools.execute(tool, {"argv": ["touch", "ran", "x\udcff"]},
-                                   ToolContext(roots=[str(workspace)], allow_private_network=False, engine=engine))
+    outcome = engine.tools.execute(
+        tool,
+        {"argv": ["touch", "ran", "x\udcff"]},
+        ToolContext(roots=[str(workspace)], allow_private_network=False, engine=engine),
+    )
     assert outcome.status == "invalid" and "not valid Unicode" in outcome.error
     assert not (workspace / "ran").exists()
     (record,) = engine.tool_audit(tool="run_command")

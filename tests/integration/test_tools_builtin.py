@@ -52,9 +52,18 @@ def test_every_tool_is_well_formed() -> None:
     names = [t.name for t in tools]
     assert len(names) == len(set(names)) == 13
     expected = {
-        "read_file": "read", "write_file": "write", "list_dir": "read", "search_files": "read",
-        "run_command": "exec", "http_fetch": "network", "git_status": "read", "git_log": "read",
-        "git_diff": "read", "git_add": "write", "git_commit": "write", "run_python": "exec",
+        "read_file": "read",
+        "write_file": "write",
+        "list_dir": "read",
+        "search_files": "read",
+        "run_command": "exec",
+        "http_fetch": "network",
+        "git_status": "read",
+        "git_log": "read",
+        "git_diff": "read",
+        "git_add": "write",
+        "git_commit": "write",
+        "run_python": "exec",
         "system_metrics": "read",
     }
     for tool in tools:
@@ -217,7 +226,8 @@ def test_run_command_timeout_kills_the_process_group(root: Path) -> None:
     assert elapsed < 4.0
     time.sleep(0.2)
     survivors = [
-        p for p in psutil.process_iter(["cmdline"])
+        p
+        for p in psutil.process_iter(["cmdline"])
         if p.info["cmdline"] and marker in " ".join(p.info["cmdline"]) and p.status() != psutil.STATUS_ZOMBIE
     ]
     assert survivors == []
@@ -332,7 +342,11 @@ def test_http_fetch_size_cap_truncates(web: ThreadingHTTPServer, root: Path) -> 
     assert out["text"] == "a" * 1000
     full = call("http_fetch", {"url": _base(web) + "/big"}, ctx)
     assert full["truncated"] is False and len(full["text"]) == 300_000
-    capped = call("http_fetch", {"url": _base(web) + "/big"}, ToolContext(roots=[root], allow_private_network=True, max_output_chars=200))
+    capped = call(
+        "http_fetch",
+        {"url": _base(web) + "/big"},
+        ToolContext(roots=[root], allow_private_network=True, max_output_chars=200),
+    )
     assert capped["truncated"] is True and len(capped["text"]) == 200
 
 

@@ -14,13 +14,24 @@ import httpx
 
 from tests.server.conftest import start_server
 
-BOB_ROSS = {"agent_id": "agent-bob-ross-001", "role_model": {"name": "Bob Ross", "occupation": "Artist"},
-            "deepening_cycles": 1}
+BOB_ROSS = {
+    "agent_id": "agent-bob-ross-001",
+    "role_model": {"name": "Bob Ross", "occupation": "Artist"},
+    "deepening_cycles": 1,
+}
 CUSTOM_KNOWLEDGE = [
-    {"text": "Expert in wet-on-wet oil painting technique", "entity_type": "Skill", "source": "Custom Database",
-     "confidence": 1.0},
-    {"text": "Hosted 'The Joy of Painting' TV show for 11 years", "entity_type": "Achievement",
-     "source": "Custom Database", "confidence": 1.0},
+    {
+        "text": "Expert in wet-on-wet oil painting technique",
+        "entity_type": "Skill",
+        "source": "Custom Database",
+        "confidence": 1.0,
+    },
+    {
+        "text": "Hosted 'The Joy of Painting' TV show for 11 years",
+        "entity_type": "Achievement",
+        "source": "Custom Database",
+        "confidence": 1.0,
+    },
 ]
 SKILL_FIELDS = {"skill_id", "name", "description", "category"}
 KNOWLEDGE_FIELDS = {"knowledge_id", "entity", "source", "confidence"}
@@ -62,8 +73,9 @@ def test_the_quick_start_agent_lifecycle(live) -> None:
         assert created["status"] == "completed" and created["deepening_cycles"] == 1
         assert created["generated_skills"], "one deepening cycle yields skills"
         assert all(set(s) == SKILL_FIELDS for s in created["generated_skills"])
-        assert all(set(k) == KNOWLEDGE_FIELDS and set(k["entity"]) == {"text", "type"}
-                   for k in created["generated_knowledge"])
+        assert all(
+            set(k) == KNOWLEDGE_FIELDS and set(k["entity"]) == {"text", "type"} for k in created["generated_knowledge"]
+        )
         stored = live.engine.get_agent("agent-bob-ross-001")
         assert [s.skill_id for s in stored.generated_skills] == [s["skill_id"] for s in created["generated_skills"]]
 
@@ -78,8 +90,9 @@ def test_the_quick_start_agent_lifecycle(live) -> None:
         # PATCH: deepening_cycles is recorded, role_model fields merge, the rest is preserved
         patched = _ok(client.patch("/api/v1/agents/agent-bob-ross-001", json={"deepening_cycles": 5}))["data"]
         assert patched["deepening_cycles"] == 5 and patched["generated_skills"] == created["generated_skills"]
-        renamed = _ok(client.patch("/api/v1/agents/agent-bob-ross-001",
-                                   json={"role_model": {"name": "Bob Ross Jr."}}))["data"]
+        renamed = _ok(client.patch("/api/v1/agents/agent-bob-ross-001", json={"role_model": {"name": "Bob Ross Jr."}}))[
+            "data"
+        ]
         assert renamed["role_model"] == {"name": "Bob Ross Jr.", "occupation": "Artist"}
         assert renamed["deepening_cycles"] == 5
         assert renamed["created_at"] == created["created_at"]
@@ -89,10 +102,12 @@ def test_the_quick_start_agent_lifecycle(live) -> None:
         assert deleted == {"deleted": True, "agent_id": "agent-bob-ross-001"}
         _error(client.get("/api/v1/agents/agent-bob-ross-001"), 404, "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
         _error(client.delete("/api/v1/agents/agent-bob-ross-001"), 404, "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
-        _error(client.patch("/api/v1/agents/agent-bob-ross-001", json={"deepening_cycles": 1}), 404,
-               "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
-        _error(client.get("/api/v1/agents/agent-bob-ross-001/capabilities"), 404,
-               "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
+        _error(
+            client.patch("/api/v1/agents/agent-bob-ross-001", json={"deepening_cycles": 1}),
+            404,
+            "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND",
+        )
+        _error(client.get("/api/v1/agents/agent-bob-ross-001/capabilities"), 404, "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
         _error(client.get("/api/v1/no-such-thing"), 404, "NOT_FOUND_ERROR.ENDPOINT_NOT_FOUND")
     assert live.engine.list_agents().total == 0
 
@@ -101,15 +116,28 @@ def test_workflow_1_custom_knowledge_skills_and_the_duplicate_409(live) -> None:
     agent_id = "agent-bob-ross-custom"
     with live.client() as client:
         # Step 1: the base agent, deepening_cycles 0 (no knowledge generation)
-        agent = _ok(client.post("/api/v1/agents", json={
-            "agent_id": agent_id, "role_model": {"name": "Bob Ross", "occupation": "Artist"}, "deepening_cycles": 0,
-        }), 201)["data"]
+        agent = _ok(
+            client.post(
+                "/api/v1/agents",
+                json={
+                    "agent_id": agent_id,
+                    "role_model": {"name": "Bob Ross", "occupation": "Artist"},
+                    "deepening_cycles": 0,
+                },
+            ),
+            201,
+        )["data"]
         assert agent["agent_id"] == agent_id and agent["generated_knowledge"] == []
         assert agent["deepening_cycles"] == 0
 
-        duplicate = client.post("/api/v1/agents", json={
-            "agent_id": agent_id, "role_model": {"name": "Someone Else", "occupation": "Other"}, "deepening_cycles": 0,
-        })
+        duplicate = client.post(
+            "/api/v1/agents",
+            json={
+                "agent_id": agent_id,
+                "role_model": {"name": "Someone Else", "occupation": "Other"},
+                "deepening_cycles": 0,
+            },
+        )
         error = _error(duplicate, 409, "CONFLICT_ERROR.DUPLICATE_RESOURCE")
         assert agent_id in error["message"]
         assert live.engine.get_agent(agent_id).name == "Bob Ross"
@@ -117,10 +145,19 @@ def test_workflow_1_custom_knowledge_skills_and_the_duplicate_409(live) -> None:
         # Step 2: custom knowledge items
         added = []
         for item in CUSTOM_KNOWLEDGE:
-            response = _ok(client.post("/api/v1/knowledge", json={
-                "identifier": agent_id, "entity_type": item.get("entity_type", "Custom"), "text": item["text"],
-                "source": item.get("source", "Custom"), "confidence": item.get("confidence", 1.0),
-            }), 201)
+            response = _ok(
+                client.post(
+                    "/api/v1/knowledge",
+                    json={
+                        "identifier": agent_id,
+                        "entity_type": item.get("entity_type", "Custom"),
+                        "text": item["text"],
+                        "source": item.get("source", "Custom"),
+                        "confidence": item.get("confidence", 1.0),
+                    },
+                ),
+                201,
+            )
             [stored] = response["data"]
             assert stored["entity"] == {"text": item["text"], "type": item["entity_type"]}
             assert stored["source"] == "Custom Database" and stored["confidence"] == 1.0
@@ -131,20 +168,35 @@ def test_workflow_1_custom_knowledge_skills_and_the_duplicate_409(live) -> None:
         knowledge_items = listing["data"]
         assert {k["knowledge_id"] for k in knowledge_items} == {k["knowledge_id"] for k in added}
         assert listing["meta"]["pagination"]["total"] == 2
-        only_skills = _ok(client.get("/api/v1/knowledge", params={"filter[identifier]": agent_id,
-                                                                  "filter[type]": "Skill"}))["data"]
+        only_skills = _ok(
+            client.get("/api/v1/knowledge", params={"filter[identifier]": agent_id, "filter[type]": "Skill"})
+        )["data"]
         assert [k["entity"]["text"] for k in only_skills] == [CUSTOM_KNOWLEDGE[0]["text"]]
         corpus = " ".join([k["entity"]["text"] for k in knowledge_items])
-        skills = _ok(client.post("/api/v1/skills", json={
-            "occupation": "Artist", "deepening_cycles": 0, "corpus_text": corpus,
-        }), 201)["data"]
+        skills = _ok(
+            client.post(
+                "/api/v1/skills",
+                json={
+                    "occupation": "Artist",
+                    "deepening_cycles": 0,
+                    "corpus_text": corpus,
+                },
+            ),
+            201,
+        )["data"]
         assert skills and all(set(s) == SKILL_FIELDS and s["skill_id"].startswith("skill_") for s in skills)
         assert live.engine.list_agents().total == 1, "skills are generated, not stored as agents"
 
         # Step 4: update the agent with its new capabilities
-        updated = _ok(client.patch(f"/api/v1/agents/{agent_id}", json={
-            "generated_skills": skills, "generated_knowledge": knowledge_items,
-        }))["data"]
+        updated = _ok(
+            client.patch(
+                f"/api/v1/agents/{agent_id}",
+                json={
+                    "generated_skills": skills,
+                    "generated_knowledge": knowledge_items,
+                },
+            )
+        )["data"]
         assert updated["generated_skills"] == skills
         assert updated["generated_knowledge"] == knowledge_items
     caps = live.engine.capabilities(agent_id)
@@ -160,8 +212,14 @@ def test_listing_pages_and_sorts_like_the_seed(live) -> None:
     with live.client() as client:
         first = _ok(client.get("/api/v1/agents", params={"page": 1, "per_page": 2, "sort": "-created_at"}))
         assert [a["agent_id"] for a in first["data"]] == ["agent-4", "agent-3"]
-        assert first["meta"]["pagination"] == {"page": 1, "per_page": 2, "total": 5, "total_pages": 3,
-                                               "has_next": True, "has_prev": False}
+        assert first["meta"]["pagination"] == {
+            "page": 1,
+            "per_page": 2,
+            "total": 5,
+            "total_pages": 3,
+            "has_next": True,
+            "has_prev": False,
+        }
         last = _ok(client.get("/api/v1/agents?page=3&per_page=2&sort=-created_at"))
         assert [a["agent_id"] for a in last["data"]] == ["agent-0"]
         assert last["meta"]["pagination"]["has_next"] is False and last["meta"]["pagination"]["has_prev"] is True
@@ -196,15 +254,32 @@ def test_listing_pages_and_sorts_like_the_seed(live) -> None:
 
 def test_knowledge_generation_listing_and_search(live) -> None:
     with live.client() as client:
-        generated = _ok(client.post("/api/v1/knowledge", json={
-            "identifier": "Bob Ross", "entity_type": "Person", "deepening_cycles": 1,
-        }), 201)["data"]
+        generated = _ok(
+            client.post(
+                "/api/v1/knowledge",
+                json={
+                    "identifier": "Bob Ross",
+                    "entity_type": "Person",
+                    "deepening_cycles": 1,
+                },
+            ),
+            201,
+        )["data"]
         assert isinstance(generated, list)
         assert all(set(k) == KNOWLEDGE_FIELDS and 0.0 <= k["confidence"] <= 1.0 for k in generated)
-        custom = _ok(client.post("/api/v1/knowledge", json={
-            "identifier": "Bob Ross", "entity_type": "Technique", "text": CUSTOM_KNOWLEDGE[0]["text"],
-            "source": "Custom Database", "confidence": 0.9,
-        }), 201)["data"]
+        custom = _ok(
+            client.post(
+                "/api/v1/knowledge",
+                json={
+                    "identifier": "Bob Ross",
+                    "entity_type": "Technique",
+                    "text": CUSTOM_KNOWLEDGE[0]["text"],
+                    "source": "Custom Database",
+                    "confidence": 0.9,
+                },
+            ),
+            201,
+        )["data"]
         listed = _ok(client.get("/api/v1/knowledge?filter[identifier]=Bob Ross"))["data"]
         assert {k["knowledge_id"] for k in generated + custom} == {k["knowledge_id"] for k in listed}
         assert [k.knowledge_id for k in live.engine.list_knowledge("Bob Ross")] == [k["knowledge_id"] for k in listed]
@@ -214,29 +289,41 @@ def test_knowledge_generation_listing_and_search(live) -> None:
         assert nothing["data"] == [] and nothing["meta"]["pagination"]["total"] == 0
 
         # another entity, so the search has something to rank below Bob Ross
-        _ok(client.post("/api/v1/knowledge", json={
-            "identifier": "NASA", "entity_type": "Organization", "text": "NASA runs the United States space program.",
-            "source": "Custom Database", "confidence": 0.95,
-        }), 201)
+        _ok(
+            client.post(
+                "/api/v1/knowledge",
+                json={
+                    "identifier": "NASA",
+                    "entity_type": "Organization",
+                    "text": "NASA runs the United States space program.",
+                    "source": "Custom Database",
+                    "confidence": 0.95,
+                },
+            ),
+            201,
+        )
         results = _ok(client.post("/api/v1/knowledge/search", json={"query": "Bob Ross", "limit": 5}))["data"]
         # Bob Ross ranks first, so his items lead the (at most 5) results.
         leading = min(len(listed), 5)
         assert len(results) <= 5 and [r["identifier"] for r in results[:leading]] == ["Bob Ross"] * leading
         assert results[0]["identifier"] == "Bob Ross" and results[0]["entity_type"] == "Person"
         assert {r["knowledge_id"] for r in results if r["identifier"] == "Bob Ross"} <= {
-            k["knowledge_id"] for k in listed}
+            k["knowledge_id"] for k in listed
+        }
         assert all({"knowledge_id", "entity", "relevance_score", "identifier"} <= set(r) for r in results)
         space = _ok(client.post("/api/v1/knowledge/search", json={"query": "space agency rockets", "limit": 1}))
         assert [r["identifier"] for r in space["data"]] == ["NASA"]
-        organisations = _ok(client.post("/api/v1/knowledge/search", json={
-            "query": "painting", "entity_type": "Organization", "limit": 10}))["data"]
+        organisations = _ok(
+            client.post(
+                "/api/v1/knowledge/search", json={"query": "painting", "entity_type": "Organization", "limit": 10}
+            )
+        )["data"]
         assert {r["identifier"] for r in organisations} == {"NASA"}
 
         missing = _error(client.get("/api/v1/knowledge"), 400, "VALIDATION_ERROR")
         assert missing["details"]["field"] == "filter[identifier]"
         _error(client.post("/api/v1/knowledge/search", json={"limit": 5}), 400, "VALIDATION_ERROR")
-        _error(client.post("/api/v1/knowledge", json={"identifier": "X", "source": "orphan"}), 400,
-               "VALIDATION_ERROR")
+        _error(client.post("/api/v1/knowledge", json={"identifier": "X", "source": "orphan"}), 400, "VALIDATION_ERROR")
 
 
 # ------------------------------------------------------------------- errors
@@ -246,19 +333,27 @@ def test_validation_errors_are_400_with_the_field(live) -> None:
     with live.client() as client:
         missing = _error(client.post("/api/v1/agents", json={"agent_id": "agent-x"}), 400, "VALIDATION_ERROR")
         assert missing["details"]["field"] == "role_model"
-        too_deep = _error(client.post("/api/v1/agents", json={**BOB_ROSS, "deepening_cycles": 99}), 400,
-                          "VALIDATION_ERROR")
+        too_deep = _error(
+            client.post("/api/v1/agents", json={**BOB_ROSS, "deepening_cycles": 99}), 400, "VALIDATION_ERROR"
+        )
         assert too_deep["details"]["field"] == "deepening_cycles"
-        bad_id = _error(client.post("/api/v1/agents", json={**BOB_ROSS, "agent_id": "no spaces allowed"}), 400,
-                        "VALIDATION_ERROR")
+        bad_id = _error(
+            client.post("/api/v1/agents", json={**BOB_ROSS, "agent_id": "no spaces allowed"}), 400, "VALIDATION_ERROR"
+        )
         assert bad_id["details"]["field"] == "agent_id"
-        broken = _error(client.post("/api/v1/agents", content=b"{not json",
-                                    headers={"Content-Type": "application/json"}), 400, "VALIDATION_ERROR")
+        broken = _error(
+            client.post("/api/v1/agents", content=b"{not json", headers={"Content-Type": "application/json"}),
+            400,
+            "VALIDATION_ERROR",
+        )
         assert broken["details"] == {"field": "body", "issue": "is not valid JSON"}
         _error(client.post("/api/v1/skills", json={"deepening_cycles": 0}), 400, "VALIDATION_ERROR")
         _error(client.patch("/api/v1/agents/agent-x", json={"colour": "blue"}), 400, "VALIDATION_ERROR")
-        _error(client.post("/api/v1/agents", json={**BOB_ROSS, "model": "no-such-model.gguf"}), 404,
-               "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND")
+        _error(
+            client.post("/api/v1/agents", json={**BOB_ROSS, "model": "no-such-model.gguf"}),
+            404,
+            "NOT_FOUND_ERROR.RESOURCE_NOT_FOUND",
+        )
     assert live.engine.list_agents().total == 0
 
 
@@ -277,10 +372,14 @@ def test_missing_keys_wrong_keys_and_scopes(live) -> None:
         denied = _error(client.post("/api/v1/agents", json=BOB_ROSS), 403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE")
         assert "write:agents" in denied["message"]
         _error(client.delete("/api/v1/agents/agent-bob-ross-001"), 403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE")
-        _error(client.post("/api/v1/skills", json={"occupation": "Artist"}), 403,
-               "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE")
-        _error(client.post("/api/v1/knowledge", json={"identifier": "Bob Ross", "text": "x"}), 403,
-               "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE")
+        _error(
+            client.post("/api/v1/skills", json={"occupation": "Artist"}), 403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE"
+        )
+        _error(
+            client.post("/api/v1/knowledge", json={"identifier": "Bob Ross", "text": "x"}),
+            403,
+            "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE",
+        )
     assert live.engine.list_agents().total == 0 and live.engine.list_knowledge("Bob Ross") == []
 
 

@@ -46,8 +46,13 @@ NOTICE_S = 0.5
 
 def hold_model(engine: Any) -> Iterator[Any]:
     """A chat turn paused after its first token: until it is closed, it holds the local model."""
-    stream = engine.chat({"messages": [{"role": "user", "content": STORY}], "persist": False,
-                          "params": {"max_tokens": 64, "temperature": 0}})
+    stream = engine.chat(
+        {
+            "messages": [{"role": "user", "content": STORY}],
+            "persist": False,
+            "params": {"max_tokens": 64, "temperature": 0},
+        }
+    )
     assert isinstance(next(stream), RunStarted)
     assert isinstance(next(stream), TokenDelta)
     return stream
@@ -62,8 +67,10 @@ def abandon(live: Any, path: str, body: dict[str, Any], started: Callable[[], bo
     hold = hold_model(live.engine)
     try:
         data = json.dumps(body).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\nAuthorization: Bearer {live.key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\nAuthorization: Bearer {live.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
         with socket.create_connection(("127.0.0.1", live.port), timeout=30) as sock:
             sock.sendall(head.encode() + data)
             if started is None:
@@ -84,8 +91,9 @@ def statuses(live: Any, route: str) -> dict[str, int]:
     """The statuses `/metrics` counted for POST `route`: {"499": 1, ...}."""
     with live.client() as http:
         text = http.get("/metrics").text
-    pattern = re.compile(r'^workbench_http_requests_total\{method="POST",route="' + re.escape(route)
-                         + r'",status="(\d+)"\} (\d+)$', re.M)
+    pattern = re.compile(
+        r'^workbench_http_requests_total\{method="POST",route="' + re.escape(route) + r'",status="(\d+)"\} (\d+)$', re.M
+    )
     return {status: int(count) for status, count in pattern.findall(text)}
 
 
@@ -158,8 +166,10 @@ def test_a_zahara_agent_run_is_cancelled_for_a_client_that_has_gone(live) -> Non
 
     runs = engine.list_runs(agent_id="reader")
     assert len(runs) == 1
-    status = wait_for(lambda: engine.get_run(runs[0].id).status != "running" and engine.get_run(runs[0].id).status,
-                      what="the run to end")
+    status = wait_for(
+        lambda: engine.get_run(runs[0].id).status != "running" and engine.get_run(runs[0].id).status,
+        what="the run to end",
+    )
     assert status == "cancelled"
     wait_for(lambda: statuses(live, "/execute"), what="/execute to end")
     assert statuses(live, "/execute") == {"499": 1}
@@ -185,12 +195,15 @@ def test_a_platform_task_stops_for_a_client_that_has_gone(live) -> None:
 
 def test_native_generate_stops_for_a_client_that_has_gone(live) -> None:
     # A stored turn: the cancelled generation is recorded with what it said.
-    request = {"messages": [{"role": "user", "content": STORY}],
-               "params": {"max_tokens": MAX_TOKENS, "temperature": 0.0}}
+    request = {
+        "messages": [{"role": "user", "content": STORY}],
+        "params": {"max_tokens": MAX_TOKENS, "temperature": 0.0},
+    }
     abandon(live, "/workbench/v1/generate", request)
 
     def stored() -> Any:
         return live.engine.db.fetchone("SELECT finish_reason, completion_tokens FROM generations")
+
     finish_reason, completion_tokens = wait_for(stored, what="the abandoned turn to be stored")
     assert finish_reason == "cancelled" and completion_tokens < MAX_TOKENS // 2
     abandoned = evaluated(live)
@@ -207,8 +220,12 @@ def test_native_generate_stops_for_a_client_that_has_gone(live) -> None:
 
 
 def test_a_plain_chat_completion_stops_for_a_client_that_has_gone(live) -> None:
-    request = {"model": "default", "messages": [{"role": "user", "content": STORY}],
-               "max_tokens": MAX_TOKENS, "temperature": 0}
+    request = {
+        "model": "default",
+        "messages": [{"role": "user", "content": STORY}],
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0,
+    }
     abandon(live, "/v1/chat/completions", request)
     abandoned = assert_abandoned_early(live, "/v1/chat/completions")
 

@@ -98,10 +98,13 @@ def test_a_busy_port_is_one_clear_sentence(engine) -> None:
     assert engine.api_keys.list() == []  # no key made for a server that never ran
 
 
-@pytest.mark.parametrize("listen, expected", [
-    ("0.0.0.0:8765", "--allow-remote"),
-    ("127.0.0.1:99999", "port 1..65535"),
-])
+@pytest.mark.parametrize(
+    "listen, expected",
+    [
+        ("0.0.0.0:8765", "--allow-remote"),
+        ("127.0.0.1:99999", "port 1..65535"),
+    ],
+)
 def test_bad_or_remote_addresses_are_refused(engine, listen: str, expected: str) -> None:
     server = EmbeddedServer(engine, [listen])
     with pytest.raises(InvalidRequest, match=expected):
@@ -119,11 +122,11 @@ def test_the_local_session_key_is_not_rate_limited_but_user_keys_are(engine) -> 
         user_key = server.new_key
         session_key = local_session_key(engine.home)
         with httpx.Client(base_url=server.address, timeout=30) as client:
-            user = [client.get("/workbench/v1/sessions", headers={"X-API-Key": user_key}).status_code
-                    for _ in range(101)]
+            user = [
+                client.get("/workbench/v1/sessions", headers={"X-API-Key": user_key}).status_code for _ in range(101)
+            ]
             assert user[:100] == [200] * 100 and user[100] == 429
-            session = [client.get("/workbench/v1/sessions", headers={"X-API-Key": session_key})
-                       for _ in range(150)]
+            session = [client.get("/workbench/v1/sessions", headers={"X-API-Key": session_key}) for _ in range(150)]
             assert [r.status_code for r in session] == [200] * 150
             assert "X-RateLimit-Limit" not in session[-1].headers
     finally:

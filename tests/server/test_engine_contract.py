@@ -89,8 +89,11 @@ def test_models_and_sessions(api) -> None:
 
 
 def test_chat_streams_tokens_and_stores_the_turn(api) -> None:
-    request = {"messages": [{"role": "user", "content": "Say hello."}], "title": "Hello",
-               "params": {"max_tokens": 8, "temperature": 0, "seed": 1}}
+    request = {
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "title": "Hello",
+        "params": {"max_tokens": 8, "temperature": 0, "seed": 1},
+    }
     events = list(api.chat(request))
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     tokens = [e.text for e in events if isinstance(e, TokenDelta)]
@@ -102,29 +105,41 @@ def test_chat_streams_tokens_and_stores_the_turn(api) -> None:
     assert [m.role for m in messages] == ["user", "assistant"] and messages[1].content == result.text
     assert messages[1].generation.completion_tokens == result.usage.completion_tokens
 
-    generated = api.generate({"messages": [{"role": "user", "content": "Count: 1 2 3"}], "persist": False,
-                              "params": {"max_tokens": 4, "temperature": 0}})
+    generated = api.generate(
+        {
+            "messages": [{"role": "user", "content": "Count: 1 2 3"}],
+            "persist": False,
+            "params": {"max_tokens": 4, "temperature": 0},
+        }
+    )
     assert isinstance(generated, GenerationResult) and generated.session_id is None
     assert generated.finish_reason in ("stop", "length") and generated.usage.completion_tokens <= 4
 
 
 def test_closing_a_chat_stream_cancels_the_generation(api, mem_engine) -> None:
-    stream = api.chat({"messages": [{"role": "user", "content": "Write a long story about a dragon."}],
-                       "params": {"max_tokens": 400, "temperature": 0}})
+    stream = api.chat(
+        {
+            "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
+            "params": {"max_tokens": 400, "temperature": 0},
+        }
+    )
     started = next(stream)
     assert isinstance(started, RunStarted)
     assert isinstance(next(stream), TokenDelta)
     stream.close()
 
     def finish_reason() -> str | None:
-        row = mem_engine.db.fetchone("SELECT finish_reason, completion_tokens FROM generations WHERE id = ?",
-                                     [started.run_id])
+        row = mem_engine.db.fetchone(
+            "SELECT finish_reason, completion_tokens FROM generations WHERE id = ?", [started.run_id]
+        )
         return row
+
     row = wait_until(finish_reason, what="the cancelled turn to be stored")
     assert row[0] == "cancelled" and row[1] < 400
     # the model is free again
-    again = api.generate({"messages": [{"role": "user", "content": "Hi"}], "persist": False,
-                          "params": {"max_tokens": 2}})
+    again = api.generate(
+        {"messages": [{"role": "user", "content": "Hi"}], "persist": False, "params": {"max_tokens": 2}}
+    )
     assert again.text is not None and again.finish_reason in ("stop", "length")
 
 
@@ -166,14 +181,26 @@ def test_providers_and_their_keys(api) -> None:
 
 def test_memory_remember_recall_retrieve_forget(api) -> None:
     odd_key = "notes/2024?draft#1 .. %20"
-    stored = api.remember({"key": "fav-colour", "value": "My favourite colour is teal.", "namespace": "ct",
-                           "metadata": {"category": "prefs", "tags": ["colour"]}})
-    assert (stored.key, stored.namespace, stored.status, stored.embedding_dimensions) == \
-        ("fav-colour", "ct", "stored", 384)
-    batch = api.remember_many([
-        {"key": odd_key, "value": {"text": "The meeting moved to Thursday."}, "namespace": "ct"},
-        {"key": "..", "value": "Dots are a key too.", "namespace": "ct"},
-    ])
+    stored = api.remember(
+        {
+            "key": "fav-colour",
+            "value": "My favourite colour is teal.",
+            "namespace": "ct",
+            "metadata": {"category": "prefs", "tags": ["colour"]},
+        }
+    )
+    assert (stored.key, stored.namespace, stored.status, stored.embedding_dimensions) == (
+        "fav-colour",
+        "ct",
+        "stored",
+        384,
+    )
+    batch = api.remember_many(
+        [
+            {"key": odd_key, "value": {"text": "The meeting moved to Thursday."}, "namespace": "ct"},
+            {"key": "..", "value": "Dots are a key too.", "namespace": "ct"},
+        ]
+    )
     assert [r.key for r in batch] == [odd_key, ".."]
     assert api.recall(odd_key, "ct").value == {"text": "The meeting moved to Thursday."}
     assert api.recall("..", "ct").value == "Dots are a key too."
@@ -181,8 +208,14 @@ def test_memory_remember_recall_retrieve_forget(api) -> None:
     assert record.metadata["category"] == "prefs" and record.kind == "episodic"
     assert sorted(m.key for m in api.list_memories("ct")) == sorted(["fav-colour", odd_key, ".."])
 
-    found = api.rag_retrieve({"query": "What colour do I like?", "top_k": 2, "score_threshold": 0.0,
-                              "filter": {"namespace": "ct", "tags": ["colour"]}})
+    found = api.rag_retrieve(
+        {
+            "query": "What colour do I like?",
+            "top_k": 2,
+            "score_threshold": 0.0,
+            "filter": {"namespace": "ct", "tags": ["colour"]},
+        }
+    )
     assert [r.key for r in found.results] == ["fav-colour"] and found.sources == ["fav-colour"]
 
     api.forget(odd_key, "ct")
@@ -203,10 +236,13 @@ def docs(tmp_path: Path, mem_engine) -> Path:
     mem_engine.add_workspace_root(str(tmp_path))
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "volcanoes.md").write_text("# Volcanoes\n\nMount Etna is an active volcano on Sicily. "
-                                         "It erupts often and its lava flows are studied by geologists.\n")
-    (folder / "baking.md").write_text("# Baking\n\nSourdough bread needs a starter culture, flour, water and "
-                                      "salt, and a long slow fermentation.\n")
+    (folder / "volcanoes.md").write_text(
+        "# Volcanoes\n\nMount Etna is an active volcano on Sicily. "
+        "It erupts often and its lava flows are studied by geologists.\n"
+    )
+    (folder / "baking.md").write_text(
+        "# Baking\n\nSourdough bread needs a starter culture, flour, water and salt, and a long slow fermentation.\n"
+    )
     return folder
 
 
@@ -236,8 +272,7 @@ def test_knowledge_ingest_search_answer_and_documents(api, docs: Path) -> None:
     with pytest.raises(InvalidRequest):
         api.document_chunks("kb", baking, limit=0)
     api.set_pinned("kb", baking, True)
-    assert {Path(d.path).name: d.pinned for d in api.list_documents("kb")} == {"baking.md": True,
-                                                                              "volcanoes.md": False}
+    assert {Path(d.path).name: d.pinned for d in api.list_documents("kb")} == {"baking.md": True, "volcanoes.md": False}
     api.remove_document("kb", baking)
     assert [Path(d.path).name for d in api.list_documents("kb")] == ["volcanoes.md"]
     with pytest.raises(NotFound):
@@ -258,8 +293,13 @@ def test_ingest_refuses_a_missing_path_at_once(api, tmp_path: Path, mem_engine) 
 
 def test_graph_facts_relations_entities_and_knowledge(api) -> None:
     fact = api.store_fact("Ada Lovelace", "occupation", "mathematician", source="encyclopedia", confidence=0.9)
-    assert (fact.entity, fact.attribute, fact.value, fact.source, fact.confidence) == \
-        ("Ada Lovelace", "occupation", "mathematician", "encyclopedia", 0.9)
+    assert (fact.entity, fact.attribute, fact.value, fact.source, fact.confidence) == (
+        "Ada Lovelace",
+        "occupation",
+        "mathematician",
+        "encyclopedia",
+        0.9,
+    )
     assert [f.value for f in api.retrieve_facts("Ada Lovelace", "occupation")] == ["mathematician"]
     relation = api.create_relationship("Ada Lovelace", "Charles Babbage", "worked_with", {"since": 1833})
     assert relation.properties == {"since": 1833} and relation.relation_type == "worked_with"
@@ -268,8 +308,7 @@ def test_graph_facts_relations_entities_and_knowledge(api) -> None:
     assert api.neighbours("Charles Babbage", direction="out") == []
     hits = api.search_entities("Babbage", limit=1)
     assert hits[0].entity.name == "Charles Babbage"
-    result = api.generate_knowledge({"identifier": "Ada Lovelace", "entity_type": "Person",
-                                     "deepening_cycles": 0})
+    result = api.generate_knowledge({"identifier": "Ada Lovelace", "entity_type": "Person", "deepening_cycles": 0})
     assert (result.identifier, result.cycles_run, result.items) == ("Ada Lovelace", 0, [])
     assert api.list_knowledge("Ada Lovelace") == []
     with pytest.raises(InvalidRequest, match="identifier"):
@@ -317,8 +356,15 @@ def test_mcp_servers(api) -> None:
 
 
 def test_agents_crud_export_import_and_builders(api) -> None:
-    created = api.create_agent({"id": "helper", "name": "Helper", "instructions": "Be brief.",
-                                "tools": ["read_file"], "occupation": "Librarian"})
+    created = api.create_agent(
+        {
+            "id": "helper",
+            "name": "Helper",
+            "instructions": "Be brief.",
+            "tools": ["read_file"],
+            "occupation": "Librarian",
+        }
+    )
     assert isinstance(created, AgentDefinition) and created.created_at is not None
     assert api.get_agent("helper") == created
     page = api.list_agents(query="Help")
@@ -326,8 +372,11 @@ def test_agents_crud_export_import_and_builders(api) -> None:
     updated = api.update_agent("helper", {"max_steps": 3, "routing": {"top_k": 2}})
     assert (updated.max_steps, updated.routing.top_k, updated.routing.enabled) == (3, 2, True)
     capabilities = api.capabilities("helper")
-    assert (capabilities.agent_id, capabilities.tools, capabilities.occupation) == \
-        ("helper", ["read_file"], "Librarian")
+    assert (capabilities.agent_id, capabilities.tools, capabilities.occupation) == (
+        "helper",
+        ["read_file"],
+        "Librarian",
+    )
 
     text = api.export_agent("helper")
     assert "format: workbench-agent/1" in text and "Be brief." in text
@@ -346,8 +395,9 @@ def test_agents_crud_export_import_and_builders(api) -> None:
 
     skills = api.generate_skills({"occupation": "Librarian", "deepening_cycles": 0})
     assert all(s.skill_id and s.name for s in skills)
-    built = api.create_agent_from_role_model({"agent_id": "curator", "deepening_cycles": 0,
-                                              "role_model": {"name": "Cora", "occupation": "Museum curator"}})
+    built = api.create_agent_from_role_model(
+        {"agent_id": "curator", "deepening_cycles": 0, "role_model": {"name": "Cora", "occupation": "Museum curator"}}
+    )
     assert (built.id, built.name, built.occupation) == ("curator", "Cora", "Museum curator")
     assert built.status in ("ready", "failed") and api.get_agent("curator").status == built.status
     with pytest.raises(NotFound):
@@ -404,8 +454,10 @@ def test_closing_a_run_stream_cancels_the_run(api, workspace: Path) -> None:
     first = next(stream)
     assert first.type == "agent_run_started"
     stream.close()
-    status = wait_until(lambda: api.get_run(first.run_id).status != "running" and api.get_run(first.run_id).status,
-                       what="the run to stop")
+    status = wait_until(
+        lambda: api.get_run(first.run_id).status != "running" and api.get_run(first.run_id).status,
+        what="the run to stop",
+    )
     assert status == "cancelled"
 
 

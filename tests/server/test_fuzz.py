@@ -52,8 +52,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_no_hangs(case, fuzzed_server) -> None:
     base, key, _ = fuzzed_server
     response = case.call(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=REQUEST_TIMEOUT_S)
@@ -69,13 +68,24 @@ def test_the_openapi_document_lists_every_route_and_needs_a_key(fuzzed_server) -
     from workbench.server.app import create_app
 
     app = create_app(engine)
-    served = {(re.sub(r":\w+}", "}", route.path), method) for route in _routes(app.routes)
-              if route.include_in_schema for method in route.methods - {"HEAD"}}
+    served = {
+        (re.sub(r":\w+}", "}", route.path), method)
+        for route in _routes(app.routes)
+        if route.include_in_schema
+        for method in route.methods - {"HEAD"}
+    }
     documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
     assert served == documented
     # The seed families and the native API are all there.
-    for path in ("/v1/chat/completions", "/v1/recall/{key}", "/api/v1/agents", "/execute", "/api/v1/execute",
-                 "/workbench/v1/runs", "/health"):
+    for path in (
+        "/v1/chat/completions",
+        "/v1/recall/{key}",
+        "/api/v1/agents",
+        "/execute",
+        "/api/v1/execute",
+        "/workbench/v1/runs",
+        "/health",
+    ):
         assert path in document["paths"], path
 
 

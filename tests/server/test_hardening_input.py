@@ -31,8 +31,9 @@ def workspace(live: LiveServer, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("path", list(SURROGATE_BODIES))
 def test_unpaired_surrogates_are_refused_with_400(live: LiveServer, path: str) -> None:
     with live.client() as client:
-        response = client.post(path, content=SURROGATE_BODIES[path].encode(),
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            path, content=SURROGATE_BODIES[path].encode(), headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 400, response.text
     assert "unpaired surrogate" in response.text
     assert live.engine.list_memories() == []
@@ -53,15 +54,16 @@ def test_paired_surrogates_and_escaped_backslashes_are_fine(live: LiveServer) ->
         stored = client.post("/v1/remember", content=body.encode(), headers={"Content-Type": "application/json"})
         assert stored.status_code == 200, stored.text
         recalled = client.get("/v1/recall/emoji")
-    assert recalled.json()["value"] == "\U0001F600 and \\ud800 (a backslash, not an escape)"
+    assert recalled.json()["value"] == "\U0001f600 and \\ud800 (a backslash, not an escape)"
 
 
 def test_a_tool_call_with_an_unpaired_surrogate_does_not_run(live: LiveServer, workspace: Path) -> None:
     # Before: the command ran, then its audit insert failed (500), so it was missing from the audit log.
     body = r'{"parameters": {"argv": ["touch", "ran", "x\udcff"]}}'
     with live.client() as client:
-        response = client.post("/v1/tools/run_command/execute", content=body.encode(),
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            "/v1/tools/run_command/execute", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 400, response.text
     assert not (workspace / "ran").exists()
     assert [a.status for a in live.engine.tool_audit()] == []
@@ -119,8 +121,11 @@ def test_a_chunked_body_over_the_limit_gets_413(small_body_server: LiveServer, c
         response = client.post("/v1/remember", content=chunks(), headers={"Content-Type": content_type})
         assert response.status_code == 413, response.text
         assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
-        small = client.post("/v1/remember", content=iter([b'{"key": "small", "value": "v"}']),
-                            headers={"Content-Type": "application/json"})
+        small = client.post(
+            "/v1/remember",
+            content=iter([b'{"key": "small", "value": "v"}']),
+            headers={"Content-Type": "application/json"},
+        )
         assert small.status_code == 200, small.text
     assert [m.key for m in small_body_server.engine.list_memories()] == ["small"]
 
@@ -132,20 +137,25 @@ def test_tags_metadata_and_batches_are_bounded(live: LiveServer) -> None:
     from workbench.engine.schemas import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_TAG_CHARS, MAX_TAGS
 
     with live.client() as client:
-        too_many = client.post("/v1/remember", json={"key": "k", "value": "v",
-                                                     "metadata": {"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}})
+        too_many = client.post(
+            "/v1/remember",
+            json={"key": "k", "value": "v", "metadata": {"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}},
+        )
         assert too_many.status_code == 400 and f"at most {MAX_TAGS} tags" in too_many.text
-        too_long = client.post("/v1/remember", json={"key": "k", "value": "v",
-                                                     "metadata": {"tags": ["x" * (MAX_TAG_CHARS + 1)]}})
+        too_long = client.post(
+            "/v1/remember", json={"key": "k", "value": "v", "metadata": {"tags": ["x" * (MAX_TAG_CHARS + 1)]}}
+        )
         assert too_long.status_code == 400 and f"{MAX_TAG_CHARS} characters" in too_long.text
-        heavy = client.post("/v1/remember", json={"key": "k", "value": "v",
-                                                  "metadata": {"note": "x" * MAX_METADATA_BYTES}})
+        heavy = client.post(
+            "/v1/remember", json={"key": "k", "value": "v", "metadata": {"note": "x" * MAX_METADATA_BYTES}}
+        )
         assert heavy.status_code == 400 and "16 KiB" in heavy.text
         items = [{"key": f"k{i}", "value": "v"} for i in range(MAX_BATCH_ITEMS + 1)]
         batch = client.post("/workbench/v1/memory/batch", json=items)
         assert batch.status_code == 400 and f"at most {MAX_BATCH_ITEMS:,} memories" in batch.text
-        at_limit = client.post("/v1/remember", json={"key": "k", "value": "v",
-                                                     "metadata": {"tags": [f"t{i}" for i in range(MAX_TAGS)]}})
+        at_limit = client.post(
+            "/v1/remember", json={"key": "k", "value": "v", "metadata": {"tags": [f"t{i}" for i in range(MAX_TAGS)]}}
+        )
         assert at_limit.status_code == 200, at_limit.text
     assert [m.key for m in live.engine.list_memories()] == ["k"]
 
@@ -154,16 +164,21 @@ def test_tags_metadata_and_batches_are_bounded(live: LiveServer) -> None:
 
 
 def stored_answers(engine) -> list[int]:
-    return [row[0] for row in engine.db.fetchall(
-        "SELECT octet_length(body) FROM idempotency_keys WHERE state = 'done' ORDER BY created_at")]
+    return [
+        row[0]
+        for row in engine.db.fetchall(
+            "SELECT octet_length(body) FROM idempotency_keys WHERE state = 'done' ORDER BY created_at"
+        )
+    ]
 
 
 def test_large_answers_are_not_kept_for_replay(live: LiveServer) -> None:
     # Before: every rag_retrieve with a new Idempotency-Key stored its whole answer (3.3 MB each).
     with live.client() as client:
         for index in range(2):
-            stored = client.post("/v1/remember", json={"key": f"long{index}",
-                                                       "value": f"notes on gardening {index} " + "y" * 200_000})
+            stored = client.post(
+                "/v1/remember", json={"key": f"long{index}", "value": f"notes on gardening {index} " + "y" * 200_000}
+            )
             assert stored.status_code == 200, stored.text
         query = {"query": "notes on gardening", "top_k": 5, "score_threshold": 0.0}
         first = client.post("/v1/rag/retrieve", json=query, headers={"Idempotency-Key": "big-1"})
@@ -174,25 +189,25 @@ def test_large_answers_are_not_kept_for_replay(live: LiveServer) -> None:
 
 
 def test_kept_answers_have_a_total_budget_oldest_dropped_first(mem_engine) -> None:
-    server, thread, sock, port = start_server(mem_engine, idempotency_max_body_bytes=1000,
-                                              idempotency_max_total_bytes=1000)
+    server, thread, sock, port = start_server(
+        mem_engine, idempotency_max_body_bytes=1000, idempotency_max_total_bytes=1000
+    )
     _, key = mem_engine.api_keys.create("test", ["*"])
     live = LiveServer(engine=mem_engine, base_url=f"http://127.0.0.1:{port}", port=port, key=key)
     try:
         with live.client() as client:
             sizes = []
             for index in range(6):
-                response = client.post("/v1/remember", json={"key": f"k{index}", "value": "v"},
-                                       headers={"Idempotency-Key": f"key-{index}"})
+                response = client.post(
+                    "/v1/remember", json={"key": f"k{index}", "value": "v"}, headers={"Idempotency-Key": f"key-{index}"}
+                )
                 assert response.status_code == 200, response.text
                 sizes.append(len(response.content))
             kept = stored_answers(mem_engine)
             assert sum(kept) <= 1000 and 2 <= len(kept) < 6, (kept, sizes)
-            newest = client.post("/v1/remember", json={"key": "k5", "value": "v"},
-                                 headers={"Idempotency-Key": "key-5"})
+            newest = client.post("/v1/remember", json={"key": "k5", "value": "v"}, headers={"Idempotency-Key": "key-5"})
             assert newest.headers.get("idempotent-replayed") == "true"
-            oldest = client.post("/v1/remember", json={"key": "k0", "value": "v"},
-                                 headers={"Idempotency-Key": "key-0"})
+            oldest = client.post("/v1/remember", json={"key": "k0", "value": "v"}, headers={"Idempotency-Key": "key-0"})
             assert "idempotent-replayed" not in oldest.headers  # dropped: it ran again
             assert json.loads(oldest.content)["status"] == "updated"
     finally:

@@ -11,13 +11,19 @@ import httpx
 from tests.server.conftest import start_server
 from workbench.server.idempotency import fingerprint
 
-MEMORY = {"key": "user_prefs:user_123", "value": {"theme": "dark", "language": "en"},
-          "metadata": {"user_id": "user_123", "category": "preferences"}}
+MEMORY = {
+    "key": "user_prefs:user_123",
+    "value": {"theme": "dark", "language": "en"},
+    "metadata": {"user_id": "user_123", "category": "preferences"},
+}
 
 
 def _agent(agent_id: str, cycles: int = 0) -> dict:
-    return {"agent_id": agent_id, "role_model": {"name": "Bob Ross", "occupation": "Artist"},
-            "deepening_cycles": cycles}
+    return {
+        "agent_id": agent_id,
+        "role_model": {"name": "Bob Ross", "occupation": "Artist"},
+        "deepening_cycles": cycles,
+    }
 
 
 def _key(value: str) -> dict[str, str]:
@@ -62,8 +68,9 @@ def test_a_concurrent_duplicate_gets_409_while_the_first_runs(live) -> None:
     answers: dict[str, httpx.Response] = {}
 
     def first() -> None:
-        with httpx.Client(base_url=live.base_url, timeout=600,
-                          headers={"Authorization": f"Bearer {live.key}"}) as client:
+        with httpx.Client(
+            base_url=live.base_url, timeout=600, headers={"Authorization": f"Bearer {live.key}"}
+        ) as client:
             answers["first"] = client.post("/api/v1/agents", json=body, headers=_key("slow-create"))
 
     thread = threading.Thread(target=first)
@@ -117,8 +124,7 @@ def test_invalid_keys_are_refused_before_the_route_runs(live) -> None:
             response = client.post("/v1/remember", json=MEMORY, headers={"Idempotency-Key": bad})
             assert response.status_code == 400, (bad, response.text)
             assert response.json()["error"]["code"] == "INVALID_IDEMPOTENCY_KEY"
-        twice = client.post("/v1/remember", json=MEMORY,
-                            headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")])
+        twice = client.post("/v1/remember", json=MEMORY, headers=[("Idempotency-Key", "a"), ("Idempotency-Key", "b")])
         assert twice.status_code == 400
         chrysalis = client.post("/api/v1/agents", json=_agent("agent-never"), headers={"Idempotency-Key": ""})
         assert chrysalis.status_code == 400
@@ -148,8 +154,12 @@ def test_errors_are_replayed_but_streams_and_expired_keys_are_not(live) -> None:
         assert again.status_code == 400 and again.headers["idempotent-replayed"] == "true"
         assert again.content == invalid.content
 
-        chat = {"model": "default", "stream": True, "max_tokens": 2,
-                "messages": [{"role": "user", "content": "Say hi"}]}
+        chat = {
+            "model": "default",
+            "stream": True,
+            "max_tokens": 2,
+            "messages": [{"role": "user", "content": "Say hi"}],
+        }
         streams = [client.post("/v1/chat/completions", json=chat, headers=_key("stream")) for _ in range(2)]
         for stream in streams:
             assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
@@ -161,8 +171,9 @@ def test_errors_are_replayed_but_streams_and_expired_keys_are_not(live) -> None:
             time.sleep(0.05)
 
         assert client.post("/v1/remember", json=MEMORY, headers=_key("expiring")).json()["status"] == "stored"
-        live.engine.db.execute("UPDATE idempotency_keys SET expires_at = created_at - INTERVAL 1 SECOND "
-                               "WHERE key = 'expiring'")
+        live.engine.db.execute(
+            "UPDATE idempotency_keys SET expires_at = created_at - INTERVAL 1 SECOND WHERE key = 'expiring'"
+        )
         expired = client.post("/v1/remember", json=MEMORY, headers=_key("expiring"))
         assert "idempotent-replayed" not in expired.headers and expired.json()["status"] == "updated"
 
@@ -185,8 +196,9 @@ def test_records_survive_a_restart_and_stale_in_flight_ones_are_taken_over(workb
         key_id = engine.api_keys.list()[0].id
         handle, url = serve(engine)
         try:
-            first = httpx.post(f"{url}/v1/remember", json=MEMORY, headers={"X-API-Key": key, **_key("durable")},
-                              timeout=120)
+            first = httpx.post(
+                f"{url}/v1/remember", json=MEMORY, headers={"X-API-Key": key, **_key("durable")}, timeout=120
+            )
         finally:
             stop(handle)
         assert first.status_code == 200
@@ -195,16 +207,18 @@ def test_records_survive_a_restart_and_stale_in_flight_ones_are_taken_over(workb
         print_ = fingerprint("POST", "/v1/remember", b"", json.dumps(orphan_body).encode(), "application/json")
         engine.db.execute(
             "INSERT INTO idempotency_keys VALUES (?, 'orphan', ?, 'POST', '/v1/remember', 'in_flight', "
-            "'a-stopped-server', NULL, NULL, NULL, now(), now() + INTERVAL 1 DAY)", [key_id, print_])
+            "'a-stopped-server', NULL, NULL, NULL, now(), now() + INTERVAL 1 DAY)",
+            [key_id, print_],
+        )
 
     with Engine(workbench_home, embedder=embedder) as engine:
         handle, url = serve(engine)
         try:
             headers = {"X-API-Key": key}
-            replay = httpx.post(f"{url}/v1/remember", json=MEMORY, headers={**headers, **_key("durable")},
-                                timeout=120)
-            orphan = httpx.post(f"{url}/v1/remember", json=orphan_body,
-                                headers={**headers, **_key("orphan")}, timeout=120)
+            replay = httpx.post(f"{url}/v1/remember", json=MEMORY, headers={**headers, **_key("durable")}, timeout=120)
+            orphan = httpx.post(
+                f"{url}/v1/remember", json=orphan_body, headers={**headers, **_key("orphan")}, timeout=120
+            )
         finally:
             stop(handle)
         assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"

@@ -64,9 +64,15 @@ def test_fifty_clients_for_thirty_seconds(mem_engine) -> None:
                     elif kind == "rag":
                         response = client.post("/v1/rag/retrieve", json={"query": "how to deploy", "top_k": 3})
                     else:
-                        response = client.post("/v1/chat/completions", json={
-                            "model": "default", "max_tokens": 4, "temperature": 0,
-                            "messages": [{"role": "user", "content": "Say hi."}]})
+                        response = client.post(
+                            "/v1/chat/completions",
+                            json={
+                                "model": "default",
+                                "max_tokens": 4,
+                                "temperature": 0,
+                                "messages": [{"role": "user", "content": "Say hi."}],
+                            },
+                        )
                 except httpx.HTTPError as exc:
                     with lock:
                         failures.append(f"{kind}: {type(exc).__name__}: {exc}")

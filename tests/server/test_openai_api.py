@@ -24,12 +24,19 @@ from pydantic import BaseModel
 
 from tests.wire_servers import WireServer, answer_for
 
-HELLO = [{"role": "system", "content": "You are a helpful assistant."},
-         {"role": "user", "content": "What is the capital of France?"}]
-WEATHER = {"name": "get_weather", "description": "The weather forecast for a city.",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                           "days": {"type": "integer", "minimum": 1}},
-                          "required": ["city"]}}
+HELLO = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather forecast for a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+        "required": ["city"],
+    },
+}
 CLOCK = {"name": "clock", "description": "The current time.", "parameters": {"type": "object", "properties": {}}}
 
 
@@ -47,7 +54,7 @@ def sse_events(text: str) -> list[str]:
     events = []
     for block in text.split("\n\n")[:-1]:
         assert block.startswith("data: "), block
-        events.append(block[len("data: "):])
+        events.append(block[len("data: ") :])
     return events
 
 
@@ -109,10 +116,12 @@ def test_remote_provider_models_are_listed(live, wire) -> None:
 
 def test_chat_completion_matches_the_engine(live) -> None:
     completion = client_for(live).chat.completions.create(
-        model="default", messages=HELLO, max_tokens=16, temperature=0, seed=7)
+        model="default", messages=HELLO, max_tokens=16, temperature=0, seed=7
+    )
 
-    expected = live.engine.generate({"messages": HELLO, "params": {"max_tokens": 16, "temperature": 0, "seed": 7},
-                                     "persist": False})
+    expected = live.engine.generate(
+        {"messages": HELLO, "params": {"max_tokens": 16, "temperature": 0, "seed": 7}, "persist": False}
+    )
     assert completion.object == "chat.completion" and completion.id.startswith("chatcmpl-")
     assert completion.model == default_model(live) == expected.model
     assert abs(completion.created - time.time()) < 120
@@ -124,8 +133,10 @@ def test_chat_completion_matches_the_engine(live) -> None:
     usage = completion.usage
     assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
-    assert (usage.prompt_tokens, usage.completion_tokens) == (expected.usage.prompt_tokens,
-                                                               expected.usage.completion_tokens)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (
+        expected.usage.prompt_tokens,
+        expected.usage.completion_tokens,
+    )
     # a request is stateless: no session is stored
     assert live.engine.list_sessions() == []
 
@@ -133,13 +144,23 @@ def test_chat_completion_matches_the_engine(live) -> None:
 def test_a_loop_stopped_by_the_guard_is_length_on_the_openai_wire(live) -> None:
     # Greedy without a penalty, this prompt loops ("la femme au martyre, ..."): the
     # guard ends it; OpenAI's wire has no "repetition", so it says "length".
-    request = {"messages": [{"role": "user", "content": "What is the capital of France?"}],
-               "max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}
+    request = {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 400,
+        "temperature": 0,
+        "repetition_penalty": 1.0,
+    }
     with live.client() as http:  # timeout=900: a busy 2-core machine may take minutes
         response = http.post("/v1/chat/completions", json={"model": "default", **request}, timeout=900)
-        native = http.post("/workbench/v1/generate", timeout=900, json={
-            "messages": request["messages"], "persist": False,
-            "params": {"max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0}})
+        native = http.post(
+            "/workbench/v1/generate",
+            timeout=900,
+            json={
+                "messages": request["messages"],
+                "persist": False,
+                "params": {"max_tokens": 400, "temperature": 0, "repetition_penalty": 1.0},
+            },
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["choices"][0]["finish_reason"] == "length"
@@ -154,10 +175,19 @@ def test_openai_message_forms_are_accepted(live) -> None:
     client = client_for(live)
     plain = client.chat.completions.create(model="default", messages=HELLO, max_tokens=12, temperature=0)
     parts = client.chat.completions.create(
-        model=default_model(live), temperature=0, max_completion_tokens=12, stop="\n\n\n",
-        messages=[{"role": "developer", "content": [{"type": "text", "text": "You are a helpful assistant."}]},
-                  {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
-        frequency_penalty=0.5, presence_penalty=0.1, user="someone", extra_body={"unknown_field": 1})
+        model=default_model(live),
+        temperature=0,
+        max_completion_tokens=12,
+        stop="\n\n\n",
+        messages=[
+            {"role": "developer", "content": [{"type": "text", "text": "You are a helpful assistant."}]},
+            {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]},
+        ],
+        frequency_penalty=0.5,
+        presence_penalty=0.1,
+        user="someone",
+        extra_body={"unknown_field": 1},
+    )
     assert parts.choices[0].message.content == plain.choices[0].message.content
     assert parts.usage == plain.usage
 
@@ -193,13 +223,19 @@ def test_streaming_equals_the_non_streaming_answer(live) -> None:
 
 
 def test_json_schema_response_format(live) -> None:
-    schema = {"type": "object",
-              "properties": {"city": {"type": "string", "maxLength": 40}, "country": {"type": "string", "maxLength": 40}},
-              "required": ["city", "country"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 40}, "country": {"type": "string", "maxLength": 40}},
+        "required": ["city", "country"],
+        "additionalProperties": False,
+    }
     completion = client_for(live).chat.completions.create(
-        model="default", max_tokens=120, temperature=0,
+        model="default",
+        max_tokens=120,
+        temperature=0,
         messages=[{"role": "user", "content": "Name the capital of France and its country as JSON."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": True}})
+        response_format={"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": True}},
+    )
     assert completion.choices[0].finish_reason == "stop"
     value = json.loads(completion.choices[0].message.content)
     assert list(Draft202012Validator(schema).iter_errors(value)) == []
@@ -213,16 +249,26 @@ def test_the_clients_parse_helper_gets_a_valid_object(live) -> None:
         age: int
 
     completion = client_for(live).chat.completions.parse(
-        model="default", max_tokens=80, temperature=0, response_format=Person,
-        messages=[{"role": "user", "content": "Alice is 30 years old. Give her name and age."}])
+        model="default",
+        max_tokens=80,
+        temperature=0,
+        response_format=Person,
+        messages=[{"role": "user", "content": "Alice is 30 years old. Give her name and age."}],
+    )
     person = completion.choices[0].message.parsed
     assert isinstance(person, Person) and isinstance(person.age, int)
 
 
 def test_json_object_response_format(live) -> None:
     completion = client_for(live).chat.completions.create(
-        model="default", max_tokens=80, temperature=0, response_format={"type": "json_object"},
-        messages=[{"role": "user", "content": "Give a JSON object with the keys name and color for a black cat called Tom."}])
+        model="default",
+        max_tokens=80,
+        temperature=0,
+        response_format={"type": "json_object"},
+        messages=[
+            {"role": "user", "content": "Give a JSON object with the keys name and color for a black cat called Tom."}
+        ],
+    )
     assert completion.choices[0].finish_reason == "stop"
     value = json.loads(completion.choices[0].message.content)
     assert isinstance(value, dict) and value
@@ -238,8 +284,11 @@ def test_concurrent_requests_all_finish(live) -> None:
     def run(i: int) -> None:
         try:
             if i % 2:
-                results[i] = "".join(c.choices[0].delta.content or "" for c in
-                                     client.chat.completions.create(**request, stream=True) if c.choices)
+                results[i] = "".join(
+                    c.choices[0].delta.content or ""
+                    for c in client.chat.completions.create(**request, stream=True)
+                    if c.choices
+                )
             else:
                 results[i] = client.chat.completions.create(**request).choices[0].message.content
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -304,8 +353,9 @@ def test_unknown_models_are_404(live) -> None:
             client.chat.completions.create(model=spec, messages=HELLO, max_tokens=4)
         assert "GET /v1/models" in caught.value.message
     with live.client() as http:
-        assert_openai_error(http.post("/v1/chat/completions", json={"model": "nope", "messages": HELLO}),
-                            404, "not_found_error")
+        assert_openai_error(
+            http.post("/v1/chat/completions", json={"model": "nope", "messages": HELLO}), 404, "not_found_error"
+        )
 
 
 def test_invalid_requests_are_400_or_422_in_the_openai_shape(live) -> None:
@@ -317,21 +367,29 @@ def test_invalid_requests_are_400_or_422_in_the_openai_shape(live) -> None:
         client.chat.completions.create(model="default", messages=[])
     assert "messages" in caught.value.message
     with live.client() as http:
-        error = assert_openai_error(http.post("/v1/chat/completions", json={"messages": []}), VALIDATION,
-                                    "invalid_request_error")
+        error = assert_openai_error(
+            http.post("/v1/chat/completions", json={"messages": []}), VALIDATION, "invalid_request_error"
+        )
         assert "messages" in error["message"]
         bad = {
-            "temperature": 3, "max_tokens": 0, "seed": -1, "stop": [""] , "logprobs": True,
-            "tool_choice": "sometimes", "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
+            "temperature": 3,
+            "max_tokens": 0,
+            "seed": -1,
+            "stop": [""],
+            "logprobs": True,
+            "tool_choice": "sometimes",
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
         }
         for field, value in bad.items():
             response = http.post("/v1/chat/completions", json={"messages": HELLO, field: value})
             assert response.status_code in (400, 422), (field, response.text)
             assert response.json()["error"]["type"] == "invalid_request_error"
         image = [{"type": "image_url", "image_url": {"url": "http://example.com/cat.png"}}]
-        error = assert_openai_error(http.post("/v1/chat/completions",
-                                              json={"messages": [{"role": "user", "content": image}]}),
-                                    400, "invalid_request_error")
+        error = assert_openai_error(
+            http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": image}]}),
+            400,
+            "invalid_request_error",
+        )
         assert "text parts" in error["message"]
 
 
@@ -341,8 +399,9 @@ def test_tools_with_the_local_model_are_refused_unless_tool_choice_is_none(live)
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="default", messages=HELLO, tools=tools, max_tokens=4)
     assert "tools" in caught.value.message
-    answer = client.chat.completions.create(model="default", messages=HELLO, tools=tools, tool_choice="none",
-                                            max_tokens=4, temperature=0)
+    answer = client.chat.completions.create(
+        model="default", messages=HELLO, tools=tools, tool_choice="none", max_tokens=4, temperature=0
+    )
     assert answer.choices[0].message.content and answer.choices[0].message.tool_calls is None
 
 
@@ -414,8 +473,15 @@ def test_remote_tool_calls_stream_and_tool_choice(live, wire) -> None:
     question = [{"role": "user", "content": "What time is it?"}]
 
     # a named function: only that tool is offered
-    chunks = list(client.chat.completions.create(model=model, messages=question, tools=tools, stream=True,
-                                                 tool_choice={"type": "function", "function": {"name": "clock"}}))
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=question,
+            tools=tools,
+            stream=True,
+            tool_choice={"type": "function", "function": {"name": "clock"}},
+        )
+    )
     assert [t["function"]["name"] for t in wire.requests[-1].body["tools"]] == ["clock"]
     calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
     assert [(tc.index, tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(0, "clock", {})]
@@ -428,15 +494,18 @@ def test_remote_tool_calls_stream_and_tool_choice(live, wire) -> None:
     assert answer.choices[0].message.content == answer_for("What time is it?")
 
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model=model, messages=question, tools=tools,
-                                       tool_choice={"type": "function", "function": {"name": "missing"}})
+        client.chat.completions.create(
+            model=model,
+            messages=question,
+            tools=tools,
+            tool_choice={"type": "function", "function": {"name": "missing"}},
+        )
 
 
 def test_a_failure_mid_stream_is_an_error_event_then_done(live, wire) -> None:
     model = add_wire_provider(live.engine, wire)
     wire.fail_midstream = "error"
-    request = {"model": model, "messages": [{"role": "user", "content": "one two three four five six"}],
-               "stream": True}
+    request = {"model": model, "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
     with live.client() as http:
         response = http.post("/v1/chat/completions", json=request)
     assert response.status_code == 200
@@ -447,8 +516,9 @@ def test_a_failure_mid_stream_is_an_error_event_then_done(live, wire) -> None:
     assert any(json.loads(e)["choices"][0]["delta"].get("content") for e in events[:-2])
 
     with pytest.raises(openai.APIError) as caught:
-        for _ in client_for(live).chat.completions.create(**{k: v for k, v in request.items() if k != "stream"},
-                                                          stream=True):
+        for _ in client_for(live).chat.completions.create(
+            **{k: v for k, v in request.items() if k != "stream"}, stream=True
+        ):
             pass
     assert "mid-stream" in caught.value.message
 
@@ -487,8 +557,9 @@ def test_embeddings_with_the_official_client(live) -> None:
     floats = client.embeddings.create(model="default", input=texts[:2], encoding_format="float")
     assert np.array_equal(np.array([d.embedding for d in floats.data], dtype=np.float32), expected[:2])
 
-    raw = client.embeddings.create(model="default", input="The cat sat on the mat.", encoding_format="base64",
-                                   dimensions=384)
+    raw = client.embeddings.create(
+        model="default", input="The cat sat on the mat.", encoding_format="base64", dimensions=384
+    )
     decoded = np.frombuffer(base64.b64decode(raw.data[0].embedding), dtype="<f4")
     # (alone, a text is embedded without batch padding: compare with the engine's single embedding)
     assert np.array_equal(decoded, live.engine.embedder.embed(["The cat sat on the mat."])[0])
@@ -511,10 +582,18 @@ def test_embeddings_carry_the_soma_fields(live) -> None:
 
 def test_embedding_inputs_are_checked(live) -> None:
     cases = [
-        ({"input": []}, 400), ({"input": ""}, 400), ({"input": ["ok", "  "]}, 400),
-        ({"input": ["x"] * 2049}, 400), ({"input": "x" * 8193}, 400), ({"input": [1, 2, 3]}, 400),
-        ({"input": [[1, 2]]}, 400), ({"input": "hi", "dimensions": 1536}, 400), ({"input": "hi", "model": "nope"}, 404),
-        ({"input": "hi", "encoding_format": "hex"}, VALIDATION), ({}, VALIDATION), ({"input": {"a": 1}}, VALIDATION),
+        ({"input": []}, 400),
+        ({"input": ""}, 400),
+        ({"input": ["ok", "  "]}, 400),
+        ({"input": ["x"] * 2049}, 400),
+        ({"input": "x" * 8193}, 400),
+        ({"input": [1, 2, 3]}, 400),
+        ({"input": [[1, 2]]}, 400),
+        ({"input": "hi", "dimensions": 1536}, 400),
+        ({"input": "hi", "model": "nope"}, 404),
+        ({"input": "hi", "encoding_format": "hex"}, VALIDATION),
+        ({}, VALIDATION),
+        ({"input": {"a": 1}}, VALIDATION),
     ]
     with live.client() as http:
         for body, status in cases:

@@ -31,16 +31,20 @@ def test_a_non_admin_key_cannot_point_a_provider_with_a_key_elsewhere(live, prov
     provider, listener = provider_and_listener
     _, writer = live.engine.api_keys.create("writer", ["write:providers", "read:providers", "execute:chat"])
     with live.client(writer) as http:
-        moved = http.put("/workbench/v1/providers/corp",
-                         json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["gpt-wire"]})
+        moved = http.put(
+            "/workbench/v1/providers/corp",
+            json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["gpt-wire"]},
+        )
         assert moved.status_code == 403, moved.text
         assert "admin:providers" in moved.json()["error"]["message"]
         # the provider is untouched and still answers with its own key
         assert http.get("/workbench/v1/providers").json()[0]["base_url"] == provider.openai_base_url
         assert http.post("/workbench/v1/generate", json=CHAT).status_code == 200
         # the same endpoint with other models needs no admin scope and keeps the key
-        same = http.put("/workbench/v1/providers/corp",
-                        json={"kind": "openai", "base_url": provider.openai_base_url + "/", "models": ["gpt-wire", "x"]})
+        same = http.put(
+            "/workbench/v1/providers/corp",
+            json={"kind": "openai", "base_url": provider.openai_base_url + "/", "models": ["gpt-wire", "x"]},
+        )
         assert same.status_code == 200 and same.json()["has_key"] is True
     assert not listener.requests
     assert _keys_sent(provider) == [f"Bearer {SECRET}"]
@@ -50,8 +54,10 @@ def test_moving_a_provider_deletes_its_key(live, provider_and_listener) -> None:
     provider, listener = provider_and_listener
     _, admin = live.engine.api_keys.create("admin", ["write:providers", "admin:providers", "execute:chat"])
     with live.client(admin) as http:
-        moved = http.put("/workbench/v1/providers/corp",
-                         json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["gpt-wire"]})
+        moved = http.put(
+            "/workbench/v1/providers/corp",
+            json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["gpt-wire"]},
+        )
         assert moved.status_code == 200, moved.text
         assert moved.json()["has_key"] is False
         answer = http.post("/workbench/v1/generate", json=CHAT)
@@ -66,11 +72,15 @@ def test_a_new_provider_over_a_key_left_in_the_keyring_needs_admin(live) -> None
     try:
         _, writer = live.engine.api_keys.create("writer", ["write:providers"])
         with WireServer() as listener, live.client(writer) as http:
-            added = http.put("/workbench/v1/providers/orphan",
-                             json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["m"]})
+            added = http.put(
+                "/workbench/v1/providers/orphan",
+                json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["m"]},
+            )
             assert added.status_code == 403, added.text
-            fresh = http.put("/workbench/v1/providers/fresh",
-                             json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["m"]})
+            fresh = http.put(
+                "/workbench/v1/providers/fresh",
+                json={"kind": "openai", "base_url": listener.openai_base_url, "models": ["m"]},
+            )
             assert fresh.status_code == 200 and fresh.json()["has_key"] is False
     finally:
         secrets.delete_provider_key("orphan")
@@ -105,7 +115,12 @@ def test_mid_stream_errors_are_scrubbed_too() -> None:
     with WireServer(api_key=SECRET) as server, httpx.Client() as client:
         body = {"model": "gpt-wire", "messages": [{"role": "user", "content": "hi"}], "stream": True}
         with pytest.raises(ProviderError) as caught:
-            with open_stream(client, server.openai_base_url + "/chat/completions", body,
-                             {"Authorization": f"Bearer {SECRET}"}, "corp"):
+            with open_stream(
+                client,
+                server.openai_base_url + "/chat/completions",
+                body,
+                {"Authorization": f"Bearer {SECRET}"},
+                "corp",
+            ):
                 raise ProviderError(f"The corp provider failed mid-stream: bad key {SECRET}.")
     assert SECRET not in str(caught.value) and "[redacted]" in str(caught.value)

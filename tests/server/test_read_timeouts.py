@@ -21,9 +21,13 @@ SLACK_S = 4.0
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     home = tmp_path_factory.mktemp("timeouts") / "home"
     port = free_port()
-    process = subprocess.Popen([PYTHON, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}",
-                                "--read-timeout", str(TIMEOUT_S)], env=cli_env(home),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}", "--read-timeout", str(TIMEOUT_S)],
+        env=cli_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until(lambda: (home / "server.json").exists() or process.poll() is not None, 120, "the server")
         assert process.poll() is None, process.stderr.read()
@@ -41,8 +45,9 @@ def read_response(sock: socket.socket) -> bytes:
         assert chunk, f"the server closed the connection mid-response: {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         chunk = sock.recv(4096)
         assert chunk, f"the server closed the connection mid-body: {data!r}"
@@ -82,8 +87,10 @@ def test_a_connection_that_sends_nothing_is_closed(served: int) -> None:
 
 def test_a_body_that_stops_half_way_is_closed(served: int) -> None:
     with socket.create_connection(("127.0.0.1", served)) as sock:
-        sock.sendall(f"POST /v1/remember HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: 100\r\n\r\n{{\"key\": ".encode())
+        sock.sendall(
+            f"POST /v1/remember HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\nContent-Type: application/json\r\n"
+            f'Content-Length: 100\r\n\r\n{{"key": '.encode()
+        )
         received, took = closed_after(sock)
     assert took < TIMEOUT_S + SLACK_S and b"200 OK" not in received
 
@@ -92,11 +99,13 @@ def test_a_slow_but_steady_body_and_keep_alive_still_work(served: int) -> None:
     body = b'{"key": "k", "value": "v"}'
     with socket.create_connection(("127.0.0.1", served)) as sock:
         for _ in range(2):  # the second request on the same connection is timed afresh
-            sock.sendall(f"POST /v1/remember HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\n"
-                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /v1/remember HTTP/1.1\r\nHost: 127.0.0.1:{served}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            )
             for index in range(0, len(body), 9):  # pauses shorter than the timeout, longer in total
                 time.sleep(TIMEOUT_S * 0.4)
-                sock.sendall(body[index:index + 9])
+                sock.sendall(body[index : index + 9])
             sock.settimeout(30)
             answer = read_response(sock)
             assert answer.startswith(b"HTTP/1.1 401"), answer  # the route answered: no API key was sent

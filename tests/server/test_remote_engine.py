@@ -42,8 +42,15 @@ def _env(home: Path, key: str | None = None) -> dict[str, str]:
 
 
 def workbench(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=180, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=180,
+        input=stdin,
+    )
 
 
 # ------------------------------------------------------------------ --connect
@@ -80,8 +87,10 @@ def test_cli_connect_to_a_url_where_nothing_listens(tmp_path: Path) -> None:
     port = _free_port()
     result = workbench("--connect", f"http://127.0.0.1:{port}", "recall", "x", env=_env(tmp_path / "h", "wbk_x"))
     assert result.returncode == 1
-    assert result.stderr == (f"workbench: error: No Workbench server answers at http://127.0.0.1:{port}: "
-                             "start one with `workbench serve`, or check the URL.\n")
+    assert result.stderr == (
+        f"workbench: error: No Workbench server answers at http://127.0.0.1:{port}: "
+        "start one with `workbench serve`, or check the URL.\n"
+    )
     with RemoteEngine(f"http://127.0.0.1:{port}", "wbk_x") as client:
         with pytest.raises(ServerUnreachable, match=f"at http://127.0.0.1:{port}:"):
             client.list_models()
@@ -168,15 +177,22 @@ def test_commands_use_a_running_server_automatically(workbench_home: Path) -> No
     home = workbench_home.resolve()
     port = _free_port()
     env = _env(workbench_home)
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_healthy(proc, port)
         assert running_server_url(home) == f"http://127.0.0.1:{port}"
         key = local_session_key(home)
         assert key is not None and key == keyring.get_password("workbench", f"server:{home}")
-        whoami = httpx.get(f"http://127.0.0.1:{port}/workbench/v1/whoami",
-                           headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+        whoami = httpx.get(
+            f"http://127.0.0.1:{port}/workbench/v1/whoami", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        ).json()
         assert (whoami["name"], whoami["scopes"]) == ("local-session", ["*"])
 
         # no --connect and no WORKBENCH_API_KEY: the server's local-session key from the keyring
@@ -231,7 +247,7 @@ def test_ingest_over_http_reads_only_inside_the_workspace_roots(live, tmp_path: 
     notes.mkdir()
     (notes / "a.md").write_text("# Notes\n\nThe quokka lives on Rottnest Island.\n")
     with RemoteEngine(live.base_url, live.key) as remote:
-        for path in (str(notes), "/etc", str(notes / ".." / ".." )):
+        for path in (str(notes), "/etc", str(notes / ".." / "..")):
             with pytest.raises(WorkbenchError, match="outside the workspace roots"):
                 list(remote.ingest({"paths": [path], "collection": "notes"}))
         assert live.engine.list_collections() == []
@@ -247,5 +263,7 @@ def test_ingest_over_http_reads_only_inside_the_workspace_roots(live, tmp_path: 
         secret.write_text("# Secret\n\nThe vault code is 1234.\n")
         (notes / "b.md").symlink_to(secret)
         report = list(remote.ingest({"paths": [str(notes)], "collection": "notes"}))[-1].report
-        assert [(issue.path, issue.reason) for issue in report.skipped] == [(str(secret), "outside the workspace roots")]
+        assert [(issue.path, issue.reason) for issue in report.skipped] == [
+            (str(secret), "outside the workspace roots")
+        ]
         assert [Path(d.path).name for d in live.engine.list_documents("notes")] == ["a.md"]

@@ -41,8 +41,9 @@ def test_health_needs_no_key_and_carries_every_seed_shape(live) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.nip.io", "localhost.evil.example", "127.0.0.1:1",
-                                  "evil.example:{port}"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "127.0.0.1.nip.io", "localhost.evil.example", "127.0.0.1:1", "evil.example:{port}"]
+)
 def test_foreign_host_headers_are_refused(live, host: str) -> None:
     status, data = raw_get(live.port, "/health", host.format(port=live.port))
     assert status == 421 and b"INVALID_HOST" in data
@@ -122,8 +123,11 @@ def test_request_ids_are_echoed_or_made(live) -> None:
 
 def test_oversized_bodies_are_refused(live) -> None:
     with live.client() as client:
-        response = client.post("/workbench/v1/approvals/apr_x", content=b"x" * (9 * 1024 * 1024),
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            "/workbench/v1/approvals/apr_x",
+            content=b"x" * (9 * 1024 * 1024),
+            headers={"Content-Type": "application/json"},
+        )
     assert response.status_code == 413
 
 
@@ -175,8 +179,9 @@ def test_keys_cli_creates_lists_and_revokes(workbench_home: Path) -> None:
     env = cli_env(workbench_home)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                              env=env, cwd=ROOT, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+        )
 
     created = run("keys", "create", "--name", "ci", "--scopes", "read:*,execute:tools")
     assert created.returncode == 0, created.stderr
@@ -193,11 +198,23 @@ def test_keys_cli_creates_lists_and_revokes(workbench_home: Path) -> None:
 
 def test_serve_refuses_a_public_address_without_allow_remote_and_a_key(workbench_home: Path) -> None:
     env = cli_env(workbench_home)
-    result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--listen", "0.0.0.0:8799"],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "serve", "--listen", "0.0.0.0:8799"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 1 and "--allow-remote" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "workbench", "serve", "--listen", "0.0.0.0:8799", "--allow-remote"],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "workbench", "serve", "--listen", "0.0.0.0:8799", "--allow-remote"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 1 and "API key first" in result.stderr
 
 
@@ -209,8 +226,14 @@ def test_serve_answers_on_loopback_and_cleans_up(workbench_home: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = cli_env(workbench_home)
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -238,7 +261,8 @@ def test_unknown_paths_and_methods_answer_in_the_family_shape(live) -> None:
         assert missing.headers["x-request-id"] == "r-404"
         wrong = client.get("/execute")
         assert wrong.status_code == 405 and wrong.json()["service"] == "workbench"
-        broken = client.post("/workbench/v1/approvals/apr_x", content=b"{not json",
-                             headers={"content-type": "application/json"})
+        broken = client.post(
+            "/workbench/v1/approvals/apr_x", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert broken.status_code == 400
         assert broken.json()["error"]["details"] == {"field": "body", "issue": "is not valid JSON"}

@@ -64,12 +64,15 @@ def stop_and_time(process: subprocess.Popen, sig: int) -> float:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_serve_stops_cleanly_on_signal(workbench_home: Path, sig: int) -> None:
     port = free_port()
-    process = subprocess.Popen([PYTHON, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
-                               env=cli_env(workbench_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "workbench", "serve", "--listen", f"127.0.0.1:{port}"],
+        env=cli_env(workbench_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_until(lambda: (workbench_home / "server.json").exists() or process.poll() is not None, 120,
-                   "server.json")
+        wait_until(lambda: (workbench_home / "server.json").exists() or process.poll() is not None, 120, "server.json")
         assert process.poll() is None, process.stderr.read()
         assert json.loads((workbench_home / "server.json").read_text())["pid"] == process.pid
         # A live connection (an idle keep-alive client) must not hold the stop up.
@@ -93,8 +96,14 @@ def test_tui_serve_stops_cleanly_on_sigterm(workbench_home: Path) -> None:
     port = free_port()
     env = {**cli_env(workbench_home), "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "36"}
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([PYTHON, "-m", "workbench", "--serve", f"127.0.0.1:{port}"], env=env,
-                               stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "workbench", "--serve", f"127.0.0.1:{port}"],
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
     os.close(terminal)
     screen: list[bytes] = []
 
@@ -111,8 +120,11 @@ def test_tui_serve_stops_cleanly_on_sigterm(workbench_home: Path) -> None:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        wait_until(lambda: (workbench_home / "server.json").exists() or process.poll() is not None, 180,
-                   "the TUI's server.json")
+        wait_until(
+            lambda: (workbench_home / "server.json").exists() or process.poll() is not None,
+            180,
+            "the TUI's server.json",
+        )
         assert process.poll() is None, b"".join(screen)[-2000:]
         # Once loaded (a model still loading on a worker thread would hold any exit up).
         wait_until(lambda: b"Ready" in b"".join(screen) or process.poll() is not None, 180, "the TUI to be ready")

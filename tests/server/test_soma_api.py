@@ -15,23 +15,43 @@ import pytest
 
 CONVERSATION = {
     "key": "conversation:conv_123:msg_msg_001",
-    "value": {"role": "user", "content": "How do I deploy my agent?", "timestamp": "2025-10-05T12:00:00Z",
-              "tokens": 15},
-    "metadata": {"conversation_id": "conv_123", "role": "user", "timestamp": "2025-10-05T12:00:00Z",
-                 "category": "conversation"},
+    "value": {
+        "role": "user",
+        "content": "How do I deploy my agent?",
+        "timestamp": "2025-10-05T12:00:00Z",
+        "tokens": 15,
+    },
+    "metadata": {
+        "conversation_id": "conv_123",
+        "role": "user",
+        "timestamp": "2025-10-05T12:00:00Z",
+        "category": "conversation",
+    },
 }
 DOCUMENT = {
     "key": "company_kb:doc:deployment_guide",
-    "value": {"title": "Kubernetes Deployment Guide",
-              "content": "To deploy SomaAgent on Kubernetes, first create a namespace...", "word_count": 10},
-    "metadata": {"doc_id": "deployment_guide", "title": "Kubernetes Deployment Guide",
-                 "tags": ["kubernetes", "deployment", "devops"], "category": "document",
-                 "indexed_at": "2025-10-05T12:00:00"},
+    "value": {
+        "title": "Kubernetes Deployment Guide",
+        "content": "To deploy SomaAgent on Kubernetes, first create a namespace...",
+        "word_count": 10,
+    },
+    "metadata": {
+        "doc_id": "deployment_guide",
+        "title": "Kubernetes Deployment Guide",
+        "tags": ["kubernetes", "deployment", "devops"],
+        "category": "document",
+        "indexed_at": "2025-10-05T12:00:00",
+    },
 }
 PREFERENCES = {
     "key": "user_prefs:user_123",
-    "value": {"theme": "dark", "language": "en", "notifications": True, "model": "somasuite-markov-v1",
-              "temperature": 0.8},
+    "value": {
+        "theme": "dark",
+        "language": "en",
+        "notifications": True,
+        "model": "somasuite-markov-v1",
+        "temperature": 0.8,
+    },
     "metadata": {"user_id": "user_123", "category": "preferences", "updated_at": "2025-10-05T12:00:00"},
 }
 
@@ -52,9 +72,14 @@ def _openai_error(response, status: int, code: str | None = None) -> dict:
 
 def test_infer_sync_answers_in_the_seeds_shape(live) -> None:
     with live.client() as client:
-        response = client.post("/v1/infer/sync", json={
-            "prompt": "Write a Python function to calculate fibonacci numbers:", "max_tokens": 8, "temperature": 0.8,
-        })
+        response = client.post(
+            "/v1/infer/sync",
+            json={
+                "prompt": "Write a Python function to calculate fibonacci numbers:",
+                "max_tokens": 8,
+                "temperature": 0.8,
+            },
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert {"model", "completion", "usage", "finish_reason", "latency_ms"} <= set(body)
@@ -66,8 +91,13 @@ def test_infer_sync_answers_in_the_seeds_shape(live) -> None:
         assert body["finish_reason"] in ("stop", "length") and body["latency_ms"] > 0
 
         # the seed's deterministic code generation: temperature 0, a stop sequence and a seed
-        deterministic = {"prompt": "Generate a python function that reverses a string:\n\n```python\n",
-                         "max_tokens": 8, "temperature": 0.0, "stop_sequences": ["```"], "seed": 42}
+        deterministic = {
+            "prompt": "Generate a python function that reverses a string:\n\n```python\n",
+            "max_tokens": 8,
+            "temperature": 0.0,
+            "stop_sequences": ["```"],
+            "seed": 42,
+        }
         first = client.post("/v1/infer/sync", json=deterministic)
         second = client.post("/v1/infer/sync", json=deterministic)
         assert first.status_code == second.status_code == 200
@@ -79,10 +109,13 @@ def test_infer_sync_answers_in_the_seeds_shape(live) -> None:
 
 def test_infer_sync_refuses_invalid_requests_before_any_model_call(live) -> None:
     with live.client() as client:
-        for body, field in [({"prompt": ""}, "prompt"), ({"prompt": "hi", "max_tokens": 0}, "max_tokens"),
-                            ({"prompt": "hi", "temperature": 3}, "temperature"),
-                            ({"prompt": "hi", "stop_sequences": [""]}, "stop"),
-                            ({"prompt": "hi", "surprise": 1}, "surprise")]:
+        for body, field in [
+            ({"prompt": ""}, "prompt"),
+            ({"prompt": "hi", "max_tokens": 0}, "max_tokens"),
+            ({"prompt": "hi", "temperature": 3}, "temperature"),
+            ({"prompt": "hi", "stop_sequences": [""]}, "stop"),
+            ({"prompt": "hi", "surprise": 1}, "surprise"),
+        ]:
             response = client.post("/v1/infer/sync", json=body)
             assert response.status_code in (400, 422), (body, response.text)
             error = _openai_error(response, response.status_code)
@@ -122,8 +155,7 @@ def test_remember_recall_and_rag_retrieve_with_the_seeds_examples(live) -> None:
         assert client.get(f"/v1/recall/{PREFERENCES['key']}").json()["accessed_count"] == memory["accessed_count"] + 1
 
         # the seed's basic RAG search
-        response = client.post("/v1/rag/retrieve",
-                               json={"query": "How do I deploy to Kubernetes?", "top_k": 3})
+        response = client.post("/v1/rag/retrieve", json={"query": "How do I deploy to Kubernetes?", "top_k": 3})
         assert response.status_code == 200, response.text
         rag = response.json()
         assert {"query", "results", "total_results", "answer", "sources", "latency_ms"} <= set(rag)
@@ -135,12 +167,19 @@ def test_remember_recall_and_rag_retrieve_with_the_seeds_examples(live) -> None:
         assert [r["rank"] for r in rag["results"]] == list(range(1, len(rag["results"]) + 1))
 
         # the seed's filtered search: only the category asked for
-        filtered = client.post("/v1/rag/retrieve", json={
-            "query": "deployment issues", "top_k": 10, "filter": {"category": "conversation"}, "score_threshold": 0.0,
-        }).json()
+        filtered = client.post(
+            "/v1/rag/retrieve",
+            json={
+                "query": "deployment issues",
+                "top_k": 10,
+                "filter": {"category": "conversation"},
+                "score_threshold": 0.0,
+            },
+        ).json()
         assert [r["key"] for r in filtered["results"]] == [CONVERSATION["key"]]
-        bare = client.post("/v1/rag/retrieve", json={"query": "Kubernetes deployment guide",
-                                                     "include_metadata": False}).json()
+        bare = client.post(
+            "/v1/rag/retrieve", json={"query": "Kubernetes deployment guide", "include_metadata": False}
+        ).json()
         assert bare["results"] and all("metadata" not in r for r in bare["results"])
 
         invalid = client.post("/v1/rag/retrieve", json={"query": "x", "top_k": 21})
@@ -151,10 +190,10 @@ def test_recall_of_a_missing_key_is_a_404(live) -> None:
     with live.client() as client:
         error = _openai_error(client.get("/v1/recall/user_prefs:nobody"), 404, "NOT_FOUND")
         assert error["type"] == "not_found_error" and "user_prefs:nobody" in error["message"]
-        client.post("/v1/remember", json={"key": "a/b", "value": "slashes are part of the key",
-                                          "namespace": "notes"})
-        assert client.get("/v1/recall/a/b", params={"namespace": "notes"}).json()["value"] == \
-            "slashes are part of the key"
+        client.post("/v1/remember", json={"key": "a/b", "value": "slashes are part of the key", "namespace": "notes"})
+        assert (
+            client.get("/v1/recall/a/b", params={"namespace": "notes"}).json()["value"] == "slashes are part of the key"
+        )
         _openai_error(client.get("/v1/recall/a/b"), 404)  # another namespace
         _openai_error(client.get("/v1/recall/a/b", params={"namespace": "../x"}), 400)
 
@@ -162,8 +201,9 @@ def test_recall_of_a_missing_key_is_a_404(live) -> None:
 def test_a_read_only_key_cannot_write_memories(live) -> None:
     _, reader = live.engine.api_keys.create("reader", ["read:*"])
     with live.client(key=reader) as client:
-        error = _openai_error(client.post("/v1/remember", json=PREFERENCES), 403,
-                              "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE")
+        error = _openai_error(
+            client.post("/v1/remember", json=PREFERENCES), 403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE"
+        )
         assert error["type"] == "permission_error" and "write:memory" in error["message"]
         assert client.get("/v1/tools").status_code == 200  # read:tools is granted
         _openai_error(client.post("/v1/tools/read_file/execute", json={"parameters": {"path": "x"}}), 403)
@@ -210,8 +250,9 @@ def test_tool_execute_reads_a_file_and_is_audited(live, workspace: Path) -> None
         assert audit[0].arguments == {"path": "notes/todo.md"}
 
         # `arguments` is a synonym of the seed's `parameters`
-        lines = client.post("/v1/tools/read_file/execute",
-                            json={"arguments": {"path": "notes/todo.md", "start_line": 2}})
+        lines = client.post(
+            "/v1/tools/read_file/execute", json={"arguments": {"path": "notes/todo.md", "start_line": 2}}
+        )
         assert lines.status_code == 200 and lines.json()["result"].startswith("- call Bob")
         # a tool taking no arguments needs no body
         metrics = client.post("/v1/tools/system_metrics/execute")
@@ -220,31 +261,47 @@ def test_tool_execute_reads_a_file_and_is_audited(live, workspace: Path) -> None
 
 def test_tool_execute_failures_are_clear_errors(live, workspace: Path) -> None:
     with live.client() as client:
-        wrong_type = _openai_error(client.post("/v1/tools/read_file/execute", json={"parameters": {"path": 5}}),
-                                   400, "INVALID_ARGUMENTS")
+        wrong_type = _openai_error(
+            client.post("/v1/tools/read_file/execute", json={"parameters": {"path": 5}}), 400, "INVALID_ARGUMENTS"
+        )
         assert "read_file" in wrong_type["message"] and "path" in wrong_type["message"]
         assert "'string'" in wrong_type["message"]
-        missing = _openai_error(client.post("/v1/tools/read_file/execute", json={"parameters": {}}),
-                                400, "INVALID_ARGUMENTS")
+        missing = _openai_error(
+            client.post("/v1/tools/read_file/execute", json={"parameters": {}}), 400, "INVALID_ARGUMENTS"
+        )
         assert "'path' is a required property" in missing["message"]
-        _openai_error(client.post("/v1/tools/read_file/execute", json={"parameters": {"path": "x", "nope": 1}}),
-                      400, "INVALID_ARGUMENTS")
+        _openai_error(
+            client.post("/v1/tools/read_file/execute", json={"parameters": {"path": "x", "nope": 1}}),
+            400,
+            "INVALID_ARGUMENTS",
+        )
         statuses = [a.status for a in live.engine.tool_audit(tool="read_file")]
         assert statuses == ["invalid", "invalid", "invalid"]  # refused calls are audited too
 
-        absent = _openai_error(client.post("/v1/tools/read_file/execute",
-                                           json={"parameters": {"path": "notes/none.md"}}), 422, "TOOL_ERROR")
+        absent = _openai_error(
+            client.post("/v1/tools/read_file/execute", json={"parameters": {"path": "notes/none.md"}}),
+            422,
+            "TOOL_ERROR",
+        )
         assert "audit aud_" in absent["message"]
-        escape = _openai_error(client.post("/v1/tools/read_file/execute",
-                                           json={"parameters": {"path": "../../etc/passwd"}}), 422, "TOOL_ERROR")
+        escape = _openai_error(
+            client.post("/v1/tools/read_file/execute", json={"parameters": {"path": "../../etc/passwd"}}),
+            422,
+            "TOOL_ERROR",
+        )
         assert "root" in escape["message"].lower() or "outside" in escape["message"].lower()
 
         _openai_error(client.post("/v1/tools/no_such_tool/execute", json={"parameters": {}}), 404, "NOT_FOUND")
-        action = _openai_error(client.post("/v1/tools/read_file/execute",
-                                           json={"action": "read", "parameters": {"path": "notes/todo.md"}}), 404)
+        action = _openai_error(
+            client.post(
+                "/v1/tools/read_file/execute", json={"action": "read", "parameters": {"path": "notes/todo.md"}}
+            ),
+            404,
+        )
         assert "no action 'read'" in action["message"]
-        conflict = client.post("/v1/tools/read_file/execute",
-                               json={"parameters": {"path": "a"}, "arguments": {"path": "b"}})
+        conflict = client.post(
+            "/v1/tools/read_file/execute", json={"parameters": {"path": "a"}, "arguments": {"path": "b"}}
+        )
         assert "once" in _openai_error(conflict, 400)["message"]
         _openai_error(client.post("/v1/tools/read_file/execute", json={"parameters": "notes/todo.md"}), 400)
 

@@ -54,8 +54,9 @@ def test_zahara_execute_runs_a_task_as_one_generation(live) -> None:
 
 def test_zahara_run_is_the_runtime_spelling_and_makes_its_own_request_id(live) -> None:
     with live.client() as client:
-        response = client.post("/run", json={"task": "Name one colour.",
-                                             "parameters": {"max_tokens": 4, "temperature": 0.0}})
+        response = client.post(
+            "/run", json={"task": "Name one colour.", "parameters": {"max_tokens": 4, "temperature": 0.0}}
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["request_id"] == response.headers["x-request-id"] and body["request_id"].startswith("req_")
@@ -95,8 +96,13 @@ def workspace(live, tmp_path: Path) -> Path:
 def test_zahara_agent_run_denies_approvals_unattended(live, workspace: Path) -> None:
     live.engine.create_agent({"id": "writer", "name": "Writer", "tools": ["write_file"], "max_steps": 2})
     with live.client() as client:
-        response = client.post("/execute", json={"task": "Write 'buy milk' into the file shopping.txt.",
-                                                 "parameters": {"agent_id": "writer", "max_steps": 1}})
+        response = client.post(
+            "/execute",
+            json={
+                "task": "Write 'buy milk' into the file shopping.txt.",
+                "parameters": {"agent_id": "writer", "max_steps": 1},
+            },
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["agent_id"] == "writer" and body["service"] == "workbench" and body["request_id"]
@@ -120,9 +126,13 @@ def test_zahara_agent_run_denies_approvals_unattended(live, workspace: Path) -> 
 
 def test_platform_execute_answers_exactly_the_seeds_shape(live) -> None:
     with live.client() as client:  # the seed's Authorization: Bearer
-        response = client.post("/api/v1/execute", json={
-            "task_description": "Reply with one word: hello.", "context": {"audience": "a child"},
-        })
+        response = client.post(
+            "/api/v1/execute",
+            json={
+                "task_description": "Reply with one word: hello.",
+                "context": {"audience": "a child"},
+            },
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"result", "metadata", "processing_time_ms"}
@@ -147,13 +157,18 @@ def test_platform_errors_have_the_seeds_shape(live) -> None:
         assert empty["details"]["issue"] == "too_short"
         extra = _platform_error(client.post("/api/v1/execute", json={"task_description": "hi", "agent": "x"}), 400)
         assert extra["details"] == {"field": "agent", "issue": "unknown_field"}
-        context = _platform_error(client.post("/api/v1/execute",
-                                              json={"task_description": "hi", "context": ["a"]}), 400)
+        context = _platform_error(
+            client.post("/api/v1/execute", json={"task_description": "hi", "context": ["a"]}), 400
+        )
         assert context["details"]["field"] == "context"
         # a body that is not JSON reaches the app's validation handler: same family shape
-        broken = _platform_error(client.post("/api/v1/execute", content=b"{not json",
-                                             headers={"content-type": "application/json"}), 400)
-        assert broken["code"] == "VALIDATION_ERROR" and broken["details"] == {"field": "body", "issue": "is not valid JSON"}
+        broken = _platform_error(
+            client.post("/api/v1/execute", content=b"{not json", headers={"content-type": "application/json"}), 400
+        )
+        assert broken["code"] == "VALIDATION_ERROR" and broken["details"] == {
+            "field": "body",
+            "issue": "is not valid JSON",
+        }
     with live.client(key=None) as anonymous:
         unauthenticated = _platform_error(anonymous.post("/api/v1/execute", json={"task_description": "hi"}), 401)
         assert unauthenticated["code"].startswith("AUTHENTICATION_ERROR")
@@ -223,8 +238,7 @@ def test_metrics_are_valid_prometheus_text_and_count_earlier_requests(live) -> N
 
     # histograms: cumulative buckets ending in +Inf == count, and a sum
     latency = "workbench_http_request_duration_seconds"
-    buckets = [(lab["le"], v) for n, lab, v in samples
-               if n == f"{latency}_bucket" and lab["route"] == "/v1/tools"]
+    buckets = [(lab["le"], v) for n, lab, v in samples if n == f"{latency}_bucket" and lab["route"] == "/v1/tools"]
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and buckets[-1] == ("+Inf", 3)
     assert _value(samples, f"{latency}_count", method="GET", route="/v1/tools") == 3

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 from tests.tui.conftest import SIZE, make_app, settle
 from workbench.tui.app import SCREENS
-
 
 
 async def _run(engine):

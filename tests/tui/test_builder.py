@@ -102,8 +102,12 @@ def test_bad_values_are_shown_and_nothing_is_stored(tui_engine):
             await pilot.press(*"builder: new agent")
             await pilot.pause(0.5)
             await pilot.press("enter")
-            await wait_for(pilot, lambda: type(app.screen).__name__ == "BuilderScreen" and app.screen.current is None,
-                           timeout=10, what="an empty form")
+            await wait_for(
+                pilot,
+                lambda: type(app.screen).__name__ == "BuilderScreen" and app.screen.current is None,
+                timeout=10,
+                what="an empty form",
+            )
             assert not error.display
             await _type(pilot, "#agent-name", "Broken")
             await _type(pilot, "#guard-deny", "(unclosed")
@@ -143,12 +147,21 @@ def test_role_model_wizard_builds_an_agent_and_shows_its_skills(tui_engine):
             builder = app.screen
             progress = builder.query_one("#build-progress")
             # The progress panel names the build and counts the time (it stays filled in afterwards).
-            await wait_for(pilot, lambda: "Ada Lovelace" in str(builder.query_one("#build-title").render()),
-                           timeout=30, what="the build's progress panel")
-            await wait_for(pilot, lambda: "elapsed" in str(builder.query_one("#build-elapsed").render()),
-                           what="the elapsed time")
-            await wait_for(pilot, lambda: builder._build is None and not progress.has_class("-running"),
-                           timeout=600, what="the build")
+            await wait_for(
+                pilot,
+                lambda: "Ada Lovelace" in str(builder.query_one("#build-title").render()),
+                timeout=30,
+                what="the build's progress panel",
+            )
+            await wait_for(
+                pilot, lambda: "elapsed" in str(builder.query_one("#build-elapsed").render()), what="the elapsed time"
+            )
+            await wait_for(
+                pilot,
+                lambda: builder._build is None and not progress.has_class("-running"),
+                timeout=600,
+                what="the build",
+            )
             await settle(pilot)
 
             notes = [n.message for n in app._notifications]
@@ -168,8 +181,16 @@ def test_role_model_wizard_builds_an_agent_and_shows_its_skills(tui_engine):
 
 
 def test_export_then_import_round_trip(tui_engine, tmp_path: Path):
-    tui_engine.create_agent({"id": "exp", "name": "Exporter", "instructions": "Be brief.",
-                             "tools": ["read_file"], "max_steps": 3, "guardrails": {"redact_pii": True}})
+    tui_engine.create_agent(
+        {
+            "id": "exp",
+            "name": "Exporter",
+            "instructions": "Be brief.",
+            "tools": ["read_file"],
+            "max_steps": 3,
+            "guardrails": {"redact_pii": True},
+        }
+    )
     original = tui_engine.get_agent("exp")
     target = tmp_path / "exp.yaml"
 
@@ -230,8 +251,9 @@ def test_export_then_import_round_trip(tui_engine, tmp_path: Path):
             assert tui_engine.get_agent("exp").instructions == "Be brief."
             await pilot.press("ctrl+o")
             await answer_path(pilot, target, replace=True)
-            await wait_for(pilot, lambda: tui_engine.get_agent("exp").instructions == "Be thorough.",
-                           what="the replacing import")
+            await wait_for(
+                pilot, lambda: tui_engine.get_agent("exp").instructions == "Be thorough.", what="the replacing import"
+            )
             await settle(pilot)
             assert app.screen.query_one("#agent-instructions", TextArea).text == "Be thorough."
 
@@ -239,11 +261,21 @@ def test_export_then_import_round_trip(tui_engine, tmp_path: Path):
 
 
 def test_builder_snapshot(tui_engine, snap_compare):
-    for agent_id, name, tools in [("analyst", "Analyst", ["read_file", "search_files"]),
-                                  ("scribe", "Scribe [i]x[/i]", ["write_file"]),
-                                  ("watcher", "Watcher", [])]:
-        tui_engine.create_agent({"id": agent_id, "name": name, "tools": tools, "description": f"The {agent_id}.",
-                                 "instructions": "Answer in one sentence.", "max_steps": 4})
+    for agent_id, name, tools in [
+        ("analyst", "Analyst", ["read_file", "search_files"]),
+        ("scribe", "Scribe [i]x[/i]", ["write_file"]),
+        ("watcher", "Watcher", []),
+    ]:
+        tui_engine.create_agent(
+            {
+                "id": agent_id,
+                "name": name,
+                "tools": tools,
+                "description": f"The {agent_id}.",
+                "instructions": "Answer in one sentence.",
+                "max_steps": 4,
+            }
+        )
 
     async def settled(pilot):
         await settle(pilot)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,15 @@ def record(engine: Any, session_id: str, user: str, answer: str) -> None:
     from workbench.engine.schemas import ChatMessage, GenerationResult, Usage
 
     result = GenerationResult(
-        id=f"gen_{session_id}_{len(engine.session_messages(session_id))}", session_id=session_id,
-        model="SmolLM2-135M-Instruct.Q4_1", provider="llama.cpp", text=answer, finish_reason="stop",
-        usage=Usage(prompt_tokens=12, completion_tokens=8, total_tokens=20), latency_ms=100.0,
-        created_at=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        id=f"gen_{session_id}_{len(engine.session_messages(session_id))}",
+        session_id=session_id,
+        model="SmolLM2-135M-Instruct.Q4_1",
+        provider="llama.cpp",
+        text=answer,
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=12, completion_tokens=8, total_tokens=20),
+        latency_ms=100.0,
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
     )
     engine.conversations.record_turn(session_id, [ChatMessage(role="user", content=user)], result, None)
 
@@ -98,8 +103,11 @@ def test_stop_keeps_the_partial_answer_as_cancelled(tui_engine):
             screen = app.screen
             screen.max_tokens = 400
             await type_and_send(pilot, "Write a long story about a dragon who learns to bake bread.")
-            await wait_for(pilot, lambda: screen._reply is not None and len(screen._reply.source_text) > 10,
-                           what="the first tokens")
+            await wait_for(
+                pilot,
+                lambda: screen._reply is not None and len(screen._reply.source_text) > 10,
+                what="the first tokens",
+            )
             reply = screen._reply
             await pilot.press("escape")
             await wait_for(pilot, lambda: screen._worker is None, what="the stop")
@@ -127,8 +135,9 @@ def test_quitting_mid_stream_exits_and_keeps_the_partial_answer(tui_engine):
             screen = app.screen
             screen.max_tokens = 400
             await type_and_send(pilot, "Write a long poem about the sea.")
-            await wait_for(pilot, lambda: screen._reply is not None and screen._reply.source_text != "",
-                           what="the first tokens")
+            await wait_for(
+                pilot, lambda: screen._reply is not None and screen._reply.source_text != "", what="the first tokens"
+            )
             quit_at.append(time.monotonic())
             await pilot.press("ctrl+q")
         return app
@@ -265,7 +274,9 @@ async def _agent_turn(pilot: Any, task: str, decide: str) -> Any:
     await type_and_send(pilot, task)
     await wait_for(pilot, lambda: type(app.screen).__name__ == "ApprovalModal", what="the approval modal")
     modal = app.screen
-    await wait_for(pilot, lambda: any(w.size.area for w in modal.query("#approval-arguments")), what="the modal's layout")
+    await wait_for(
+        pilot, lambda: any(w.size.area for w in modal.query("#approval-arguments")), what="the modal's layout"
+    )
     shown = rendered(modal)
     assert "Tool: write_file" in shown and "Permission: write" in shown
     assert modal.approval.tool == "write_file"
@@ -307,8 +318,11 @@ def test_agent_write_approved_in_the_modal_writes_the_file(tui_engine, workspace
             assert stored[1].content == screen.query(".chat-assistant").last().source_text
             assert [s.id for s in tui_engine.list_sessions()] == [screen.session_id]
             screen.open_session(screen.session_id)
-            await wait_for(pilot, lambda: f"agent run {runs[0].id}" in rendered(screen.query_one("#chat-log")),
-                           what="the reopened run")
+            await wait_for(
+                pilot,
+                lambda: f"agent run {runs[0].id}" in rendered(screen.query_one("#chat-log")),
+                what="the reopened run",
+            )
 
     run(go())
 
@@ -464,8 +478,12 @@ def test_chat_screen_snapshot(tui_engine, snap_compare):
     older = tui_engine.create_session("Trip to the coast")
     record(tui_engine, older.id, "Pack list?", "Sunscreen, a **hat** and water.")
     newer = tui_engine.create_session("Bread recipe")
-    record(tui_engine, newer.id, "How long does dough rise?",
-           "About **1-2 hours** at room temperature:\n\n- until doubled\n- in a warm spot")
+    record(
+        tui_engine,
+        newer.id,
+        "How long does dough rise?",
+        "About **1-2 hours** at room temperature:\n\n- until doubled\n- in a warm spot",
+    )
     record(tui_engine, newer.id, "And overnight?", "In the fridge, `8-12 hours`.")
     app = make_app(tui_engine)
 
@@ -486,8 +504,15 @@ def test_an_extractive_answer_is_labelled_above_the_quote_and_in_its_facts_line(
     from workbench.engine.schemas import AnswerResponse
     from workbench.tui.widgets.chat_stream import EXTRACTIVE_LABEL, answer_meta, answer_text
 
-    quoted = AnswerResponse(question="What is the rate limit?", text="The limit is 60 per minute. [1]",
-                            citations=[], hits=[], model="smollm2", mode="extractive", latency_ms=1200.0)
+    quoted = AnswerResponse(
+        question="What is the rate limit?",
+        text="The limit is 60 per minute. [1]",
+        citations=[],
+        hits=[],
+        model="smollm2",
+        mode="extractive",
+        latency_ms=1200.0,
+    )
     assert answer_text(quoted).startswith(f"*{EXTRACTIVE_LABEL}:*\n\n")
     assert answer_text(quoted).endswith(quoted.text)
     assert answer_meta(quoted, 1.2).endswith("mode extractive")

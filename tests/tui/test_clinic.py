@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,8 +29,9 @@ def _event_texts(app) -> list[str]:
 
 def test_a_finished_run_is_inspected_step_by_step(tui_engine, workspace):
     tui_engine.create_agent({"id": "reader", "name": "Reader", "tools": ["read_file", "list_dir"], "max_steps": 3})
-    events = list(tui_engine.run_agent({"agent_id": "reader",
-                                        "task": "Open the file notes/todo.md and tell me what is on it."}))
+    events = list(
+        tui_engine.run_agent({"agent_id": "reader", "task": "Open the file notes/todo.md and tell me what is on it."})
+    )
     run = events[-1].run
     stored = tui_engine.run_events(run.id)
     call = next(r.payload for r in stored if r.type == "tool_call_proposed")
@@ -59,16 +60,16 @@ def test_a_finished_run_is_inspected_step_by_step(tui_engine, workspace):
             assert (result["output"] or result["error"]).splitlines()[0] in result_text
             step = next(t for t in shown if t.startswith("└ step 1 model call"))
             assert "tokens" in step and "output:" in step
-            assert "ev-error" in app.screen.query(".run-event")[shown.index(result_text)].classes \
-                or result["ok"]
+            assert "ev-error" in app.screen.query(".run-event")[shown.index(result_text)].classes or result["ok"]
 
     asyncio.run(run_app())
 
 
 def test_a_pending_approval_is_denied_from_the_clinic(tui_engine):
     tui_engine.create_agent({"id": "writer", "name": "Writer", "tools": ["write_file"]})
-    approval = tui_engine.approvals.request(None, "writer", "write_file",
-                                            {"path": "x.txt", "content": "[@click=app.quit]x[/]"}, "write")
+    approval = tui_engine.approvals.request(
+        None, "writer", "write_file", {"path": "x.txt", "content": "[@click=app.quit]x[/]"}, "write"
+    )
 
     async def run_app():
         app = make_app(tui_engine, mode="clinic")
@@ -106,8 +107,9 @@ def test_a_waiting_run_is_approved_from_the_clinic_and_followed_to_its_end(tui_e
 
     def run_in_background():
         try:
-            for _ in tui_engine.run_agent({"agent_id": "writer",
-                                           "task": "Write 'buy milk' into the file shopping.txt."}):
+            for _ in tui_engine.run_agent(
+                {"agent_id": "writer", "task": "Write 'buy milk' into the file shopping.txt."}
+            ):
                 pass
         finally:
             finished.set()
@@ -128,8 +130,12 @@ def test_a_waiting_run_is_approved_from_the_clinic_and_followed_to_its_end(tui_e
             assert type(app.screen).__name__ == "ApprovalModal"
             await pilot.press("a")
             await wait_for(pilot, finished.is_set, timeout=300, what="the run to finish")
-            await wait_for(pilot, lambda: runs.get_row_at(0)[2].plain != "running", timeout=30,
-                           what="the auto-refresh after the run")
+            await wait_for(
+                pilot,
+                lambda: runs.get_row_at(0)[2].plain != "running",
+                timeout=30,
+                what="the auto-refresh after the run",
+            )
             await settle(pilot)
             run = tui_engine.list_runs()[0]
             assert runs.get_row_at(0)[2].plain == run.status
@@ -142,21 +148,66 @@ def test_a_waiting_run_is_approved_from_the_clinic_and_followed_to_its_end(tui_e
     asyncio.run(run_app())
 
 
-T0 = datetime(2025, 1, 2, 9, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 9, 30, 0, tzinfo=UTC)
 SEEDED_EVENTS = [
     ("agent_run_started", {"agent_id": "reader", "model": "SmolLM2", "task": "Read notes/todo.md"}),
     ("step_started", {"step": 1, "offered_tools": ["read_file"]}),
-    ("tool_call_proposed", {"step": 1, "call_id": "c1", "tool": "read_file", "arguments": {"path": "notes/todo.md"},
-                            "permission": "read"}),
-    ("tool_result", {"step": 1, "call_id": "c1", "execution": {
-        "tool": "read_file", "ok": True, "status": "ok", "output": "- buy milk [@click=app.quit]x[/]\n- call Bob",
-        "error": None, "duration_ms": 1.5, "audit_id": "a1"}}),
-    ("step_finished", {"step": 1, "action": "tool_call", "output": '{"action": "read_file"}', "model_ms": 1200.0,
-                       "overhead_ms": 2.0, "prompt_tokens": 150, "completion_tokens": 30}),
-    ("guardrail", {"step": 2, "violation": {"stage": "response", "rule": "secret:openai_key",
-                                            "detail": "An OpenAI key on line 1 was redacted.", "action": "redact"}}),
-    ("guardrail", {"step": 2, "violation": {"stage": "tripwire", "rule": "dangerous_output",
-                                            "detail": "A dangerous shell command on line 1.", "action": "block"}}),
+    (
+        "tool_call_proposed",
+        {"step": 1, "call_id": "c1", "tool": "read_file", "arguments": {"path": "notes/todo.md"}, "permission": "read"},
+    ),
+    (
+        "tool_result",
+        {
+            "step": 1,
+            "call_id": "c1",
+            "execution": {
+                "tool": "read_file",
+                "ok": True,
+                "status": "ok",
+                "output": "- buy milk [@click=app.quit]x[/]\n- call Bob",
+                "error": None,
+                "duration_ms": 1.5,
+                "audit_id": "a1",
+            },
+        },
+    ),
+    (
+        "step_finished",
+        {
+            "step": 1,
+            "action": "tool_call",
+            "output": '{"action": "read_file"}',
+            "model_ms": 1200.0,
+            "overhead_ms": 2.0,
+            "prompt_tokens": 150,
+            "completion_tokens": 30,
+        },
+    ),
+    (
+        "guardrail",
+        {
+            "step": 2,
+            "violation": {
+                "stage": "response",
+                "rule": "secret:openai_key",
+                "detail": "An OpenAI key on line 1 was redacted.",
+                "action": "redact",
+            },
+        },
+    ),
+    (
+        "guardrail",
+        {
+            "step": 2,
+            "violation": {
+                "stage": "tripwire",
+                "rule": "dangerous_output",
+                "detail": "A dangerous shell command on line 1.",
+                "action": "block",
+            },
+        },
+    ),
     ("agent_run_finished", {"run": {"id": "run_demo", "status": "blocked", "steps": 2, "duration_ms": 2500.0}}),
 ]
 
@@ -167,11 +218,19 @@ def _seed_run(engine) -> None:
     engine.db.execute(
         "INSERT INTO agent_runs VALUES ('run_demo', 'reader', ?, 'SmolLM2', 'blocked', NULL, "
         "'A tripwire stopped the run.', 2, 300, 60, ?, ?, 2500.0)",
-        ["Read notes/todo.md \x1b]0;pwned\x07[@click=app.quit]x[/]", T0, T0 + timedelta(seconds=2.5)])
+        ["Read notes/todo.md \x1b]0;pwned\x07[@click=app.quit]x[/]", T0, T0 + timedelta(seconds=2.5)],
+    )
     for seq, (kind, payload) in enumerate(SEEDED_EVENTS, 1):
-        engine.db.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
-                          ["run_demo", seq, kind, json.dumps({"type": kind, "run_id": "run_demo", **payload}),
-                           T0 + timedelta(milliseconds=seq)])
+        engine.db.execute(
+            "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
+            [
+                "run_demo",
+                seq,
+                kind,
+                json.dumps({"type": kind, "run_id": "run_demo", **payload}),
+                T0 + timedelta(milliseconds=seq),
+            ],
+        )
 
 
 def test_guardrail_and_tripwire_events_are_highlighted_and_untrusted_text_is_literal(tui_engine):
@@ -182,8 +241,10 @@ def test_guardrail_and_tripwire_events_are_highlighted_and_untrusted_text_is_lit
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             widgets = list(app.screen.query(".run-event"))
-            assert [("ev-guardrail" in w.classes, "ev-tripwire" in w.classes) for w in widgets[5:7]] == \
-                [(True, False), (False, True)]
+            assert [("ev-guardrail" in w.classes, "ev-tripwire" in w.classes) for w in widgets[5:7]] == [
+                (True, False),
+                (False, True),
+            ]
             assert str(widgets[6].render()).startswith("⚠ TRIPWIRE block · dangerous_output")
             assert "- buy milk [@click=app.quit]x[/]" in str(widgets[3].render())
             summary = str(app.screen.query_one("#run-summary", Static).render())

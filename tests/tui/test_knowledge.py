@@ -63,7 +63,10 @@ def test_upload_wizard_ingests_a_folder_then_search_shows_three_scores(tui_engin
             assert bar.progress == bar.total == 4
             assert "3 added" in str(screen.query_one("#kw-report-summary").render())
             assert sorted(Path(d.path).name for d in tui_engine.list_documents("docs")) == [
-                "alpha.md", "beta.txt", "gamma.md"]
+                "alpha.md",
+                "beta.txt",
+                "gamma.md",
+            ]
 
             await settle(pilot)
             await pilot.press("s")
@@ -105,7 +108,11 @@ def test_browse_pins_shows_chunks_and_removes_a_document(tui_engine, tmp_path):
             assert cells(collections, 0) == ["notes", "4", "4"]
             documents = screen.query_one("#kb-documents", DataTable)
             assert [cells(documents, i)[0] for i in range(documents.row_count)] == [
-                "alpha.md", "beta.txt", "gamma.md", "odd.md"]
+                "alpha.md",
+                "beta.txt",
+                "gamma.md",
+                "odd.md",
+            ]
 
             documents.focus()
             await pilot.press("p")
@@ -127,7 +134,10 @@ def test_browse_pins_shows_chunks_and_removes_a_document(tui_engine, tmp_path):
             await pilot.click("#confirm-yes")
             await settle(pilot)
             assert sorted(Path(d.path).name for d in tui_engine.list_documents("notes")) == [
-                "alpha.md", "beta.txt", "gamma.md"]
+                "alpha.md",
+                "beta.txt",
+                "gamma.md",
+            ]
             assert documents.row_count == 3
             assert app.is_running
 

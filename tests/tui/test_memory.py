@@ -118,7 +118,9 @@ def test_graph_facts_neighbours_and_entity_search(tui_engine):
             await settle(pilot)
             facts = screen.query_one("#mg-facts", DataTable)
             assert sorted((cells(facts, i)[0], cells(facts, i)[1]) for i in range(facts.row_count)) == [
-                ("born", "1815"), ("field", "mathematics")]
+                ("born", "1815"),
+                ("field", "mathematics"),
+            ]
             neighbours = screen.query_one("#mg-neighbours", DataTable)
             assert keys(neighbours) == ["Charles Babbage"]
 

@@ -78,6 +78,7 @@ def test_switch_the_default_model(tui_engine):
             await settle(pilot)
             assert "model acme:large" in app.status
             assert [r[0] for r in cells(app, "models-table")] == ["", "", "●"]
+
     asyncio.run(run())
     assert [m.id for m in tui_engine.list_models() if m.is_default] == ["acme:large"]
 
@@ -97,7 +98,8 @@ def test_add_a_provider_store_its_key_unseen_then_remove_it(tui_engine):
             await pilot.click("#provider-add")
             await wait_for(pilot, lambda: cells(app, "providers-table"), what="the provider row")
             assert cells(app, "providers-table") == [
-                ["acme", "openai", "https://api.example.com/v1", "small, large", "no key"]]
+                ["acme", "openai", "https://api.example.com/v1", "small, large", "no key"]
+            ]
 
             await type_into(pilot, "provider-key", SECRET)
             assert SECRET not in screen_text(app)  # a password input shows dots while typing
@@ -111,6 +113,7 @@ def test_add_a_provider_store_its_key_unseen_then_remove_it(tui_engine):
 
             await pilot.click("#provider-remove")
             await wait_for(pilot, lambda: not cells(app, "providers-table"), what="the provider removed")
+
     asyncio.run(run())
     assert tui_engine.list_providers() == []
     assert secrets.get_provider_key("acme") is None  # removing the provider removed its key
@@ -128,6 +131,7 @@ def test_a_stored_key_is_in_the_keyring(tui_engine):
             await pilot.click("#provider-key-save")
             await wait_for(pilot, lambda: cells(app, "providers-table")[0][-1] == "key stored", what="key stored")
             assert SECRET not in screen_text(app)
+
     asyncio.run(run())
     assert secrets.get_provider_key("acme") == SECRET
     assert [p.has_key for p in tui_engine.list_providers()] == [True]
@@ -158,6 +162,7 @@ def test_add_and_remove_a_workspace_root(tui_engine, tmp_path):
             table.move_cursor(row=table.get_row_index(str(folder)))
             await pilot.click("#root-remove")
             await wait_for(pilot, lambda: [str(folder)] not in cells(app, "roots-table"), what="the root removed")
+
     asyncio.run(run())
     assert str(folder) not in tui_engine.workspace_roots()
 
@@ -170,8 +175,9 @@ def test_add_a_real_mcp_server_and_accept_its_tools(tui_engine):
             await pilot.press("ctrl+p", *"Settings: MCP")  # the command palette reaches every tab
             await wait_for(pilot, lambda: shows(app, "Show the MCP servers tab"), what="the palette hit")
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.screen.query_one("#settings-tabs").active == "tab-mcp",
-                           what="the MCP tab")
+            await wait_for(
+                pilot, lambda: app.screen.query_one("#settings-tabs").active == "tab-mcp", what="the MCP tab"
+            )
             app.screen.query_one("#mcp-name").value = "time"
             app.screen.query_one("#mcp-command").value = 'python "unclosed'
             await pilot.click("#mcp-add")
@@ -187,6 +193,7 @@ def test_add_a_real_mcp_server_and_accept_its_tools(tui_engine):
             await pilot.click("#mcp-accept")  # starts the server and pins its tools as listed now
             await wait_for(pilot, lambda: cells(app, "mcp-table")[0][3] == "running", what="the server running")
             assert set(cells(app, "mcp-table")[0][4].split(", ")) == {"get_current_time", "convert_time"}
+
     asyncio.run(run())
     (info,) = tui_engine.list_mcp_servers()
     assert info.name == "time" and info.command == TIME_CMD
@@ -216,9 +223,12 @@ def test_start_and_stop_the_local_server(tui_engine):
 
             def fetch() -> tuple[int, int, int]:
                 with httpx.Client(base_url=address, timeout=30) as client:
-                    return (client.get("/health").status_code,
-                            client.get("/workbench/v1/whoami").status_code,
-                            client.get("/workbench/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code)
+                    return (
+                        client.get("/health").status_code,
+                        client.get("/workbench/v1/whoami").status_code,
+                        client.get("/workbench/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code,
+                    )
+
             assert await asyncio.to_thread(fetch) == (200, 401, 200)
 
             await pilot.click("#server-stop")
@@ -227,6 +237,7 @@ def test_start_and_stop_the_local_server(tui_engine):
             assert static_text(app, "server-state") == "Stopped."
             assert "wbk_" not in static_text(app, "server-key")
             assert "serving" not in app.status
+
     asyncio.run(run())
     assert not marker.exists()
     with pytest.raises(httpx.ConnectError):
@@ -245,6 +256,7 @@ def test_a_server_started_with_serve_shows_its_new_key_in_settings(tui_engine):
             assert static_text(app, "server-state") == f"Serving on http://127.0.0.1:{port}"
             assert re.search(r"New API key \(all scopes\): wbk_[0-9a-f]{16}\.", static_text(app, "server-key"))
             app.stop_server()
+
     asyncio.run(run())
     assert [k.name for k in tui_engine.api_keys.list()] == ["tui"]
 
@@ -265,6 +277,7 @@ def test_a_busy_port_is_reported(tui_engine):
                 assert app.server is None
                 assert shows(app, f"Cannot listen on 127.0.0.1:{port}: Address already in use.")
                 assert static_text(app, "server-state") == "Stopped."
+
     asyncio.run(run())
 
 

@@ -67,8 +67,12 @@ def test_workbench_in_tmux_streams_an_answer(workbench_home: Path) -> None:
         tmux("send-keys", "-t", session, "-l", "Name one colour of the sky.")
         tmux("send-keys", "-t", session, "Enter")
         # The prompt, then the streamed answer and its turn line ("N tokens out, M in · ...").
-        shown = wait_for_text(session, lambda t: "Name one colour of the sky." in flat(t) and "tokens out" in flat(t), 120,
-                              "the streamed answer")
+        shown = wait_for_text(
+            session,
+            lambda t: "Name one colour of the sky." in flat(t) and "tokens out" in flat(t),
+            120,
+            "the streamed answer",
+        )
         tmux("send-keys", "-t", session, "C-q")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _alive(session):

@@ -7,9 +7,12 @@ from types import SimpleNamespace
 from workbench.engine.knowledge.answer import Passage, candidate_sentences, extractive, write_answer
 
 PASSAGES = [
-    Passage("docs/api.md § Limits", "# Limits\n\nThe API is served on localhost. Requests are logged for a day.\n\n"
-            "```\ncurl -H 'Authorization: Bearer KEY' http://127.0.0.1:8765/health\n```\n\n"
-            "- The default rate limit is 60 requests per minute per key.\n"),
+    Passage(
+        "docs/api.md § Limits",
+        "# Limits\n\nThe API is served on localhost. Requests are logged for a day.\n\n"
+        "```\ncurl -H 'Authorization: Bearer KEY' http://127.0.0.1:8765/health\n```\n\n"
+        "- The default rate limit is 60 requests per minute per key.\n",
+    ),
     Passage("docs/install.md", "Install with pip. The default rate of sampling is set by the model."),
 ]
 
@@ -47,4 +50,7 @@ def test_an_unusable_model_answer_is_reported_as_extractive():
     assert mode == "extractive" and cited == [1] and text.startswith("The default rate limit is 60")
     usable = SimpleNamespace(parsed={"sentences": [{"text": "It is 60 per minute", "cites": [1]}]}, text="")
     assert write_answer(lambda m, f: usable, "What is the default rate limit?", PASSAGES) == (
-        "It is 60 per minute. [1]", [1], "generated")
+        "It is 60 per minute. [1]",
+        [1],
+        "generated",
+    )

@@ -54,7 +54,8 @@ MARKDOWN = "\n".join(
     ]
 )
 
-CODE = '''"""A module."""
+CODE = (
+    '''"""A module."""
 
 import os
 
@@ -78,12 +79,15 @@ def decorated(x):
 
 
 def big(n):
-''' + "".join(f"    step_{i} = n * {i} + len(str(n)) - {i}\n" for i in range(14)) + '''    return n
+'''
+    + "".join(f"    step_{i} = n * {i} + len(str(n)) - {i}\n" for i in range(14))
+    + """    return n
 
 
 if __name__ == "__main__":
     print(big(3))
-'''
+"""
+)
 
 
 def own_texts(chunks: list[Chunk], doc: LoadedDocument) -> list[str]:
@@ -236,7 +240,10 @@ class TestCode:
         # Only the pieces of the oversized `big` start inside a definition.
         assert [line for line in starts if line[:1].isspace()] == [line for line in starts if "step_" in line]
         assert [line for line in starts if not line[:1].isspace()] == [
-            '"""A module."""', "@cache", "def big(n):", 'if __name__ == "__main__":'
+            '"""A module."""',
+            "@cache",
+            "def big(n):",
+            'if __name__ == "__main__":',
         ]
 
     def test_oversized_definition_starts_its_own_chunks_at_line_boundaries(self):
@@ -287,7 +294,9 @@ class TestPlainKinds:
         doc = LoadedDocument("First para.\n\nSecond para\nwrapped.\n\n\n\nThird.", "text")
         [chunk] = chunk_document(doc)
         assert (chunk.text, chunk.start_line, chunk.end_line) == (
-            "First para.\n\nSecond para\nwrapped.\n\nThird.", 1, 8
+            "First para.\n\nSecond para\nwrapped.\n\nThird.",
+            1,
+            8,
         )
 
     def test_csv_packs_whole_lines(self):

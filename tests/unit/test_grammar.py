@@ -43,5 +43,7 @@ def test_schemas_cannot_fetch_or_hold_non_finite_numbers():
         validate(ResponseFormat, {"type": "json_object", "schema": {"$ref": "http://example.com/s.json"}})
     with pytest.raises(InvalidRequest, match="infinite"):
         validate(ResponseFormat, {"type": "json_object", "schema": {"type": "number", "maximum": float("inf")}})
-    ok = validate(ResponseFormat, {"type": "json_object", "schema": {"$defs": {"a": {"type": "string"}}, "$ref": "#/$defs/a"}})
+    ok = validate(
+        ResponseFormat, {"type": "json_object", "schema": {"$defs": {"a": {"type": "string"}}, "$ref": "#/$defs/a"}}
+    )
     assert ok.is_json

@@ -39,12 +39,20 @@ PEM = (
 )
 # (text with the secret in context, the secret part that must disappear, kind)
 CONTEXT_SECRETS: list[tuple[str, str, str]] = [
-    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_key"),
+    (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_key",
+    ),
     ("curl -H 'Authorization: Bearer 7f3a9c2e4b1d8f6a0c5e' https://api", "7f3a9c2e4b1d8f6a0c5e", "bearer_token"),
     ('config: api_key="q8Wz3Rt6Yp"', "q8Wz3Rt6Yp", "secret_assignment"),
     ("DB_PASSWORD=s3cr3t!Pass", "s3cr3t!Pass", "secret_assignment"),
     ("password: correcthorsebattery", "correcthorsebattery", "secret_assignment"),
-    (f"here is my key:\n{PEM}\nthanks", "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi6Q0Ukm3n1ZSl8rBZ0k4pQDYx", "private_key"),
+    (
+        f"here is my key:\n{PEM}\nthanks",
+        "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi6Q0Ukm3n1ZSl8rBZ0k4pQDYx",
+        "private_key",
+    ),
 ]
 
 
@@ -314,7 +322,18 @@ def test_secrets_win_over_pii(pii_guard: Guardrails):
         "+1 " * 333_333,
         " " * 1_000_000,
     ],
-    ids=["letters", "jwt-prefix", "sk-prefix", "assignments", "pem-headers", "digits", "email-local", "email-domain", "phone", "spaces"],
+    ids=[
+        "letters",
+        "jwt-prefix",
+        "sk-prefix",
+        "assignments",
+        "pem-headers",
+        "digits",
+        "email-local",
+        "email-domain",
+        "phone",
+        "spaces",
+    ],
 )
 def test_a_megabyte_of_adversarial_text_scans_quickly(text: str):
     guard = Guardrails(GuardPolicy(redact_pii=True, max_prompt_chars=2_000_000))

@@ -15,7 +15,7 @@ def feed(text: str, step: int = 3) -> tuple[int | None, RepetitionGuard]:
     """Stream `text` in `step`-character deltas; the offset where the guard tripped (None: never)."""
     guard = RepetitionGuard()
     for offset in range(0, len(text), step):
-        if guard.feed(text[offset:offset + step]):
+        if guard.feed(text[offset : offset + step]):
             return offset + step, guard
     return None, guard
 
@@ -47,13 +47,16 @@ def test_a_loop_that_drifts_between_copies_trips_on_its_recurring_words():
     assert "the same 10 words" in guard.reason
 
 
-@pytest.mark.parametrize("text", [
-    "Ha ha ha ha, that was funny! Very very good.",
-    "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20",
-    "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n" + "-" * 60,
-    "https://example.com/" + "a1b2c3d4e5" * 5,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ha ha ha ha, that was funny! Very very good.",
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20",
+        "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n" + "-" * 60,
+        "https://example.com/" + "a1b2c3d4e5" * 5,
+    ],
+)
 def test_ordinary_text_does_not_trip(text: str):
     tripped, guard = feed(text)
     assert tripped is None, guard.reason

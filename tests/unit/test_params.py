@@ -61,7 +61,9 @@ def test_seed_names_are_accepted():
 
 def test_response_format_shapes():
     ours = validate(ResponseFormat, {"type": "json_object", "schema": {"type": "object"}})
-    openai = validate(ResponseFormat, {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}})
+    openai = validate(
+        ResponseFormat, {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    )
     assert ours.is_json and openai.is_json
     assert ours.schema_ == openai.schema_ == {"type": "object"}
     with pytest.raises(InvalidRequest, match="not a valid JSON Schema"):

@@ -86,8 +86,13 @@ def test_convex_fusion_keeps_a_strong_single_list_hit_on_top():
     assert info[2]["fused"] == pytest.approx(0.5 * 6 / 12 + 0.5 * (0.52 - 0.30) / 0.50)
     assert info[7]["fused"] == pytest.approx(0.0)
     assert info[1]["bm25_rank"] == 1 and "vector_rank" not in info[1]
-    assert info[2] == {"fused": info[2]["fused"], "bm25_rank": 2, "bm25_score": 6.0, "vector_rank": 2,
-                       "vector_score": 0.52}
+    assert info[2] == {
+        "fused": info[2]["fused"],
+        "bm25_rank": 2,
+        "bm25_score": 6.0,
+        "vector_rank": 2,
+        "vector_score": 0.52,
+    }
 
 
 def test_fusion_weights_and_single_lists():

@@ -15,20 +15,11 @@ from workbench.engine.schemas import (
     AgentEvent,
     AgentPage,
     AgentRunRecord,
+    AnswerRequest,
+    AnswerResponse,
     ApprovalRecord,
     AuditRecord,
     Capabilities,
-    MCPServerInfo,
-    RoleModelRequest,
-    RunEventRecord,
-    RunRequest,
-    Skill,
-    SkillsRequest,
-    ToolExecuteRequest,
-    ToolExecution,
-    ToolInfo,
-    AnswerRequest,
-    AnswerResponse,
     ChatEvent,
     ChatRequest,
     ChunkInfo,
@@ -42,6 +33,7 @@ from workbench.engine.schemas import (
     KnowledgeItem,
     KnowledgeRequest,
     KnowledgeResult,
+    MCPServerInfo,
     MemoryRecord,
     MessageRecord,
     ModelInfo,
@@ -52,9 +44,17 @@ from workbench.engine.schemas import (
     Relation,
     RememberRequest,
     RememberResult,
+    RoleModelRequest,
+    RunEventRecord,
+    RunRequest,
     SearchRequest,
     SearchResponse,
     Session,
+    Skill,
+    SkillsRequest,
+    ToolExecuteRequest,
+    ToolExecution,
+    ToolInfo,
 )
 
 
@@ -118,14 +118,22 @@ class EngineAPI(Protocol):
     def list_tools(self) -> list[ToolInfo]: ...
     def execute_tool(self, request: ToolExecuteRequest | dict[str, Any]) -> ToolExecution: ...
     def tool_audit(
-        self, run_id: str | None = ..., agent_id: str | None = ..., tool: str | None = ..., limit: int = ...,
+        self,
+        run_id: str | None = ...,
+        agent_id: str | None = ...,
+        tool: str | None = ...,
+        limit: int = ...,
         offset: int = ...,
     ) -> list[AuditRecord]: ...
     def workspace_roots(self) -> list[str]: ...
     def add_workspace_root(self, path: str) -> list[str]: ...
     def remove_workspace_root(self, path: str) -> list[str]: ...
     def add_mcp_server(
-        self, name: str, command: list[str], env: dict[str, str] | None = ..., permission: str = ...,
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = ...,
+        permission: str = ...,
         tool_permissions: dict[str, str] | None = ...,
     ) -> MCPServerInfo: ...
     def list_mcp_servers(self) -> list[MCPServerInfo]: ...
@@ -136,8 +144,14 @@ class EngineAPI(Protocol):
     def create_agent(self, definition: AgentDefinition | dict[str, Any]) -> AgentDefinition: ...
     def get_agent(self, agent_id: str) -> AgentDefinition: ...
     def list_agents(
-        self, page: int = ..., per_page: int = ..., sort: str = ..., role: str | None = ...,
-        status: str | None = ..., parent: str | None = ..., query: str | None = ...,
+        self,
+        page: int = ...,
+        per_page: int = ...,
+        sort: str = ...,
+        role: str | None = ...,
+        status: str | None = ...,
+        parent: str | None = ...,
+        query: str | None = ...,
     ) -> AgentPage: ...
     def update_agent(self, agent_id: str, changes: dict[str, Any]) -> AgentDefinition: ...
     def delete_agent(self, agent_id: str) -> None: ...

@@ -18,6 +18,11 @@ from typing import Any
 
 from workbench.config import ProviderConfig, load_config, resolve_home, save_config, secure_home
 from workbench.engine import secrets
+from workbench.engine.agents import builder as agent_builder
+from workbench.engine.agents.approvals import Approvals
+from workbench.engine.agents.routing import ToolRouter
+from workbench.engine.agents.runner import AgentRunner
+from workbench.engine.agents.store import AgentStore
 from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
 from workbench.engine.inference.base import ChatModel, StreamEnd
 from workbench.engine.inference.registry import ModelRegistry
@@ -28,8 +33,8 @@ from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
 from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
-from workbench.engine.schemas import MAX_BATCH_ITEMS
 from workbench.engine.schemas import (
+    MAX_BATCH_ITEMS,
     AgentDefinition,
     AgentEvent,
     AgentPage,
@@ -39,63 +44,58 @@ from workbench.engine.schemas import (
     ApprovalRecord,
     AuditRecord,
     Capabilities,
-    MCPServerInfo,
-    RoleModelRequest,
-    RunEventRecord,
-    RunRequest,
-    Skill,
-    SkillsRequest,
-    ToolExecuteRequest,
-    ToolExecution,
-    ToolInfo,
-    Citation,
+    ChatEvent,
+    ChatMessage,
+    ChatRequest,
     ChunkInfo,
+    Citation,
     CollectionInfo,
     DocumentInfo,
     EntityHit,
     Fact,
+    GenerationResult,
     IngestEvent,
     IngestRequest,
     KnowledgeEntity,
     KnowledgeItem,
     KnowledgeRequest,
     KnowledgeResult,
+    MCPServerInfo,
     MemoryRecord,
+    MessageRecord,
+    ModelInfo,
     Neighbour,
+    ProviderInfo,
     RagRequest,
     RagResponse,
     Relation,
     RememberRequest,
     RememberResult,
-    SearchRequest,
-    SearchResponse,
-    ChatEvent,
-    ChatMessage,
-    ChatRequest,
-    GenerationResult,
-    MessageRecord,
-    ModelInfo,
-    ProviderInfo,
     ResponseFormat,
+    RoleModelRequest,
+    RunEventRecord,
     RunFailed,
     RunFinished,
+    RunRequest,
     RunStarted,
+    SearchRequest,
+    SearchResponse,
     Session,
+    Skill,
+    SkillsRequest,
     TokenDelta,
     ToolCall,
+    ToolExecuteRequest,
+    ToolExecution,
+    ToolInfo,
     Usage,
     validate,
 )
-from workbench.engine.agents import builder as agent_builder
-from workbench.engine.agents.approvals import Approvals
-from workbench.engine.agents.routing import ToolRouter
-from workbench.engine.agents.runner import AgentRunner
-from workbench.engine.agents.store import AgentStore
 from workbench.engine.store.apikeys import APIKeys
 from workbench.engine.store.conversations import ConversationStore, new_id
+from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.registry import ToolRegistry
-from workbench.engine.store.db import Database, utcnow
 
 log = logging.getLogger("workbench.engine")
 
@@ -207,8 +207,12 @@ class Engine:
     @property
     def memory(self) -> MemoryStore:
         if self._memory is None:
-            store = MemoryStore(self.db, self.embedder, self.index(MEMORY_COLLECTION),
-                                conversation_ttl_seconds=self.config.conversation_ttl_seconds)
+            store = MemoryStore(
+                self.db,
+                self.embedder,
+                self.index(MEMORY_COLLECTION),
+                conversation_ttl_seconds=self.config.conversation_ttl_seconds,
+            )
             with self._lazy:
                 self._memory = self._memory or store
         return self._memory
@@ -264,11 +268,19 @@ class Engine:
         return self._embedder
 
     def tool_context(self, agent_id: str | None = None) -> ToolContext:
-        return ToolContext(roots=[Path(r) for r in self.config.workspace_roots],
-                           allow_private_network=self.config.allow_private_network, engine=self, agent_id=agent_id)
+        return ToolContext(
+            roots=[Path(r) for r in self.config.workspace_roots],
+            allow_private_network=self.config.allow_private_network,
+            engine=self,
+            agent_id=agent_id,
+        )
 
-    def _json_generate(self, model: str | None, max_tokens: int = 512, repetition_penalty: float | None = None,
-                       ) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
+    def _json_generate(
+        self,
+        model: str | None,
+        max_tokens: int = 512,
+        repetition_penalty: float | None = None,
+    ) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
         """A constrained, greedy, unsaved generation for the knowledge features."""
 
         def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
@@ -279,8 +291,11 @@ class Engine:
                     "system": system,
                     "model": model,
                     "persist": False,
-                    "params": {"temperature": 0.0, "max_tokens": max_tokens,
-                               **({"repetition_penalty": repetition_penalty} if repetition_penalty else {})},
+                    "params": {
+                        "temperature": 0.0,
+                        "max_tokens": max_tokens,
+                        **({"repetition_penalty": repetition_penalty} if repetition_penalty else {}),
+                    },
                     "response_format": response_format,
                 }
             )
@@ -301,14 +316,19 @@ class Engine:
     def remember_many(self, requests: list[RememberRequest | dict[str, Any]]) -> list[RememberResult]:
         """Store many memories in one batch: all are stored, or none (bulk import)."""
         if len(requests) > MAX_BATCH_ITEMS:
-            raise InvalidRequest(f"remember_many takes at most {MAX_BATCH_ITEMS:,} memories per call "
-                                 f"(got {len(requests):,}); send several batches.")
+            raise InvalidRequest(
+                f"remember_many takes at most {MAX_BATCH_ITEMS:,} memories per call "
+                f"(got {len(requests):,}); send several batches."
+            )
         reqs: list[RememberRequest] = [validate(RememberRequest, r) for r in requests]
         stored = self.memory.remember_many(reqs)
         for req, (_, fact) in zip(reqs, stored):
             if fact is not None:
                 self.graph.store_fact(
-                    fact["subject"], fact["predicate"], fact["object"], ttl_seconds=req.ttl_seconds,
+                    fact["subject"],
+                    fact["predicate"],
+                    fact["object"],
+                    ttl_seconds=req.ttl_seconds,
                     source=fact.get("source") or f"memory:{req.namespace}/{req.key}",
                     confidence=float(fact.get("confidence", 1.0)),
                 )
@@ -335,14 +355,21 @@ class Engine:
             passages = [Passage(f"memory {r.namespace}/{r.key}", memory_text(r.kind, r.value)) for r in results]
             answer, cited, _ = write_answer(self._json_generate(req.model), req.query, passages, self._similarity)
             citations = [
-                Citation(n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300])
+                Citation(
+                    n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300]
+                )
                 for n in cited
             ]
         elif req.answer:
             answer = "No memory matches the question."
         return RagResponse(
-            query=req.query, results=results, total_results=len(results), answer=answer, citations=citations,
-            sources=[r.key for r in results], latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            query=req.query,
+            results=results,
+            total_results=len(results),
+            answer=answer,
+            citations=citations,
+            sources=[r.key for r in results],
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
 
     # ------------------------------------------------------------- knowledge
@@ -389,27 +416,52 @@ class Engine:
         """Answer a question from a collection; each sentence cites chunks as [n]."""
         started = time.perf_counter()
         req: AnswerRequest = validate(AnswerRequest, request)
-        found = self.knowledge.search(SearchRequest(query=req.question, collection=req.collection, top_k=req.top_k)).hits
+        found = self.knowledge.search(
+            SearchRequest(query=req.question, collection=req.collection, top_k=req.top_k)
+        ).hits
         # Vector search always returns the nearest chunks, however far: only
         # passages sharing a term with the question or close in meaning (or
         # pinned) count.
-        hits = [h for h in found if h.pinned or h.bm25_rank is not None or (h.vector_score or 0.0) >= ANSWER_MIN_SIMILARITY]
+        hits = [
+            h for h in found if h.pinned or h.bm25_rank is not None or (h.vector_score or 0.0) >= ANSWER_MIN_SIMILARITY
+        ]
         if not hits:
-            return AnswerResponse(question=req.question, text="No passage in the collection matches the question.",
-                                  citations=[], hits=[], model=None, mode="none",
-                                  latency_ms=round((time.perf_counter() - started) * 1000, 3))
+            return AnswerResponse(
+                question=req.question,
+                text="No passage in the collection matches the question.",
+                citations=[],
+                hits=[],
+                model=None,
+                mode="none",
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
         model = self.models.resolve(req.model).id
         passages = [Passage(f"{h.path}" + (f" § {h.heading}" if h.heading else ""), h.text) for h in hits]
-        text, cited, mode = write_answer(self._json_generate(model, req.max_tokens), req.question, passages,
-                                         self._similarity)
+        text, cited, mode = write_answer(
+            self._json_generate(model, req.max_tokens), req.question, passages, self._similarity
+        )
         citations = [
-            Citation(n=n, source=hits[n - 1].path, chunk_id=hits[n - 1].chunk_id, ordinal=hits[n - 1].ordinal,
-                     heading=hits[n - 1].heading, start_line=hits[n - 1].start_line, end_line=hits[n - 1].end_line,
-                     snippet=hits[n - 1].text[:300])
+            Citation(
+                n=n,
+                source=hits[n - 1].path,
+                chunk_id=hits[n - 1].chunk_id,
+                ordinal=hits[n - 1].ordinal,
+                heading=hits[n - 1].heading,
+                start_line=hits[n - 1].start_line,
+                end_line=hits[n - 1].end_line,
+                snippet=hits[n - 1].text[:300],
+            )
             for n in cited
         ]
-        return AnswerResponse(question=req.question, text=text, citations=citations, hits=hits, model=model,
-                              mode=mode, latency_ms=round((time.perf_counter() - started) * 1000, 3))
+        return AnswerResponse(
+            question=req.question,
+            text=text,
+            citations=citations,
+            hits=hits,
+            model=model,
+            mode=mode,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
 
     def list_collections(self) -> list[CollectionInfo]:
         return self.knowledge.collections()
@@ -439,12 +491,14 @@ class Engine:
     def retrieve_facts(self, entity: str, attribute: str | None = None) -> list[Fact]:
         return self.graph.retrieve_facts(entity, attribute)
 
-    def create_relationship(self, source: str, target: str, relation_type: str,
-                            properties: dict[str, Any] | None = None) -> Relation:
+    def create_relationship(
+        self, source: str, target: str, relation_type: str, properties: dict[str, Any] | None = None
+    ) -> Relation:
         return self.graph.create_relationship(source, target, relation_type, properties)
 
-    def neighbours(self, entity: str, max_hops: int = 1, relation_type: str | None = None,
-                   direction: str = "both") -> list[Neighbour]:
+    def neighbours(
+        self, entity: str, max_hops: int = 1, relation_type: str | None = None, direction: str = "both"
+    ) -> list[Neighbour]:
         return self.graph.neighbours(entity, max_hops, relation_type, direction)  # type: ignore[arg-type]
 
     def search_entities(self, query: str, limit: int = 10) -> list[EntityHit]:
@@ -463,8 +517,12 @@ class Engine:
     def list_knowledge(self, identifier: str) -> list[KnowledgeItem]:
         """The generated knowledge items of an identifier."""
         return [
-            KnowledgeItem(knowledge_id=f.knowledge_id, entity=KnowledgeEntity(text=f.value, type=f.attribute),
-                          source=f.source or "model", confidence=f.confidence)
+            KnowledgeItem(
+                knowledge_id=f.knowledge_id,
+                entity=KnowledgeEntity(text=f.value, type=f.attribute),
+                source=f.source or "model",
+                confidence=f.confidence,
+            )
             for f in self.graph.facts_with_knowledge_id(identifier)
         ]
 
@@ -484,13 +542,25 @@ class Engine:
                 raise InvalidRequest(f"Agent {agent.id!r} is not allowed to use {tool.name}.")
         return self.tools.execute(tool, req.arguments, self.tool_context(req.agent_id), agent_id=req.agent_id)
 
-    def tool_audit(self, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
-                   limit: int = 100, offset: int = 0) -> list[AuditRecord]:
+    def tool_audit(
+        self,
+        run_id: str | None = None,
+        agent_id: str | None = None,
+        tool: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditRecord]:
         """Every recorded tool execution, newest first."""
         return self.tools.audit(run_id, agent_id, tool, limit, offset)
 
-    def add_mcp_server(self, name: str, command: list[str], env: dict[str, str] | None = None,
-                       permission: str = "exec", tool_permissions: dict[str, str] | None = None) -> MCPServerInfo:
+    def add_mcp_server(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        permission: str = "exec",
+        tool_permissions: dict[str, str] | None = None,
+    ) -> MCPServerInfo:
         """Configure an MCP server (started over stdio when its tools are first needed)."""
         return self.mcp.add_server(name, command, env=env, permission=permission, tool_permissions=tool_permissions)
 
@@ -536,8 +606,16 @@ class Engine:
     def get_agent(self, agent_id: str) -> AgentDefinition:
         return self.agents.get(agent_id)
 
-    def list_agents(self, page: int = 1, per_page: int = 20, sort: str = "-created_at", role: str | None = None,
-                    status: str | None = None, parent: str | None = None, query: str | None = None) -> AgentPage:
+    def list_agents(
+        self,
+        page: int = 1,
+        per_page: int = 20,
+        sort: str = "-created_at",
+        role: str | None = None,
+        status: str | None = None,
+        parent: str | None = None,
+        query: str | None = None,
+    ) -> AgentPage:
         return self.agents.list(page, per_page, sort, role, status, parent, query)
 
     def update_agent(self, agent_id: str, changes: dict[str, Any]) -> AgentDefinition:
@@ -568,21 +646,28 @@ class Engine:
         req: SkillsRequest = validate(SkillsRequest, request)
         model = self.models.resolve(req.model).id
         return agent_builder.generate_skills(
-            req, self._json_generate(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY))
+            req, self._json_generate(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY)
+        )
 
     def create_agent_from_role_model(self, request: RoleModelRequest | dict[str, Any]) -> AgentDefinition:
         """Create an agent, then generate its knowledge and skills (status building -> ready | failed)."""
         req: RoleModelRequest = validate(RoleModelRequest, request)
         model = self.models.resolve(req.model).id
-        definition = {"name": req.role_model.name, "occupation": req.role_model.occupation,
-                      "instructions": f"You are {req.role_model.name}, working as {req.role_model.occupation}.",
-                      **req.overrides, "id": req.agent_id, "status": "building"}
+        definition = {
+            "name": req.role_model.name,
+            "occupation": req.role_model.occupation,
+            "instructions": f"You are {req.role_model.name}, working as {req.role_model.occupation}.",
+            **req.overrides,
+            "id": req.agent_id,
+            "status": "building",
+        }
         agent = self.agents.create(definition)
         built = agent_builder.build(agent, req.deepening_cycles, req.corpus_text, self, model)
         return self.agents.replace(built)
 
-    def enrich_agent(self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "",
-                     model: str | None = None) -> AgentDefinition:
+    def enrich_agent(
+        self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "", model: str | None = None
+    ) -> AgentDefinition:
         """Run more knowledge and skill cycles for an agent and merge what is new."""
         if not 1 <= additional_cycles <= 5:
             raise InvalidRequest("additional_cycles must be 1..5.")
@@ -593,9 +678,16 @@ class Engine:
     def capabilities(self, agent_id: str) -> Capabilities:
         """What an agent knows and can do: generated knowledge, skills, tools, collections."""
         agent = self.agents.get(agent_id)
-        return Capabilities(agent_id=agent.id, name=agent.name, occupation=agent.occupation, status=agent.status,
-                            knowledge=agent.generated_knowledge, skills=agent.generated_skills, tools=agent.tools,
-                            knowledge_collections=agent.knowledge_collections)
+        return Capabilities(
+            agent_id=agent.id,
+            name=agent.name,
+            occupation=agent.occupation,
+            status=agent.status,
+            knowledge=agent.generated_knowledge,
+            skills=agent.generated_skills,
+            tools=agent.tools,
+            knowledge_collections=agent.knowledge_collections,
+        )
 
     # ------------------------------------------------------------ agent runs
 
@@ -629,10 +721,12 @@ class Engine:
     def run_events(self, run_id: str) -> list[RunEventRecord]:
         """Every persisted event of a run, in order."""
         self.get_run(run_id)
-        rows = self.db.fetchall("SELECT run_id, seq, type, payload, created_at FROM run_events WHERE run_id = ? "
-                                "ORDER BY seq", [run_id])
-        return [RunEventRecord(run_id=r[0], seq=r[1], type=r[2], payload=json.loads(r[3]), created_at=r[4])
-                for r in rows]
+        rows = self.db.fetchall(
+            "SELECT run_id, seq, type, payload, created_at FROM run_events WHERE run_id = ? ORDER BY seq", [run_id]
+        )
+        return [
+            RunEventRecord(run_id=r[0], seq=r[1], type=r[2], payload=json.loads(r[3]), created_at=r[4]) for r in rows
+        ]
 
     def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         return self.approvals.pending(run_id)
@@ -844,7 +938,9 @@ class Engine:
             tool_calls=tool_calls or [],
         )
         if session_id is not None:
-            response_format = req.response_format.model_dump(by_alias=True, exclude_none=True) if req.response_format else None
+            response_format = (
+                req.response_format.model_dump(by_alias=True, exclude_none=True) if req.response_format else None
+            )
             self.conversations.record_turn(session_id, req.messages, result, response_format, new_session)
         return result
 
@@ -897,9 +993,21 @@ class Engine:
 
 
 def _run_record(row: tuple) -> AgentRunRecord:
-    return AgentRunRecord(id=row[0], agent_id=row[1], task=row[2], model=row[3], status=row[4], answer=row[5],
-                          error=row[6], steps=row[7], prompt_tokens=row[8], completion_tokens=row[9],
-                          started_at=row[10], finished_at=row[11], duration_ms=row[12])
+    return AgentRunRecord(
+        id=row[0],
+        agent_id=row[1],
+        task=row[2],
+        model=row[3],
+        status=row[4],
+        answer=row[5],
+        error=row[6],
+        steps=row[7],
+        prompt_tokens=row[8],
+        completion_tokens=row[9],
+        started_at=row[10],
+        finished_at=row[11],
+        duration_ms=row[12],
+    )
 
 
 def validate_provider(**data: Any) -> ProviderConfig:

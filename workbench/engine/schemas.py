@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -88,9 +88,7 @@ class SamplingParams(_Model):
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     top_k: int | None = Field(None, ge=1, le=1000)
     repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
-    stop: list[str] = Field(
-        default_factory=list, max_length=MAX_STOP_SEQUENCES, alias="stop_sequences"
-    )
+    stop: list[str] = Field(default_factory=list, max_length=MAX_STOP_SEQUENCES, alias="stop_sequences")
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
 
     @field_validator("stop")
@@ -276,7 +274,7 @@ class RunFailed(_Model):
     error: str
 
 
-ChatEvent = Annotated[Union[RunStarted, TokenDelta, RunFinished, RunFailed], Field(discriminator="type")]
+ChatEvent = Annotated[RunStarted | TokenDelta | RunFinished | RunFailed, Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------- records
@@ -534,7 +532,7 @@ class IngestFinished(_Model):
     report: IngestReport
 
 
-IngestEvent = Annotated[Union[Progress, IngestFinished], Field(discriminator="type")]
+IngestEvent = Annotated[Progress | IngestFinished, Field(discriminator="type")]
 
 
 class SearchRequest(_Model):
@@ -1038,10 +1036,16 @@ class AgentRunFinished(_Model):
 
 
 AgentEvent = Annotated[
-    Union[
-        AgentRunStarted, StepStarted, TokenDelta, ToolCallProposed, ApprovalRequested, ApprovalResolved,
-        ToolResult, GuardrailTriggered, StepFinished, AgentRunFinished,
-    ],
+    AgentRunStarted
+    | StepStarted
+    | TokenDelta
+    | ToolCallProposed
+    | ApprovalRequested
+    | ApprovalResolved
+    | ToolResult
+    | GuardrailTriggered
+    | StepFinished
+    | AgentRunFinished,
     Field(discriminator="type"),
 ]
 

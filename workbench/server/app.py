@@ -19,16 +19,19 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
 
     from workbench import __version__
     from workbench.engine.errors import WorkbenchError
-    from workbench.server.routes import auth, health, native
-    from workbench.server.routes import soma, tasks
-    from workbench.server.routes import openai
-    from workbench.server.routes import chrysalis
     from workbench.server.idempotency import IdempotencyMiddleware
+    from workbench.server.routes import auth, chrysalis, health, native, openai, soma, tasks
     from workbench.server.security import family
 
     settings = settings or ServerSettings()
-    app = FastAPI(title="Workbench", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
-                  description="The local Workbench API: OpenAI-compatible and seed-compatible routes over one engine.")
+    app = FastAPI(
+        title="Workbench",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        description="The local Workbench API: OpenAI-compatible and seed-compatible routes over one engine.",
+    )
     app.state.engine = engine
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
@@ -50,8 +53,12 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
         else:
             field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
             issue = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
-        return error_response(request, APIError(400, "VALIDATION_ERROR", f"Invalid request: {field}: {issue}.",
-                                                details={"field": field, "issue": issue}))
+        return error_response(
+            request,
+            APIError(
+                400, "VALIDATION_ERROR", f"Invalid request: {field}: {issue}.", details={"field": field, "issue": issue}
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Any:
@@ -59,9 +66,14 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
         if family(request.url.path) == "chrysalis":
             codes[404] = "ENDPOINT_NOT_FOUND"
         message = {404: f"No route {request.url.path}.", 405: f"{request.method} is not allowed here."}.get(
-            exc.status_code, str(exc.detail) if isinstance(exc.detail, str) else "The request is invalid.")
-        return error_response(request, APIError(exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), message,
-                                                headers=dict(exc.headers or {})))
+            exc.status_code, str(exc.detail) if isinstance(exc.detail, str) else "The request is invalid."
+        )
+        return error_response(
+            request,
+            APIError(
+                exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), message, headers=dict(exc.headers or {})
+            ),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Any:
@@ -69,13 +81,20 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
 
         request_id = getattr(request.state, "request_id", "?")
         if isinstance(exc, WorkbenchError):  # raised in a middleware (e.g. idempotency records on a full disk)
-            return error_response(request, APIError(exc.status, exc.code.upper(), str(exc),
-                                                    headers={"X-Request-Id": request_id}))
+            return error_response(
+                request, APIError(exc.status, exc.code.upper(), str(exc), headers={"X-Request-Id": request_id})
+            )
         logging.getLogger("workbench.server").exception("request %s failed", request_id)
         # This handler answers outside the security middleware: it adds the request id itself.
-        return error_response(request, APIError(500, "INTERNAL_ERROR",
-                                                f"The request failed unexpectedly ({type(exc).__name__}).",
-                                                headers={"X-Request-Id": request_id}))
+        return error_response(
+            request,
+            APIError(
+                500,
+                "INTERNAL_ERROR",
+                f"The request failed unexpectedly ({type(exc).__name__}).",
+                headers={"X-Request-Id": request_id},
+            ),
+        )
 
     from workbench.server.security import require
 

@@ -82,8 +82,9 @@ class EmbeddedServer:
         api_keys = getattr(self.engine, "api_keys", None)
         home = getattr(self.engine, "home", None)
         if api_keys is None or home is None:
-            raise InvalidRequest("The local server can only serve an in-process engine, "
-                                 "not one this app is connected to.")
+            raise InvalidRequest(
+                "The local server can only serve an in-process engine, not one this app is connected to."
+            )
         addresses = [parse_listen(value) for value in self.listens]
         settings_for(addresses, False, self.engine)  # loopback only, before anything binds
         sockets = bind(addresses)
@@ -93,8 +94,7 @@ class EmbeddedServer:
         # log_config=None: leave the host process's logging alone (uvicorn's own config writes to stderr).
         config = uvicorn_config(app, log_config=None, timeout_graceful_shutdown=GRACEFUL_S)
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True,
-                                  name="workbench-server")
+        thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True, name="workbench-server")
         self._server, self._thread, self._sockets = server, thread, sockets
         self.bound = [f"{host}:{port}" for host, port in actual]
         created = None
@@ -150,4 +150,3 @@ class EmbeddedServer:
             return
         if owner == os.getpid():
             marker.unlink(missing_ok=True)
-

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -54,7 +54,7 @@ NOT_STORED = frozenset({401, 403, 429})
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes, content_type: str) -> str:
@@ -62,8 +62,7 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes, content_type:
     canonical = body
     if "json" in content_type.lower() and body:
         try:
-            canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
-                                   ensure_ascii=False).encode()
+            canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         except (ValueError, UnicodeDecodeError):
             canonical = body
     digest = hashlib.sha256()
@@ -79,8 +78,15 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes, content_type:
 class Claim:
     """The outcome of claiming a key: "new", "replay", "in_flight" or "mismatch"."""
 
-    def __init__(self, outcome: str, status: int | None = None, content_type: str | None = None,
-                 body: bytes | None = None, method: str | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        outcome: str,
+        status: int | None = None,
+        content_type: str | None = None,
+        body: bytes | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         self.outcome, self.status, self.content_type, self.body = outcome, status, content_type, body
         self.method, self.path = method, path
 
@@ -98,7 +104,9 @@ class DuckDBStore:
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT fingerprint, method, path, state, owner, status, content_type, body, expires_at > ? "
-                "FROM idempotency_keys WHERE api_key_id = ? AND key = ?", [now, key_id, key]).fetchone()
+                "FROM idempotency_keys WHERE api_key_id = ? AND key = ?",
+                [now, key_id, key],
+            ).fetchone()
             if row is not None and row[8]:
                 if row[0] != print_:
                     return Claim("mismatch", method=row[1], path=row[2])
@@ -109,33 +117,42 @@ class DuckDBStore:
             if row is None:
                 conn.execute(
                     "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, 'in_flight', ?, NULL, NULL, NULL, ?, ?)",
-                    [key_id, key, print_, method, path, owner, now, now + TTL])
+                    [key_id, key, print_, method, path, owner, now, now + TTL],
+                )
             else:  # expired, or stale (left in flight by a server that stopped): start over
                 conn.execute(
                     "UPDATE idempotency_keys SET fingerprint = ?, method = ?, path = ?, state = 'in_flight', "
                     "owner = ?, status = NULL, content_type = NULL, body = NULL, created_at = ?, expires_at = ? "
                     "WHERE api_key_id = ? AND key = ?",
-                    [print_, method, path, owner, now, now + TTL, key_id, key])
+                    [print_, method, path, owner, now, now + TTL, key_id, key],
+                )
         return Claim("new")
 
-    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes,
-                 max_total: int) -> None:
+    def complete(
+        self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes, max_total: int
+    ) -> None:
         with self.db.transaction() as conn:
-            (total,) = conn.execute("SELECT coalesce(sum(octet_length(body)), 0) FROM idempotency_keys "
-                                    "WHERE state = 'done'").fetchone()
+            (total,) = conn.execute(
+                "SELECT coalesce(sum(octet_length(body)), 0) FROM idempotency_keys WHERE state = 'done'"
+            ).fetchone()
             if total + len(body) > max_total:
-                stored = conn.execute("SELECT api_key_id, key, octet_length(body) FROM idempotency_keys "
-                                      "WHERE state = 'done' ORDER BY created_at DESC, api_key_id, key").fetchall()
+                stored = conn.execute(
+                    "SELECT api_key_id, key, octet_length(body) FROM idempotency_keys "
+                    "WHERE state = 'done' ORDER BY created_at DESC, api_key_id, key"
+                ).fetchall()
                 for gone in _over_budget([(r[0], r[1], r[2] or 0) for r in stored], len(body), max_total):
                     conn.execute("DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ?", list(gone))
             conn.execute(
                 "UPDATE idempotency_keys SET state = 'done', status = ?, content_type = ?, body = ? "
                 "WHERE api_key_id = ? AND key = ? AND owner = ? AND state = 'in_flight'",
-                [status, content_type, body, key_id, key, owner])
+                [status, content_type, body, key_id, key, owner],
+            )
 
     def release(self, key_id: str, key: str, owner: str) -> None:
-        self.db.execute("DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ? AND owner = ? "
-                        "AND state = 'in_flight'", [key_id, key, owner])
+        self.db.execute(
+            "DELETE FROM idempotency_keys WHERE api_key_id = ? AND key = ? AND owner = ? AND state = 'in_flight'",
+            [key_id, key, owner],
+        )
 
     def _purge(self, now: datetime) -> None:
         if time.monotonic() - self._last_purge < 60:
@@ -161,15 +178,25 @@ class MemoryStore:
                 if row["state"] == "done":
                     return Claim("replay", status=row["status"], content_type=row["content_type"], body=row["body"])
                 return Claim("in_flight")
-            self._rows[(key_id, key)] = {"fingerprint": print_, "method": method, "path": path, "state": "in_flight",
-                                         "owner": owner, "expires_at": now + TTL}
+            self._rows[(key_id, key)] = {
+                "fingerprint": print_,
+                "method": method,
+                "path": path,
+                "state": "in_flight",
+                "owner": owner,
+                "expires_at": now + TTL,
+            }
         return Claim("new")
 
-    def complete(self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes,
-                 max_total: int) -> None:
+    def complete(
+        self, key_id: str, key: str, owner: str, status: int, content_type: str, body: bytes, max_total: int
+    ) -> None:
         with self._lock:
-            stored = sorted(((k, r) for k, r in self._rows.items() if r["state"] == "done"),
-                            key=lambda item: item[1]["expires_at"], reverse=True)
+            stored = sorted(
+                ((k, r) for k, r in self._rows.items() if r["state"] == "done"),
+                key=lambda item: item[1]["expires_at"],
+                reverse=True,
+            )
             for gone in _over_budget([(k[0], k[1], len(r["body"] or b"")) for k, r in stored], len(body), max_total):
                 del self._rows[gone]
             row = self._rows.get((key_id, key))
@@ -221,15 +248,19 @@ class IdempotencyMiddleware:
         state = scope.setdefault("state", {})
         request_id = state.get("request_id", "")
 
-        async def refuse(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                         details: Any = None) -> None:
+        async def refuse(
+            status: int, code: str, message: str, headers: dict[str, str] | None = None, details: Any = None
+        ) -> None:
             body = error_body(path, status, code, message, request_id, details, state.get("started"))
             await _send_json(send, status, body, headers or {})
 
         key = values[0].decode("latin-1")
         if len(values) > 1 or not VALID_KEY.match(key) or not key.strip():
-            await refuse(400, "INVALID_IDEMPOTENCY_KEY",
-                         "Idempotency-Key must be sent once, as 1 to 255 printable ASCII characters.")
+            await refuse(
+                400,
+                "INVALID_IDEMPOTENCY_KEY",
+                "Idempotency-Key must be sent once, as 1 to 255 printable ASCII characters.",
+            )
             return
 
         app_state = scope["app"].state
@@ -249,28 +280,39 @@ class IdempotencyMiddleware:
 
         if claim.outcome == "mismatch":
             first = f"POST {claim.path}" if claim.path != path else "another body"
-            await refuse(422, "IDEMPOTENCY_KEY_REUSED",
-                         f"This Idempotency-Key was used for a different request ({first}); "
-                         "use a new key for a new request.")
+            await refuse(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                f"This Idempotency-Key was used for a different request ({first}); use a new key for a new request.",
+            )
             return
         if claim.outcome == "in_flight":
-            await refuse(409, "IDEMPOTENCY_KEY_IN_USE",
-                         "A request with this Idempotency-Key is still being processed; retry after it finishes.",
-                         headers={"retry-after": "1"})
+            await refuse(
+                409,
+                "IDEMPOTENCY_KEY_IN_USE",
+                "A request with this Idempotency-Key is still being processed; retry after it finishes.",
+                headers={"retry-after": "1"},
+            )
             return
         if claim.outcome == "replay":
             allowed, rate_headers = app_state.rate_limiter.hit(key_id)
             state["rate_headers"] = rate_headers
             if not allowed:
                 retry = max(rate_headers["X-RateLimit-Reset"] - int(time.time()), 1)
-                await refuse(429, "RATE_LIMIT_EXCEEDED", f"Rate limit exceeded. Retry after {retry} seconds",
-                             headers={"retry-after": str(retry)},
-                             details={"limit": rate_headers["X-RateLimit-Limit"], "window": "1m",
-                                      "retry_after": retry})
+                await refuse(
+                    429,
+                    "RATE_LIMIT_EXCEEDED",
+                    f"Rate limit exceeded. Retry after {retry} seconds",
+                    headers={"retry-after": str(retry)},
+                    details={"limit": rate_headers["X-RateLimit-Limit"], "window": "1m", "retry_after": retry},
+                )
                 return
             data = claim.body or b""
-            raw = [(b"content-type", (claim.content_type or "application/json").encode("latin-1")),
-                   (b"content-length", str(len(data)).encode()), (b"idempotent-replayed", b"true")]
+            raw = [
+                (b"content-type", (claim.content_type or "application/json").encode("latin-1")),
+                (b"content-length", str(len(data)).encode()),
+                (b"idempotent-replayed", b"true"),
+            ]
             await send({"type": "http.response.start", "status": claim.status, "headers": raw})
             await send({"type": "http.response.body", "body": data})
             return
@@ -287,8 +329,14 @@ class IdempotencyMiddleware:
 
         settings = app_state.settings
         max_body = min(settings.idempotency_max_body_bytes, settings.idempotency_max_total_bytes)
-        answer: dict[str, Any] = {"status": None, "content_type": "", "chunks": [], "size": 0, "storable": False,
-                                  "complete": False}
+        answer: dict[str, Any] = {
+            "status": None,
+            "content_type": "",
+            "chunks": [],
+            "size": 0,
+            "storable": False,
+            "complete": False,
+        }
 
         settled = False
 
@@ -297,9 +345,16 @@ class IdempotencyMiddleware:
             settled = True
             if answer["storable"] and answer["complete"]:
                 try:
-                    await run_in_threadpool(store.complete, key_id, key, self.owner, answer["status"],
-                                            answer["content_type"], b"".join(answer["chunks"]),
-                                            settings.idempotency_max_total_bytes)
+                    await run_in_threadpool(
+                        store.complete,
+                        key_id,
+                        key,
+                        self.owner,
+                        answer["status"],
+                        answer["content_type"],
+                        b"".join(answer["chunks"]),
+                        settings.idempotency_max_total_bytes,
+                    )
                     return
                 except Exception:  # not kept: a retry runs again, rather than meeting "in flight" for a day
                     log.exception("could not store the answer of an idempotent request")
@@ -309,9 +364,13 @@ class IdempotencyMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
-                answer.update(status=status, content_type=content_type,
-                              storable=status < 500 and status not in NOT_STORED
-                              and not content_type.lower().startswith("text/event-stream"))
+                answer.update(
+                    status=status,
+                    content_type=content_type,
+                    storable=status < 500
+                    and status not in NOT_STORED
+                    and not content_type.lower().startswith("text/event-stream"),
+                )
             elif message["type"] == "http.response.body":
                 if answer["storable"]:
                     chunk = message.get("body", b"")

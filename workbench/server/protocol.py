@@ -22,8 +22,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 #: default for `workbench serve --read-timeout` and the TUI's server
 READ_TIMEOUT_S = 10.0
 
-_TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                b"connection: close\r\ncontent-length: 35\r\n\r\nThe request was not sent in time.\r\n")
+_TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: 35\r\n\r\nThe request was not sent in time.\r\n"
+)
 
 
 class TimedH11Protocol(H11Protocol):

@@ -58,12 +58,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def settings_for(listens: list[tuple[str, int]], allow_remote: bool, engine: Any,
-                 rate_limit: int | None = None) -> ServerSettings:
+def settings_for(
+    listens: list[tuple[str, int]], allow_remote: bool, engine: Any, rate_limit: int | None = None
+) -> ServerSettings:
     remote = [host for host, _ in listens if not is_loopback(host)]
     if remote and not allow_remote:
-        raise InvalidRequest(f"Binding {remote[0]} serves beyond this machine: add --allow-remote (and create an "
-                             "API key first with `workbench keys create`).")
+        raise InvalidRequest(
+            f"Binding {remote[0]} serves beyond this machine: add --allow-remote (and create an "
+            "API key first with `workbench keys create`)."
+        )
     if remote and not engine.api_keys.any_active():
         raise InvalidRequest("Serving beyond this machine needs an API key first: `workbench keys create --name NAME`.")
     extra = {h if ":" not in h else f"[{h}]" for h in remote} - set(LOOPBACK_NAMES)
@@ -111,13 +114,25 @@ def uvicorn_config(app: Any, read_timeout_s: float | None = None, **options: Any
 
     from workbench.server.protocol import READ_TIMEOUT_S, protocol_with
 
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                          http=protocol_with(read_timeout_s or READ_TIMEOUT_S), **options)
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=protocol_with(read_timeout_s or READ_TIMEOUT_S),
+        **options,
+    )
 
 
-def serve(engine: Any, listens: list[str] | None = None, allow_remote: bool = False,
-          on_ready: Any = None, rate_limit: int | None = None, read_timeout_s: float | None = None,
-          on_stopping: Callable[[str], None] | None = None) -> None:
+def serve(
+    engine: Any,
+    listens: list[str] | None = None,
+    allow_remote: bool = False,
+    on_ready: Any = None,
+    rate_limit: int | None = None,
+    read_timeout_s: float | None = None,
+    on_stopping: Callable[[str], None] | None = None,
+) -> None:
     """Run until interrupted (SIGINT, SIGTERM, SIGHUP); `<home>/server.json` tells other processes where
     the server is. `on_stopping(reason)` is called once when it begins to stop."""
     import uvicorn

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,8 +54,9 @@ class ServerSettings:
 class APIError(Exception):
     """An error answered in the shape of the path's API family."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
         self.headers = headers or {}
@@ -76,24 +77,38 @@ def family(path: str) -> str:
     return "workbench"
 
 
-def error_body(path: str, status: int, code: str, message: str, request_id: str, details: Any = None,
-               started: float | None = None) -> dict[str, Any]:
+def error_body(
+    path: str, status: int, code: str, message: str, request_id: str, details: Any = None, started: float | None = None
+) -> dict[str, Any]:
     kind = family(path)
     if kind == "chrysalis":
         code = chrysalis_code(status, code)
         envelope = meta(request_id)
-        error = {"code": code, "message": message, "category": code.split(".")[0], "details": details,
-                 "request_id": request_id, "timestamp": envelope["timestamp"]}
+        error = {
+            "code": code,
+            "message": message,
+            "category": code.split(".")[0],
+            "details": details,
+            "request_id": request_id,
+            "timestamp": envelope["timestamp"],
+        }
         if isinstance(details, dict) and "retry_after" in details:
             error["retry_after"] = details["retry_after"]
         return {"success": False, "error": error, "meta": envelope}
     if kind == "zahara":
         duration = round((time.perf_counter() - started) * 1000, 3) if started else 0.0
-        return {"error": message, "code": code, "request_id": request_id, "duration_ms": duration,
-                "service": "workbench"}
+        return {
+            "error": message,
+            "code": code,
+            "request_id": request_id,
+            "duration_ms": duration,
+            "service": "workbench",
+        }
     if kind == "openai":
-        return {"error": {"message": message, "type": _openai_type(status), "code": code, "param": None},
-                "request_id": request_id}
+        return {
+            "error": {"message": message, "type": _openai_type(status), "code": code, "param": None},
+            "request_id": request_id,
+        }
     return {"error": {"code": code, "message": message, "details": details}, "request_id": request_id}
 
 
@@ -113,10 +128,20 @@ CHRYSALIS_CODES = {
     "PROVIDER_AUTH_ERROR": "UPSTREAM_ERROR.SERVICE_UNAVAILABLE",
     "PROVIDER_UNREACHABLE": "UPSTREAM_ERROR.SERVICE_UNAVAILABLE",
 }
-_CATEGORIES = {400: "VALIDATION_ERROR", 413: "VALIDATION_ERROR", 422: "VALIDATION_ERROR",
-               401: "AUTHENTICATION_ERROR", 403: "AUTHORIZATION_ERROR", 421: "AUTHORIZATION_ERROR",
-               404: "NOT_FOUND_ERROR", 405: "NOT_FOUND_ERROR", 409: "CONFLICT_ERROR", 429: "RATE_LIMIT_ERROR",
-               502: "UPSTREAM_ERROR", 504: "UPSTREAM_ERROR"}
+_CATEGORIES = {
+    400: "VALIDATION_ERROR",
+    413: "VALIDATION_ERROR",
+    422: "VALIDATION_ERROR",
+    401: "AUTHENTICATION_ERROR",
+    403: "AUTHORIZATION_ERROR",
+    421: "AUTHORIZATION_ERROR",
+    404: "NOT_FOUND_ERROR",
+    405: "NOT_FOUND_ERROR",
+    409: "CONFLICT_ERROR",
+    429: "RATE_LIMIT_ERROR",
+    502: "UPSTREAM_ERROR",
+    504: "UPSTREAM_ERROR",
+}
 
 
 def chrysalis_code(status: int, code: str) -> str:
@@ -129,13 +154,20 @@ def chrysalis_code(status: int, code: str) -> str:
 
 
 def _openai_type(status: int) -> str:
-    return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-            404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
-            422: "invalid_request_error", 429: "rate_limit_error"}.get(status, "api_error")
+    return {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        409: "conflict_error",
+        413: "invalid_request_error",
+        422: "invalid_request_error",
+        429: "rate_limit_error",
+    }.get(status, "api_error")
 
 
 def meta(request_id: str) -> dict[str, Any]:
-    return {"request_id": request_id, "timestamp": datetime.now(timezone.utc).isoformat(), "version": VERSION}
+    return {"request_id": request_id, "timestamp": datetime.now(UTC).isoformat(), "version": VERSION}
 
 
 def error_response(request: Any, error: APIError) -> Any:
@@ -175,8 +207,12 @@ class SecurityMiddleware:
         path = scope.get("path", "")
 
         async def refuse(status: int, code: str, message: str, details: Any = None) -> None:
-            await _send_json(send, status, error_body(path, status, code, message, request_id, details,
-                                                      state["started"]), {"x-request-id": request_id})
+            await _send_json(
+                send,
+                status,
+                error_body(path, status, code, message, request_id, details, state["started"]),
+                {"x-request-id": request_id},
+            )
 
         problem = self._check(scope, headers, [v for k, v in raw_headers if k == "origin"])
         if problem is not None:
@@ -197,8 +233,9 @@ class SecurityMiddleware:
             where = _unpaired_surrogate_in_json(body)
             if where is not None:
                 issue = "is not valid Unicode text (it holds an unpaired surrogate such as \\ud800)"
-                await refuse(400, "VALIDATION_ERROR", f"Invalid request: {where}: {issue}.",
-                             {"field": where, "issue": issue})
+                await refuse(
+                    400, "VALIDATION_ERROR", f"Invalid request: {where}: {issue}.", {"field": where, "issue": issue}
+                )
                 return
             receive = _replay(body, receive)
 
@@ -238,8 +275,7 @@ class SecurityMiddleware:
                 answered = True
                 await refuse(413, "REQUEST_TOO_LARGE", too_large)
 
-    def _check(self, scope: dict[str, Any], headers: dict[str, str],
-               origins: list[str]) -> tuple[int, str, str] | None:
+    def _check(self, scope: dict[str, Any], headers: dict[str, str], origins: list[str]) -> tuple[int, str, str] | None:
         host = headers.get("host", "")
         if not self._host_allowed(host):
             return 421, "INVALID_HOST", "The Host header must name this server (a loopback name and its port)."
@@ -374,8 +410,11 @@ class RateLimiter:
             if allowed:
                 count += 1
             self._windows[key_id] = (start, count)
-        headers = {"X-RateLimit-Limit": self.per_minute, "X-RateLimit-Remaining": max(self.per_minute - count, 0),
-                   "X-RateLimit-Reset": start + 60}
+        headers = {
+            "X-RateLimit-Limit": self.per_minute,
+            "X-RateLimit-Remaining": max(self.per_minute - count, 0),
+            "X-RateLimit-Reset": start + 60,
+        }
         return allowed, headers
 
 
@@ -388,8 +427,9 @@ def presented_key(request: Any) -> str | None:
     header_key = request.headers.get("x-api-key")
     from_bearer = bearer[7:].strip() if bearer[:7].lower() == "bearer " else None
     if from_bearer and header_key and from_bearer != header_key.strip():
-        raise APIError(401, "AUTHENTICATION_ERROR.CONFLICTING_KEYS",
-                       "Authorization and X-API-Key carry different keys; send one.")
+        raise APIError(
+            401, "AUTHENTICATION_ERROR.CONFLICTING_KEYS", "Authorization and X-API-Key carry different keys; send one."
+        )
     return from_bearer or (header_key.strip() if header_key else None)
 
 
@@ -399,14 +439,21 @@ def require(scope: str) -> Callable[..., Any]:
     def check(request: Request) -> Any:
         key = presented_key(request)
         if not key:
-            raise APIError(401, "AUTHENTICATION_ERROR.MISSING_AUTHORIZATION",
-                           "An API key is required: send Authorization: Bearer KEY or X-API-Key: KEY.",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise APIError(
+                401,
+                "AUTHENTICATION_ERROR.MISSING_AUTHORIZATION",
+                "An API key is required: send Authorization: Bearer KEY or X-API-Key: KEY.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         app_state = request.app.state
         info = app_state.engine.api_keys.verify(key)
         if info is None:
-            raise APIError(401, "AUTHENTICATION_ERROR.INVALID_TOKEN", "The API key is invalid or revoked.",
-                           headers={"WWW-Authenticate": "Bearer"})
+            raise APIError(
+                401,
+                "AUTHENTICATION_ERROR.INVALID_TOKEN",
+                "The API key is invalid or revoked.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if info.id in app_state.settings.local_session_keys:
             allowed, headers = True, {}
         else:
@@ -414,13 +461,15 @@ def require(scope: str) -> Callable[..., Any]:
             request.scope.setdefault("state", {})["rate_headers"] = headers
         if not allowed:
             retry = max(headers["X-RateLimit-Reset"] - int(time.time()), 1)
-            raise APIError(429, "RATE_LIMIT_EXCEEDED", f"Rate limit exceeded. Retry after {retry} seconds",
-                           details={"limit": headers["X-RateLimit-Limit"], "window": "1m",
-                                    "retry_after": retry},
-                           headers={"Retry-After": str(retry), **{k: str(v) for k, v in headers.items()}})
+            raise APIError(
+                429,
+                "RATE_LIMIT_EXCEEDED",
+                f"Rate limit exceeded. Retry after {retry} seconds",
+                details={"limit": headers["X-RateLimit-Limit"], "window": "1m", "retry_after": retry},
+                headers={"Retry-After": str(retry), **{k: str(v) for k, v in headers.items()}},
+            )
         if not info.allows(scope):
-            raise APIError(403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE",
-                           f"This key lacks the scope {scope}.")
+            raise APIError(403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE", f"This key lacks the scope {scope}.")
         request.state.api_key = info
         return info
 
@@ -435,5 +484,6 @@ def require_also(request: Any, scope: str, reason: str) -> None:
     """
     info = getattr(request.state, "api_key", None)
     if info is None or not info.allows(scope):
-        raise APIError(403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE",
-                       f"This key lacks the scope {scope}, which {reason} needs.")
+        raise APIError(
+            403, "AUTHORIZATION_ERROR.INSUFFICIENT_SCOPE", f"This key lacks the scope {scope}, which {reason} needs."
+        )

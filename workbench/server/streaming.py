@@ -59,8 +59,9 @@ class ClientDisconnected(APIError):
     """
 
     def __init__(self) -> None:
-        super().__init__(503, "CLIENT_DISCONNECTED",
-                         "The client disconnected before the answer was ready; the work was cancelled.")
+        super().__init__(
+            503, "CLIENT_DISCONNECTED", "The client disconnected before the answer was ready; the work was cancelled."
+        )
 
 
 class EventPump:
@@ -71,8 +72,9 @@ class EventPump:
     then an exception if the iterator raised, then `END`.
     """
 
-    def __init__(self, events: Iterator[Any], name: str = "engine-stream",
-                 on_cancel: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, events: Iterator[Any], name: str = "engine-stream", on_cancel: Callable[[], None] | None = None
+    ) -> None:
         self._events = events
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -133,8 +135,12 @@ async def cancel_on_disconnect(request: Any, pump: EventPump, poll_s: float = DI
     pump.cancel()
 
 
-async def run_to_end(request: Any, events: Iterator[Any], name: str = "engine-run",
-                     on_event: Callable[[EventPump, Any], None] | None = None) -> Any:
+async def run_to_end(
+    request: Any,
+    events: Iterator[Any],
+    name: str = "engine-run",
+    on_event: Callable[[EventPump, Any], None] | None = None,
+) -> Any:
     """Run an engine iterator to its end on a thread of its own and return its last event.
 
     For routes that answer once, at the end. Must be awaited on the event loop
@@ -215,9 +221,14 @@ async def sse_events(pump: EventPump, on_event: Callable[[Any], None] | None = N
             if isinstance(item, Exception):
                 log.error("an engine stream failed", exc_info=item)
                 # Only the type: an exception's text can carry request data.
-                yield sse_event("error", {"code": "internal_error",
-                                          "message": f"The stream failed unexpectedly ({type(item).__name__}); "
-                                                     "details are in the server log."})
+                yield sse_event(
+                    "error",
+                    {
+                        "code": "internal_error",
+                        "message": f"The stream failed unexpectedly ({type(item).__name__}); "
+                        "details are in the server log.",
+                    },
+                )
                 break
             if on_event is not None:
                 on_event(item)
@@ -226,8 +237,9 @@ async def sse_events(pump: EventPump, on_event: Callable[[Any], None] | None = N
         pump.cancel()
 
 
-def sse_response(events: Iterator[Any], name: str = "engine-stream",
-                 on_event: Callable[[EventPump, Any], None] | None = None) -> Any:
+def sse_response(
+    events: Iterator[Any], name: str = "engine-stream", on_event: Callable[[EventPump, Any], None] | None = None
+) -> Any:
     """A `StreamingResponse` of `events` (an engine iterator), pumped on a thread of its own.
 
     Must be called on the event loop (an `async def` route). `on_event(pump,
@@ -238,5 +250,8 @@ def sse_response(events: Iterator[Any], name: str = "engine-stream",
 
     pump = EventPump(events, name=name)
     hook = (lambda event: on_event(pump, event)) if on_event is not None else None
-    return StreamingResponse(sse_events(pump, hook), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        sse_events(pump, hook),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -157,8 +157,9 @@ class WorkbenchApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, (_, _, key, label) in SCREENS.items():
-            yield SystemCommand(f"Go to {label}", f"Open the {label} screen ({key.upper()})",
-                                lambda m=mode: self.action_show(m))
+            yield SystemCommand(
+                f"Go to {label}", f"Open the {label} screen ({key.upper()})", lambda m=mode: self.action_show(m)
+            )
 
     # ----------------------------------------------------------------- server
 

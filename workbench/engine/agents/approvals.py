@@ -34,15 +34,23 @@ class Approvals:
             [utcnow()],
         )
 
-    def request(self, run_id: str | None, agent_id: str | None, tool: str, arguments: dict[str, Any],
-                permission: str) -> ApprovalRecord:
+    def request(
+        self, run_id: str | None, agent_id: str | None, tool: str, arguments: dict[str, Any], permission: str
+    ) -> ApprovalRecord:
         approval_id = new_id("apr")
         with self._lock:
             self._events[approval_id] = threading.Event()
         self.db.execute(
             f"INSERT INTO approvals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, NULL)",
-            [approval_id, run_id, agent_id, tool, json.dumps(arguments, ensure_ascii=False, default=str),
-             permission, utcnow()],
+            [
+                approval_id,
+                run_id,
+                agent_id,
+                tool,
+                json.dumps(arguments, ensure_ascii=False, default=str),
+                permission,
+                utcnow(),
+            ],
         )
         return self.get(approval_id)
 
@@ -81,8 +89,10 @@ class Approvals:
                 raise NotFound(f"No approval {approval_id!r}.")
             if row[0] != "pending":
                 raise InvalidRequest(f"Approval {approval_id} is already {row[0]}.")
-            conn.execute("UPDATE approvals SET status = ?, reason = ?, decided_at = ? WHERE id = ?",
-                         [status, reason, utcnow(), approval_id])
+            conn.execute(
+                "UPDATE approvals SET status = ?, reason = ?, decided_at = ? WHERE id = ?",
+                [status, reason, utcnow(), approval_id],
+            )
         with self._lock:
             event = self._events.pop(approval_id, None)
         if event is not None:
@@ -104,8 +114,11 @@ class Approvals:
                 waited += step
         record = self.get(approval_id)
         if record.status == "pending":
-            why = "the run was cancelled" if cancelled is not None and cancelled.is_set() else \
-                f"nobody decided within {timeout_s:g} s"
+            why = (
+                "the run was cancelled"
+                if cancelled is not None and cancelled.is_set()
+                else f"nobody decided within {timeout_s:g} s"
+            )
             try:
                 record = self._decide(approval_id, "expired", why)
             except InvalidRequest:  # decided at the last moment
@@ -114,5 +127,15 @@ class Approvals:
 
 
 def _record(row: tuple) -> ApprovalRecord:
-    return ApprovalRecord(id=row[0], run_id=row[1], agent_id=row[2], tool=row[3], arguments=json.loads(row[4]),
-                          permission=row[5], status=row[6], reason=row[7], created_at=row[8], decided_at=row[9])
+    return ApprovalRecord(
+        id=row[0],
+        run_id=row[1],
+        agent_id=row[2],
+        tool=row[3],
+        arguments=json.loads(row[4]),
+        permission=row[5],
+        status=row[6],
+        reason=row[7],
+        created_at=row[8],
+        decided_at=row[9],
+    )

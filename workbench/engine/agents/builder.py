@@ -31,14 +31,30 @@ SYSTEM = (
 #: one worked example: a tiny model otherwise repeats the job title as every skill
 EXAMPLE = [
     {"role": "user", "content": "Occupation: Chef\n\nWhat skills does a Chef need?"},
-    {"role": "assistant", "content": json.dumps({"skills": [
-        {"name": "Knife technique", "description": "Cuts ingredients quickly, safely and evenly.",
-         "category": "technical"},
-        {"name": "Menu planning", "description": "Designs balanced menus that fit season and budget.",
-         "category": "creative"},
-        {"name": "Kitchen team leadership", "description": "Organises and motivates the staff during service.",
-         "category": "leadership"},
-    ]})},
+    {
+        "role": "assistant",
+        "content": json.dumps(
+            {
+                "skills": [
+                    {
+                        "name": "Knife technique",
+                        "description": "Cuts ingredients quickly, safely and evenly.",
+                        "category": "technical",
+                    },
+                    {
+                        "name": "Menu planning",
+                        "description": "Designs balanced menus that fit season and budget.",
+                        "category": "creative",
+                    },
+                    {
+                        "name": "Kitchen team leadership",
+                        "description": "Organises and motivates the staff during service.",
+                        "category": "leadership",
+                    },
+                ]
+            }
+        ),
+    },
 ]
 
 
@@ -92,9 +108,10 @@ def generate_skills(
             lines.append(f"What other skills does a {request.occupation} need? Up to {SKILLS_PER_CYCLE} new ones.")
         else:
             lines.append(f"What skills does a {request.occupation} need?")
-        result = generate([{"role": "system", "content": SYSTEM}, *EXAMPLE,
-                           {"role": "user", "content": "\n\n".join(lines)}],
-                          {"type": "json_object", "schema": skills_schema(SKILLS_PER_CYCLE)})
+        result = generate(
+            [{"role": "system", "content": SYSTEM}, *EXAMPLE, {"role": "user", "content": "\n\n".join(lines)}],
+            {"type": "json_object", "schema": skills_schema(SKILLS_PER_CYCLE)},
+        )
         parsed = result.parsed if isinstance(result.parsed, dict) else {}
         for raw in parsed.get("skills", []):
             if not isinstance(raw, dict):
@@ -105,9 +122,14 @@ def generate_skills(
                 continue
             seen.add(key)
             category = raw.get("category") if raw.get("category") in CATEGORIES else "domain"
-            found.append(Skill(skill_id=skill_id(request.occupation, name), name=name,
-                               description=" ".join(str(raw.get("description", "")).split())[:2000],
-                               category=category))
+            found.append(
+                Skill(
+                    skill_id=skill_id(request.occupation, name),
+                    name=name,
+                    description=" ".join(str(raw.get("description", "")).split())[:2000],
+                    category=category,
+                )
+            )
     return found
 
 
@@ -131,20 +153,28 @@ def build(
     """Generate knowledge and skills for a stored agent and return its updated definition."""
     occupation = agent.occupation or agent.name
     try:
-        knowledge = engine.generate_knowledge({
-            "identifier": agent.name, "entity_type": occupation, "deepening_cycles": cycles,
-            "corpus": corpus_text, "model": model,
-        })
+        knowledge = engine.generate_knowledge(
+            {
+                "identifier": agent.name,
+                "entity_type": occupation,
+                "deepening_cycles": cycles,
+                "corpus": corpus_text,
+                "model": model,
+            }
+        )
         skills = generate_skills(
             SkillsRequest(occupation=occupation, deepening_cycles=cycles, corpus_text=corpus_text, model=model),
-            engine._json_generate(model, 600, repetition_penalty=SKILLS_REPETITION_PENALTY), known=agent.generated_skills,
+            engine._json_generate(model, 600, repetition_penalty=SKILLS_REPETITION_PENALTY),
+            known=agent.generated_skills,
         )
     except WorkbenchError as exc:
         return agent.model_copy(update={"status": "failed", "metadata": {**agent.metadata, "build_error": str(exc)}})
     metadata = {k: v for k, v in agent.metadata.items() if k != "build_error"}
-    return agent.model_copy(update={
-        "status": "ready",
-        "generated_knowledge": merge_knowledge(agent.generated_knowledge, knowledge.items),
-        "generated_skills": merge_skills(agent.generated_skills, skills),
-        "metadata": metadata,
-    })
+    return agent.model_copy(
+        update={
+            "status": "ready",
+            "generated_knowledge": merge_knowledge(agent.generated_knowledge, knowledge.items),
+            "generated_skills": merge_skills(agent.generated_skills, skills),
+            "metadata": metadata,
+        }
+    )

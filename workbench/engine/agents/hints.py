@@ -47,8 +47,19 @@ PROMPT_ENTRIES = 40
 #: first lines of a file fed back after read_file
 SUMMARY_LINES = 12
 SUMMARY_CHARS = 800
-SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache",
-             ".pytest_cache", ".ruff_cache", ".tox"}
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+}
 
 #: a file name or path in a task: a word with an extension (notes/todo.md, hello.txt)
 _FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/-])")
@@ -155,8 +166,9 @@ def path_tools(task: str, listing: Listing | None) -> list[str]:
     return tools
 
 
-def choices(tool_name: str, source: str, task: str, listing: Listing | None,
-            collections: list[str]) -> dict[str, list[str]]:
+def choices(
+    tool_name: str, source: str, task: str, listing: Listing | None, collections: list[str]
+) -> dict[str, list[str]]:
     """The values the grammar allows for some arguments of a built-in tool (empty: no change)."""
     if source != "builtin":
         return {}
@@ -199,17 +211,30 @@ def describe_listing(listing: Listing) -> str:
 
 #: one worked example per built-in tool: a task, the call, what a result looks like, the answer
 EXAMPLES: dict[str, tuple[str, dict[str, Any], str, str]] = {
-    "list_dir": ("What is in the src folder?", {"path": "src"},
-                 "The folder src holds 2 entries: app.py (file), lib (folder).",
-                 "The folder src holds 2 entries: app.py (file), lib (folder)."),
-    "read_file": ("Summarise plan.md.", {"path": "plan.md"},
-                  "plan.md is titled Launch plan. It says: book the hall; send the invites.",
-                  "plan.md is titled Launch plan. It says: book the hall; send the invites."),
-    "write_file": ("Write 'hi' into the file a.txt.", {"path": "a.txt", "content": "hi"},
-                   "Wrote 2 characters to a.txt.", "Wrote 2 characters to a.txt."),
-    "search_knowledge": ("Search our documents for the office address.", {"query": "office address"},
-                         "[1] offices.md: Our office is at 5 Main Street.",
-                         "The office is at 5 Main Street (offices.md)."),
+    "list_dir": (
+        "What is in the src folder?",
+        {"path": "src"},
+        "The folder src holds 2 entries: app.py (file), lib (folder).",
+        "The folder src holds 2 entries: app.py (file), lib (folder).",
+    ),
+    "read_file": (
+        "Summarise plan.md.",
+        {"path": "plan.md"},
+        "plan.md is titled Launch plan. It says: book the hall; send the invites.",
+        "plan.md is titled Launch plan. It says: book the hall; send the invites.",
+    ),
+    "write_file": (
+        "Write 'hi' into the file a.txt.",
+        {"path": "a.txt", "content": "hi"},
+        "Wrote 2 characters to a.txt.",
+        "Wrote 2 characters to a.txt.",
+    ),
+    "search_knowledge": (
+        "Search our documents for the office address.",
+        {"query": "office address"},
+        "[1] offices.md: Our office is at 5 Main Street.",
+        "The office is at 5 Main Street (offices.md).",
+    ),
 }
 
 
@@ -238,11 +263,71 @@ def source_name(path: Any) -> str:
 
 
 #: words that say nothing about which passage answers a task
-_STOPWORDS = frozenset({"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
-    "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "not", "of", "on", "or", "our", "search",
-    "show", "tell", "that", "the", "their", "them", "there", "these", "this", "to", "up", "us", "was", "we",
-    "what", "when", "where", "which", "who", "why", "will", "with", "you", "your", "about", "any", "look",
-    "find", "documents", "document", "knowledge", "base"})
+_STOPWORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "search",
+        "show",
+        "tell",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "these",
+        "this",
+        "to",
+        "up",
+        "us",
+        "was",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "about",
+        "any",
+        "look",
+        "find",
+        "documents",
+        "document",
+        "knowledge",
+        "base",
+    }
+)
 
 
 def _words(text: str) -> set[str]:
@@ -266,8 +351,9 @@ def relevant_passages(task: str, passages: list[dict[str, Any]]) -> list[dict[st
     if not passages:
         return []
     wanted = _words(task)
-    scored = [(len(wanted & _words(f"{p.get('heading') or ''} {p.get('text', '')}")), i, p)
-              for i, p in enumerate(passages)]
+    scored = [
+        (len(wanted & _words(f"{p.get('heading') or ''} {p.get('text', '')}")), i, p) for i, p in enumerate(passages)
+    ]
     best = max(score for score, _, _ in scored)
     if best == 0:
         return passages[:1]
@@ -303,14 +389,16 @@ def summarise(tool_name: str, arguments: dict[str, Any], output: str, task: str 
     except ValueError:
         value = output
     if tool_name == "list_dir" and isinstance(value, dict) and isinstance(value.get("entries"), list):
-        names = [f"{e.get('name')} ({'folder' if e.get('type') == 'dir' else e.get('type')})"
-                 for e in value["entries"] if isinstance(e, dict)]
+        names = [
+            f"{e.get('name')} ({'folder' if e.get('type') == 'dir' else e.get('type')})"
+            for e in value["entries"]
+            if isinstance(e, dict)
+        ]
         more = ", ..." if value.get("truncated") else ""
         path = value.get("path", ".")
         where = "The workspace folder (.)" if path == "." else f"The folder {path}"
         total = value.get("total", len(names))
-        return (f"{where} holds {total} {'entry' if total == 1 else 'entries'}: "
-                + ", ".join(names) + more + ".")
+        return f"{where} holds {total} {'entry' if total == 1 else 'entries'}: " + ", ".join(names) + more + "."
     if tool_name == "read_file" and isinstance(value, str):
         path = arguments.get("path", "")
         lines = [line for line in value.splitlines() if line.strip()]
@@ -327,7 +415,9 @@ def summarise(tool_name: str, arguments: dict[str, Any], output: str, task: str 
         return f"{named}{says}{text}" if text else f"{named}It is otherwise empty."
     if tool_name == "search_knowledge" and isinstance(value, list):
         passages = relevant_passages(task, [p for p in value if isinstance(p, dict)]) if task else value
-        return "\n".join(f"[{p.get('n')}] {source_name(p.get('source'))}: "
-                         f"{_passage_text(str(p.get('text', '')))[:400]}"
-                         for p in passages if isinstance(p, dict))
+        return "\n".join(
+            f"[{p.get('n')}] {source_name(p.get('source'))}: {_passage_text(str(p.get('text', '')))[:400]}"
+            for p in passages
+            if isinstance(p, dict)
+        )
     return output

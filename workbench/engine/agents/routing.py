@@ -48,7 +48,7 @@ class ToolRouter:
             at = 0
             with self._lock:
                 for key, texts in missing.items():
-                    self._cache[key] = vectors[at: at + len(texts)]
+                    self._cache[key] = vectors[at : at + len(texts)]
                     at += len(texts)
         with self._lock:
             return [self._cache[key] for key in keys]

@@ -80,9 +80,17 @@ LOOP_LIMIT = 3
 REPEATED_NOTE = "You already called {tool} with these arguments and got the result above. Use it: answer now."
 #: the runner's own instructions, and fragments of them small models paraphrase around:
 #: an "answer" that repeats one is no answer (the run fails)
-HARNESS_TEXTS = (NEXT_STEP, ANSWER_NOW, "call the next tool", "You already called", "got the result above", "Use it: answer now",
-                 "Do not retry it; answer without it or try something else",
-                 "No tools are available now: give the final answer", *PROTOCOL.split(". "))
+HARNESS_TEXTS = (
+    NEXT_STEP,
+    ANSWER_NOW,
+    "call the next tool",
+    "You already called",
+    "got the result above",
+    "Use it: answer now",
+    "Do not retry it; answer without it or try something else",
+    "No tools are available now: give the final answer",
+    *PROTOCOL.split(". "),
+)
 #: built-in tools whose arguments the step grammar narrows to existing paths
 PATH_TOOLS = ("read_file", "list_dir", "search_files")
 #: knowledge passages and how close (cosine) a vector-only hit must be
@@ -176,7 +184,11 @@ class AgentRunner:
         # A key pasted into a task is never stored (the prompt guardrail reports it in the run).
         task = Guardrails(agent.guardrails).redact(request.task)
         record = AgentRunRecord(
-            id=new_id("run"), agent_id=agent.id, task=task, model=model.model_id, status="running",
+            id=new_id("run"),
+            agent_id=agent.id,
+            task=task,
+            model=model.model_id,
+            status="running",
             started_at=utcnow(),
         )
         engine.db.execute(
@@ -186,8 +198,16 @@ class AgentRunner:
         cancelled = threading.Event()
         with self._lock:
             self._cancel[record.id] = cancelled
-        state = _Run(record=record, agent=agent, messages=[], started=time.perf_counter(), cancelled=cancelled,
-                     task=request.task, session_id=request.session_id, history=history)
+        state = _Run(
+            record=record,
+            agent=agent,
+            messages=[],
+            started=time.perf_counter(),
+            cancelled=cancelled,
+            task=request.task,
+            session_id=request.session_id,
+            history=history,
+        )
         return self._loop(state, model, tools, max_steps)
 
     def _history(self, session_id: str) -> list[ChatMessage]:
@@ -208,20 +228,32 @@ class AgentRunner:
         history = engine.db.fetchall(
             "SELECT CAST(json_extract(e.payload, '$.completion_tokens') AS DOUBLE) FROM run_events e "
             "JOIN agent_runs r ON r.id = e.run_id WHERE r.agent_id = ? AND e.type = 'step_finished' "
-            "ORDER BY e.created_at DESC LIMIT 200", [agent.id])
+            "ORDER BY e.created_at DESC LIMIT 200",
+            [agent.id],
+        )
         trips.seed("step_completion_tokens", [row[0] for row in history if row[0] is not None])
         context = ToolContext(
             roots=[Path(root) for root in engine.config.workspace_roots],
             allow_private_network=engine.config.allow_private_network,
-            engine=engine, agent_id=agent.id, run_id=record.id,
+            engine=engine,
+            agent_id=agent.id,
+            run_id=record.id,
         )
         native = state.native = getattr(model, "supports_tools", False)
         if not native and any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(context)
             state.unread = hints.named_files(state.task, state.listing)
         try:
-            yield self._emit(state, AgentRunStarted(run_id=record.id, agent_id=agent.id, model=record.model,
-                                                    task=record.task, session_id=state.session_id))
+            yield self._emit(
+                state,
+                AgentRunStarted(
+                    run_id=record.id,
+                    agent_id=agent.id,
+                    model=record.model,
+                    task=record.task,
+                    session_id=state.session_id,
+                ),
+            )
             prompt = guard.check_prompt(state.task)
             for violation in prompt.violations:
                 yield self._emit(state, GuardrailTriggered(run_id=record.id, step=0, violation=violation))
@@ -243,14 +275,16 @@ class AgentRunner:
                 offered, route_ms, require_tool = self._route(state, tools)
                 if state.answer_next and not native:
                     offered, require_tool, state.answer_next = [], False, False
-                yield self._emit(state, StepStarted(run_id=record.id, step=step,
-                                                    offered_tools=[t.name for t in offered]))
+                yield self._emit(
+                    state, StepStarted(run_id=record.id, step=step, offered_tools=[t.name for t in offered])
+                )
                 model_started = time.perf_counter()
                 if native:
                     proposal, raw, end, call_id = self._native_step(model, state.messages, offered)
                 else:
-                    proposal, raw, end = self._local_step(model, state.messages, offered, require_tool=require_tool,
-                                                          state=state)
+                    proposal, raw, end = self._local_step(
+                        model, state.messages, offered, require_tool=require_tool, state=state
+                    )
                     call_id = new_id("call")
                 model_ms = (time.perf_counter() - model_started) * 1000 + route_ms
                 record.steps = step
@@ -268,8 +302,13 @@ class AgentRunner:
                     action = "invalid"
                     state.invalid_in_row += 1
                     if state.invalid_in_row >= LOOP_LIMIT:
-                        outcome, error = "failed", (f"The model gave {LOOP_LIMIT} invalid steps in a row "
-                                                    f"({proposal.error}); the run was stopped.")
+                        outcome, error = (
+                            "failed",
+                            (
+                                f"The model gave {LOOP_LIMIT} invalid steps in a row "
+                                f"({proposal.error}); the run was stopped."
+                            ),
+                        )
                 elif proposal.action == FINAL:
                     action = FINAL
                     state.invalid_in_row = 0
@@ -281,8 +320,13 @@ class AgentRunner:
                         outcome, error = "blocked", _reason([v for v in violations if v.action == "block"])
                     elif _echoes_harness(checked.text):
                         record.answer = checked.text
-                        outcome, error = "failed", ("The model repeated the workbench's instructions instead of "
-                                                    "answering; the run did not finish its task.")
+                        outcome, error = (
+                            "failed",
+                            (
+                                "The model repeated the workbench's instructions instead of "
+                                "answering; the run did not finish its task."
+                            ),
+                        )
                     else:
                         record.answer = checked.text
                         outcome = "finished"
@@ -302,21 +346,35 @@ class AgentRunner:
                         # Offered tools after a result, a tiny model calls another one
                         # (measured: read docs/guide.md, then run_command "install.md").
                         state.answer_next = True
-                    self._feed_back(state, native, raw, ToolCall(id=call_id, name=tool.name,
-                                                                  arguments=proposal.arguments),
-                                    call_id, result_text, tool_name=tool.name)
+                    self._feed_back(
+                        state,
+                        native,
+                        raw,
+                        ToolCall(id=call_id, name=tool.name, arguments=proposal.arguments),
+                        call_id,
+                        result_text,
+                        tool_name=tool.name,
+                    )
                 overhead_ms = (time.perf_counter() - step_started) * 1000 - model_ms - waited_ms - tool_ms
-                yield self._emit(state, StepFinished(
-                    run_id=record.id, step=step, action=action, output=guard.redact(raw)[:4000],
-                    model_ms=round(model_ms, 3),
-                    overhead_ms=round(max(overhead_ms, 0.0), 3), prompt_tokens=end.prompt_tokens,
-                    completion_tokens=end.completion_tokens,
-                ))
+                yield self._emit(
+                    state,
+                    StepFinished(
+                        run_id=record.id,
+                        step=step,
+                        action=action,
+                        output=guard.redact(raw)[:4000],
+                        model_ms=round(model_ms, 3),
+                        overhead_ms=round(max(overhead_ms, 0.0), 3),
+                        prompt_tokens=end.prompt_tokens,
+                        completion_tokens=end.completion_tokens,
+                    ),
+                )
                 if outcome is not None:
                     yield self._finish(state, outcome, error=error)
                     return
-            yield self._finish(state, "max_steps",
-                               error=f"The agent used all {max_steps} steps without a final answer.")
+            yield self._finish(
+                state, "max_steps", error=f"The agent used all {max_steps} steps without a final answer."
+            )
         except GeneratorExit:
             self._close(state, "cancelled", "The run was stopped by its consumer.")
             raise
@@ -339,29 +397,49 @@ class AgentRunner:
 
         model = self.engine.models.chat_model(agent.model)
         tools = self.engine.tools.allowed(agent.tools)
-        record = AgentRunRecord(id="plan", agent_id=agent.id, task=task, model=model.model_id, status="running",
-                                started_at=utcnow())
-        state = _Run(record=record, agent=agent, messages=self._prompt(agent, task, tools, model),
-                     started=time.perf_counter(), cancelled=threading.Event())
+        record = AgentRunRecord(
+            id="plan", agent_id=agent.id, task=task, model=model.model_id, status="running", started_at=utcnow()
+        )
+        state = _Run(
+            record=record,
+            agent=agent,
+            messages=self._prompt(agent, task, tools, model),
+            started=time.perf_counter(),
+            cancelled=threading.Event(),
+        )
         if any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(self.engine.tool_context(agent.id))
             state.unread = hints.named_files(task, state.listing)
         offered, route_ms, require_tool = self._route(state, tools)
         started = time.perf_counter()
-        proposal, raw, end = self._local_step(model, state.messages, offered, constrained=constrained,
-                                              require_tool=require_tool, state=state)
+        proposal, raw, end = self._local_step(
+            model, state.messages, offered, constrained=constrained, require_tool=require_tool, state=state
+        )
         model_ms = (time.perf_counter() - started) * 1000
         valid = proposal.error is None
         if valid and proposal.action != FINAL:
             tool = next(t for t in offered if t.name == proposal.action)
             valid = not any(Draft202012Validator(tool.parameters).iter_errors(proposal.arguments))
-        return StepPlan(offered=[t.name for t in offered], proposal=proposal, raw=raw, valid=valid,
-                        model_ms=model_ms, route_ms=route_ms, completion_tokens=end.completion_tokens)
+        return StepPlan(
+            offered=[t.name for t in offered],
+            proposal=proposal,
+            raw=raw,
+            valid=valid,
+            model_ms=model_ms,
+            route_ms=route_ms,
+            completion_tokens=end.completion_tokens,
+        )
 
     # --------------------------------------------------------------- prompt
 
-    def _prompt(self, agent: AgentDefinition, task: str, tools: list[Tool], model: ChatModel,
-                history: list[ChatMessage] | None = None) -> list[ChatMessage]:
+    def _prompt(
+        self,
+        agent: AgentDefinition,
+        task: str,
+        tools: list[Tool],
+        model: ChatModel,
+        history: list[ChatMessage] | None = None,
+    ) -> list[ChatMessage]:
         """System prompt (instructions, knowledge, memories, skills), earlier chat turns if any, then the task."""
         from workbench.engine.agents.templates import get_template, render
 
@@ -382,25 +460,33 @@ class AgentRunner:
         if agent.memory.enabled and agent.memory.recall_top_k:
             namespace = agent.memory.namespace or f"agent:{agent.id}"
             if engine.db.fetchone("SELECT 1 FROM memories WHERE namespace = ? LIMIT 1", [namespace]):
-                found = engine.rag_retrieve({"query": task, "top_k": agent.memory.recall_top_k,
-                                             "filter": {"namespace": namespace}})
+                found = engine.rag_retrieve(
+                    {"query": task, "top_k": agent.memory.recall_top_k, "filter": {"namespace": namespace}}
+                )
                 memories = [{"key": r.key, "text": _memory_text(r.value)} for r in found.results]
-        rendered = render(get_template(agent.template), {
-            "agent_name": agent.name,
-            "instructions": agent.instructions,
-            "task": task,
-            # a local model is shown the tools of each step with that step (see _local_step)
-            "tools": [{"name": t.name, "description": t.description} for t in tools]
-            if getattr(model, "supports_tools", False) else [],
-            "knowledge": knowledge,
-            "memories": memories,
-            "skills": [{"name": s.name, "description": s.description} for s in agent.generated_skills],
-        })
+        rendered = render(
+            get_template(agent.template),
+            {
+                "agent_name": agent.name,
+                "instructions": agent.instructions,
+                "task": task,
+                # a local model is shown the tools of each step with that step (see _local_step)
+                "tools": [{"name": t.name, "description": t.description} for t in tools]
+                if getattr(model, "supports_tools", False)
+                else [],
+                "knowledge": knowledge,
+                "memories": memories,
+                "skills": [{"name": s.name, "description": s.description} for s in agent.generated_skills],
+            },
+        )
         system = rendered.system
         if not getattr(model, "supports_tools", False):
             system = f"{system}\n\n{PROTOCOL}".strip()
-        return [ChatMessage(role="system", content=system), *(history or []),
-                ChatMessage(role="user", content=rendered.user)]
+        return [
+            ChatMessage(role="system", content=system),
+            *(history or []),
+            ChatMessage(role="user", content=rendered.user),
+        ]
 
     def _route(self, state: _Run, tools: list[Tool]) -> tuple[list[Tool], float, bool]:
         """The tools to offer in this step, the time routing took, and whether a tool call is required."""
@@ -431,19 +517,30 @@ class AgentRunner:
         started = time.perf_counter()
         query = state.record.task if not state.last_result else f"{state.record.task}\n{state.last_result[:500]}"
         offered, best = self.engine.tool_router.route(query, tools, routing.top_k, routing.margin)
-        require = (routing.require_tool_score is not None and not state.calls and best >= routing.require_tool_score)
+        require = routing.require_tool_score is not None and not state.calls and best >= routing.require_tool_score
         return offered, (time.perf_counter() - started) * 1000, require
 
     # ---------------------------------------------------------------- steps
 
-    def _local_step(self, model: ChatModel, messages: list[ChatMessage], offered: list[Tool],
-                    constrained: bool = True, require_tool: bool = False,
-                    state: _Run | None = None) -> tuple[Proposal, str, StreamEnd]:
+    def _local_step(
+        self,
+        model: ChatModel,
+        messages: list[ChatMessage],
+        offered: list[Tool],
+        constrained: bool = True,
+        require_tool: bool = False,
+        state: _Run | None = None,
+    ) -> tuple[Proposal, str, StreamEnd]:
         choices: dict[str, dict[str, list[str]]] = {}
         if state is not None:
             for tool in offered:
-                allowed = hints.choices(tool.name, tool.source, state.task or state.record.task, state.listing,
-                                        state.agent.knowledge_collections)
+                allowed = hints.choices(
+                    tool.name,
+                    tool.source,
+                    state.task or state.record.task,
+                    state.listing,
+                    state.agent.knowledge_collections,
+                )
                 if allowed:
                     choices[tool.name] = allowed
         schema = step_schema(offered, allow_final=not (require_tool and offered), choices=choices)
@@ -468,19 +565,27 @@ class AgentRunner:
         if end.finish_reason in ("length", "repetition") and constrained:
             # A greedy small model can loop inside a string until the token limit:
             # sample once more, reproducibly, with a stronger repetition penalty.
-            retry = SamplingParams(temperature=RETRY_TEMPERATURE, seed=RETRY_SEED, max_tokens=STEP_MAX_TOKENS,
-                                   repetition_penalty=RETRY_REPETITION_PENALTY)
+            retry = SamplingParams(
+                temperature=RETRY_TEMPERATURE,
+                seed=RETRY_SEED,
+                max_tokens=STEP_MAX_TOKENS,
+                repetition_penalty=RETRY_REPETITION_PENALTY,
+            )
             text, again, _ = _collect(model.stream(step_messages, retry, response_format))
-            end = StreamEnd(again.finish_reason, end.prompt_tokens + again.prompt_tokens,
-                            end.completion_tokens + again.completion_tokens)
+            end = StreamEnd(
+                again.finish_reason,
+                end.prompt_tokens + again.prompt_tokens,
+                end.completion_tokens + again.completion_tokens,
+            )
         if not constrained:
             text = _strip_fences(text)
         if end.finish_reason in ("length", "repetition"):
             return Proposal(action="invalid", error="Your reply was cut off; keep it shorter."), text, end
         return parse_step(text, offered), text, end
 
-    def _native_step(self, model: ChatModel, messages: list[ChatMessage],
-                     offered: list[Tool]) -> tuple[Proposal, str, StreamEnd, str]:
+    def _native_step(
+        self, model: ChatModel, messages: list[ChatMessage], offered: list[Tool]
+    ) -> tuple[Proposal, str, StreamEnd, str]:
         specs = [ToolSpec(name=t.name, description=t.description, parameters=t.parameters) for t in offered]
         params = SamplingParams(temperature=0.0, max_tokens=1024)
         text, end, calls = _collect(model.stream(messages, params, None, tools=specs or None))
@@ -488,14 +593,28 @@ class AgentRunner:
             call = calls[0]  # one call per step: the others are asked for again if still needed
             raw = json.dumps({"action": call.name, "arguments": call.arguments}, ensure_ascii=False)
             if call.name not in {t.name for t in offered}:
-                return Proposal(action="invalid", error=f"{call.name!r} is not a tool you can use now."), raw, end, call.id
+                return (
+                    Proposal(action="invalid", error=f"{call.name!r} is not a tool you can use now."),
+                    raw,
+                    end,
+                    call.id,
+                )
             return Proposal(action=call.name, arguments=call.arguments), raw, end, call.id
         if not text.strip():
             return Proposal(action="invalid", error="Your reply was empty."), text, end, new_id("call")
         return Proposal(action=FINAL, answer=text), text, end, new_id("call")
 
-    def _call(self, state: _Run, guard: Any, trips: Any, context: ToolContext, tool: Tool, proposal: Proposal,
-              call_id: str, step: int):
+    def _call(
+        self,
+        state: _Run,
+        guard: Any,
+        trips: Any,
+        context: ToolContext,
+        tool: Tool,
+        proposal: Proposal,
+        call_id: str,
+        step: int,
+    ):
         """Run one proposed call through guardrails, loop check, approval and the registry.
 
         A generator (events out) returning (text fed back, approval wait ms, tool ms, stop).
@@ -505,17 +624,28 @@ class AgentRunner:
         state.last_ok = False
         # What is stored and shown never carries a detected secret (such a call is refused below).
         shown = _redacted(guard, proposal.arguments)
-        yield self._emit(state, ToolCallProposed(run_id=record.id, step=step, call_id=call_id, tool=tool.name,
-                                                 arguments=shown, permission=tool.permission))
+        yield self._emit(
+            state,
+            ToolCallProposed(
+                run_id=record.id,
+                step=step,
+                call_id=call_id,
+                tool=tool.name,
+                arguments=shown,
+                permission=tool.permission,
+            ),
+        )
         if proposal.error is not None:
-            execution = registry.record_refusal(tool, proposal.arguments, "invalid", proposal.error,
-                                                run_id=record.id, agent_id=record.agent_id)
+            execution = registry.record_refusal(
+                tool, proposal.arguments, "invalid", proposal.error, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return f"Error: {proposal.error}", 0.0, 0.0, None
         problem = registry.validation_error(tool, proposal.arguments)
         if problem is not None:
-            execution = registry.record_refusal(tool, proposal.arguments, "invalid", problem,
-                                                run_id=record.id, agent_id=record.agent_id)
+            execution = registry.record_refusal(
+                tool, proposal.arguments, "invalid", problem, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return f"Error: {problem}", 0.0, 0.0, None
         checked = guard.check_tool_call(tool.name, proposal.arguments)
@@ -525,25 +655,30 @@ class AgentRunner:
         blocking = [v for v in violations if v.action == "block"]
         if blocking:
             reason = _reason(blocking)
-            execution = registry.record_refusal(tool, shown, "refused", reason,
-                                                run_id=record.id, agent_id=record.agent_id)
+            execution = registry.record_refusal(
+                tool, shown, "refused", reason, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return f"Refused by policy: {reason}", 0.0, 0.0, None
         signature = tool.name + json.dumps(proposal.arguments, sort_keys=True, ensure_ascii=False)
         state.calls[signature] = state.calls.get(signature, 0) + 1
         if state.calls[signature] >= LOOP_LIMIT:
             reason = f"The agent called {tool.name} with the same arguments {LOOP_LIMIT} times; the loop was stopped."
-            execution = registry.record_refusal(tool, proposal.arguments, "refused", reason,
-                                                run_id=record.id, agent_id=record.agent_id)
+            execution = registry.record_refusal(
+                tool, proposal.arguments, "refused", reason, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return reason, 0.0, 0.0, ("failed", reason)
         if state.calls[signature] > 1 and signature in state.failed_calls:
             # The same failing call again: the model is stuck, and a forced answer
             # would only be about the failure. The run fails, saying why.
-            reason = (f"The agent repeated a call that had failed ({tool.name}: "
-                      f"{state.failed_calls[signature][:300]}); the run was stopped.")
-            execution = registry.record_refusal(tool, proposal.arguments, "refused", reason,
-                                                run_id=record.id, agent_id=record.agent_id)
+            reason = (
+                f"The agent repeated a call that had failed ({tool.name}: "
+                f"{state.failed_calls[signature][:300]}); the run was stopped."
+            )
+            execution = registry.record_refusal(
+                tool, proposal.arguments, "refused", reason, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return reason, 0.0, 0.0, ("failed", reason)
         if state.calls[signature] > 1:
@@ -551,8 +686,9 @@ class AgentRunner:
             # step may only answer (a remote model keeps its tools and may go on).
             state.answer_next = True
             note = REPEATED_NOTE.format(tool=tool.name)
-            execution = registry.record_refusal(tool, proposal.arguments, "refused", note,
-                                                run_id=record.id, agent_id=record.agent_id)
+            execution = registry.record_refusal(
+                tool, proposal.arguments, "refused", note, run_id=record.id, agent_id=record.agent_id
+            )
             yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
             return note, 0.0, 0.0, None
         waited_ms = 0.0
@@ -568,8 +704,9 @@ class AgentRunner:
             if decided.status != "approved":
                 why = f" ({decided.reason})" if decided.reason else ""
                 text = f"The user {'denied' if decided.status == 'denied' else 'did not approve'} this call{why}."
-                execution = registry.record_refusal(tool, proposal.arguments, "denied", text,
-                                                    run_id=record.id, agent_id=record.agent_id)
+                execution = registry.record_refusal(
+                    tool, proposal.arguments, "denied", text, run_id=record.id, agent_id=record.agent_id
+                )
                 state.failed_calls[signature] = text
                 yield self._emit(state, ToolResult(run_id=record.id, step=step, call_id=call_id, execution=execution))
                 if state.cancelled.is_set():
@@ -604,8 +741,16 @@ class AgentRunner:
         state.last_result = text
         return text, waited_ms, tool_ms, None
 
-    def _feed_back(self, state: _Run, native: bool, raw: str, call: ToolCall | None, call_id: str, text: str,
-                   tool_name: str | None = None) -> None:
+    def _feed_back(
+        self,
+        state: _Run,
+        native: bool,
+        raw: str,
+        call: ToolCall | None,
+        call_id: str,
+        text: str,
+        tool_name: str | None = None,
+    ) -> None:
         text = text if len(text) <= FEEDBACK_CHARS else text[:FEEDBACK_CHARS] + " [...truncated]"
         if native and call is not None:
             state.messages.append(ChatMessage(role="assistant", content="", tool_calls=[call]))
@@ -650,15 +795,30 @@ class AgentRunner:
         self.engine.db.execute(
             "UPDATE agent_runs SET status = ?, answer = ?, error = ?, steps = ?, prompt_tokens = ?, "
             "completion_tokens = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
-            [status, record.answer, error, record.steps, record.prompt_tokens, record.completion_tokens,
-             record.finished_at, record.duration_ms, record.id],
+            [
+                status,
+                record.answer,
+                error,
+                record.steps,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.finished_at,
+                record.duration_ms,
+                record.id,
+            ],
         )
         if state.session_id is not None:
             self._record_in_session(state)
         if status == "finished" and state.agent.memory.remember_runs and record.answer:
             namespace = state.agent.memory.namespace or f"agent:{state.agent.id}"
-            self.engine.remember({"key": f"run:{record.id}", "namespace": namespace, "kind": "conversation",
-                                  "value": {"task": record.task, "answer": record.answer}})
+            self.engine.remember(
+                {
+                    "key": f"run:{record.id}",
+                    "namespace": namespace,
+                    "kind": "conversation",
+                    "value": {"task": record.task, "answer": record.answer},
+                }
+            )
         return record
 
     def _record_in_session(self, state: _Run) -> None:
@@ -675,8 +835,10 @@ class AgentRunner:
         record = self._close(state, status, error)
         event = AgentRunFinished(run=record.model_copy())
         state.seq += 1
-        self.engine.db.execute("INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
-                               [record.id, state.seq, event.type, event.model_dump_json(), utcnow()])
+        self.engine.db.execute(
+            "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
+            [record.id, state.seq, event.type, event.model_dump_json(), utcnow()],
+        )
         return event
 
 

@@ -81,15 +81,18 @@ def with_choices(schema: dict[str, Any], allowed: dict[str, list[str]]) -> dict[
     return {**schema, "properties": narrowed}
 
 
-def step_schema(tools: list[Tool], allow_final: bool = True,
-                choices: dict[str, dict[str, list[str]]] | None = None) -> dict[str, Any]:
+def step_schema(
+    tools: list[Tool], allow_final: bool = True, choices: dict[str, dict[str, list[str]]] | None = None
+) -> dict[str, Any]:
     """The schema of one step; `choices` narrows arguments per tool name (see `agents.hints`)."""
     choices = choices or {}
     options: list[dict[str, Any]] = [
         {
             "type": "object",
-            "properties": {"action": {"const": tool.name},
-                           "arguments": with_choices(arguments_schema(tool), choices.get(tool.name, {}))},
+            "properties": {
+                "action": {"const": tool.name},
+                "arguments": with_choices(arguments_schema(tool), choices.get(tool.name, {})),
+            },
             "required": ["action", "arguments"],
             "additionalProperties": False,
         }
@@ -146,7 +149,7 @@ def describe_tools(tools: list[Tool]) -> str:
 
 
 PROTOCOL = (
-    "Reply with exactly one JSON object. To use a tool, name it in \"action\" and give its \"arguments\" "
-    "object. When you can answer the task, set \"action\" to \"final_answer\" and write your answer, in "
-    "full, in \"answer\"."
+    'Reply with exactly one JSON object. To use a tool, name it in "action" and give its "arguments" '
+    'object. When you can answer the task, set "action" to "final_answer" and write your answer, in '
+    'full, in "answer".'
 )

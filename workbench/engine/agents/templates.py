@@ -245,7 +245,9 @@ def load_template(path: Path | str) -> PromptTemplate:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"The template file {path.name} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+            raise InvalidRequest(
+                f"The template file {path.name} is not valid JSON (line {exc.lineno}: {exc.msg})."
+            ) from None
     else:
         try:
             data = yaml.safe_load(text)
@@ -255,7 +257,9 @@ def load_template(path: Path | str) -> PromptTemplate:
             where = f"line {mark.line + 1}: " if mark is not None else ""
             raise InvalidRequest(f"The template file {path.name} is not valid YAML ({where}{problem}).") from None
     if not isinstance(data, dict):
-        raise InvalidRequest(f"The template file {path.name} must hold a mapping with name, kind, variables, system and user.")
+        raise InvalidRequest(
+            f"The template file {path.name} must hold a mapping with name, kind, variables, system and user."
+        )
     if "name" not in data and re.fullmatch(SLUG, path.stem):
         data["name"] = path.stem
     try:

@@ -181,7 +181,10 @@ class Detector:
     check: Callable[[str], bool] | None = None  # a second test of the matched text (Luhn, mod-97)
 
 
-_PLACEHOLDER_VALUE = re.compile(r"[*xX.•#-]+|\[REDACTED.*|<[^>]*>|\$\{?\w+\}?|(?:none|null|true|false|changeme|redacted|example|placeholder|your[\w-]*)", re.I)
+_PLACEHOLDER_VALUE = re.compile(
+    r"[*xX.•#-]+|\[REDACTED.*|<[^>]*>|\$\{?\w+\}?|(?:none|null|true|false|changeme|redacted|example|placeholder|your[\w-]*)",
+    re.I,
+)
 
 
 def _real_value(value: str) -> bool:
@@ -210,7 +213,11 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
         "GitHub token",
         re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}+|github_pat_[A-Za-z0-9_]{30,}+)"),
     ),
-    Detector("aws_access_key", "AWS access key id", re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![A-Za-z0-9])")),
+    Detector(
+        "aws_access_key",
+        "AWS access key id",
+        re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![A-Za-z0-9])"),
+    ),
     Detector(
         "aws_secret_key",
         "AWS secret access key",
@@ -227,7 +234,9 @@ SECRET_DETECTORS: tuple[Detector, ...] = (
         "Slack webhook URL",
         re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{10,}+"),
     ),
-    Detector("google_api_key", "Google API key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")),
+    Detector(
+        "google_api_key", "Google API key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])")
+    ),
     Detector("google_oauth_token", "Google OAuth token", re.compile(r"(?<![A-Za-z0-9_.-])ya29\.[0-9A-Za-z_-]{20,}+")),
     Detector(
         "jwt",
@@ -289,7 +298,9 @@ PII_DETECTORS: tuple[Detector, ...] = (
         "card",
         "payment card number",
         # 4-4-4-4 (or 13-19 digits in one run) and 4-6-5 (Amex), one separator style per number
-        re.compile(r"(?<![\d-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{4}([ -]?)\d{6}\2\d{4,5})(?![\d-])"),
+        re.compile(
+            r"(?<![\d-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{4}([ -]?)\d{6}\2\d{4,5})(?![\d-])"
+        ),
         check=luhn_ok,
     ),
     Detector(
@@ -298,7 +309,11 @@ PII_DETECTORS: tuple[Detector, ...] = (
         re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"),
         check=iban_ok,
     ),
-    Detector("ssn", "US social security number", re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])")),
+    Detector(
+        "ssn",
+        "US social security number",
+        re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\w-])"),
+    ),
     Detector(
         "email",
         "email address",
@@ -412,7 +427,9 @@ class Guardrails:
 
     # ------------------------------------------------------------- helpers
 
-    def _deny_hits(self, stage: Stage, text: str, patterns: list[re.Pattern[str]], rule: str, what: str) -> list[Violation]:
+    def _deny_hits(
+        self, stage: Stage, text: str, patterns: list[re.Pattern[str]], rule: str, what: str
+    ) -> list[Violation]:
         violations = []
         for index, pattern in enumerate(patterns, 1):
             match = pattern.search(text)

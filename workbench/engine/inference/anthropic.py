@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-
 from workbench.engine.errors import InvalidRequest, ProviderError
 from workbench.engine.inference.base import StreamEnd, StreamItem
 from workbench.engine.inference.http import HTTPChatModel, clause, iter_sse, open_stream, parse_json
@@ -137,7 +136,10 @@ class AnthropicChatModel(HTTPChatModel):
                     if block.get("type") == "tool_use" and not json_mode:
                         start_input = block.get("input")
                         open_calls[payload.get("index", len(open_calls))] = [
-                            block.get("id"), block.get("name") or "", [], start_input if isinstance(start_input, dict) else {}
+                            block.get("id"),
+                            block.get("name") or "",
+                            [],
+                            start_input if isinstance(start_input, dict) else {},
                         ]
                 elif kind == "content_block_stop":
                     call = open_calls.pop(payload.get("index", -1), None)
@@ -218,14 +220,16 @@ def wire_turns(messages: list[ChatMessage], names: ToolNames | None = None) -> l
         content: str | list[dict[str, Any]]
         if m.role == "tool":
             if not m.tool_call_id:
-                raise InvalidRequest("A \"tool\" message needs the tool_call_id of the call it answers.")
+                raise InvalidRequest('A "tool" message needs the tool_call_id of the call it answers.')
             result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
             if m.content:
                 result["content"] = m.content
             content = [result]
         elif m.role == "assistant" and m.tool_calls:
             content = [{"type": "text", "text": m.content}] if m.content else []
-            content += [{"type": "tool_use", "id": c.id, "name": names.wire(c.name), "input": c.arguments} for c in m.tool_calls]
+            content += [
+                {"type": "tool_use", "id": c.id, "name": names.wire(c.name), "input": c.arguments} for c in m.tool_calls
+            ]
         elif not m.content:
             continue
         else:
@@ -247,7 +251,6 @@ def _merge(first: str | list[dict[str, Any]], second: str | list[dict[str, Any]]
 
 def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-
 
 
 def _needs_wrapping(schema: dict[str, Any] | None) -> bool:

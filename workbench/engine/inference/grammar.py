@@ -52,7 +52,11 @@ def prepare_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         node = {key: visit(value) for key, value in node.items()}
         small_range = _integer_range(node)
         if small_range is not None:
-            rest = {k: v for k, v in node.items() if k not in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")}
+            rest = {
+                k: v
+                for k, v in node.items()
+                if k not in ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+            }
             return {**rest, "enum": small_range}
         if UNENFORCED & node.keys():
             enforced = False

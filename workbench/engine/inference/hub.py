@@ -41,10 +41,16 @@ REVISION = "main"
 CHUNK_BYTES = 1024 * 1024
 #: small instruct GGUFs that follow instructions and JSON grammars well on a laptop CPU
 RECOMMENDED_MODELS = (
-    ("Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf", "1.1 GB",
-     "follows instructions, JSON schemas and tool choices far better than the 135M default"),
-    ("bartowski/SmolLM2-1.7B-Instruct-GGUF/SmolLM2-1.7B-Instruct-Q4_K_M.gguf", "1.1 GB",
-     "the default model's big sibling, same chat template"),
+    (
+        "Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf",
+        "1.1 GB",
+        "follows instructions, JSON schemas and tool choices far better than the 135M default",
+    ),
+    (
+        "bartowski/SmolLM2-1.7B-Instruct-GGUF/SmolLM2-1.7B-Instruct-Q4_K_M.gguf",
+        "1.1 GB",
+        "the default model's big sibling, same chat template",
+    ),
 )
 _REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}\.gguf$", re.IGNORECASE)
@@ -116,8 +122,10 @@ def _get(client: Any, url: str, what: str, **kwargs: Any) -> Any:
     except httpx.HTTPError as exc:
         raise ProviderUnreachable(f"Cannot reach {endpoint()} for {what}: {type(exc).__name__}.") from None
     if response.status_code in (401, 403):
-        raise ProviderError(f"Hugging Face refused access to {what} (HTTP {response.status_code}); "
-                            "a gated repository needs HF_TOKEN set to a token that accepted its licence.")
+        raise ProviderError(
+            f"Hugging Face refused access to {what} (HTTP {response.status_code}); "
+            "a gated repository needs HF_TOKEN set to a token that accepted its licence."
+        )
     if response.status_code == 404:
         raise NotFound(f"Hugging Face has no {what}.")
     if response.status_code >= 400:
@@ -166,7 +174,9 @@ def resolve_file(client: Any, repo: str, path: str | None) -> RemoteFile:
     files = list_gguf_files(client, repo, folder)
     if path is None:
         if not files:
-            raise NotFound(f"Repository {repo} holds no .gguf file at its top level; name the file as {repo}/FILE.gguf.")
+            raise NotFound(
+                f"Repository {repo} holds no .gguf file at its top level; name the file as {repo}/FILE.gguf."
+            )
         chosen = files[0] if len(files) == 1 else None
         for quant in _PREFERRED_QUANTS if chosen is None else ():
             matching = [f for f in files if quant in f.name.lower() and "-of-" not in f.name.lower()]
@@ -196,8 +206,9 @@ def _hash_file(path: Path) -> Any:
     return digest
 
 
-def pull(spec: str, models_dir: Path, progress: Progress | None = None,
-         on_file: Callable[[RemoteFile], None] | None = None) -> PullResult:
+def pull(
+    spec: str, models_dir: Path, progress: Progress | None = None, on_file: Callable[[RemoteFile], None] | None = None
+) -> PullResult:
     """Download the GGUF `spec` (OWNER/NAME[/FILE]) into `models_dir`, verified; resumable.
 
     `on_file` hears which file was chosen before the transfer starts;
@@ -232,17 +243,23 @@ def _download(client: Any, remote: RemoteFile, part: Path, target: Path, progres
         have = 0
     free = shutil.disk_usage(part.parent).free
     if remote.size - have > free:
-        raise StoreError(f"{remote.name} needs {(remote.size - have) / 1e9:.2f} GB more but {part.parent} "
-                         f"has {free / 1e9:.2f} GB free.")
+        raise StoreError(
+            f"{remote.name} needs {(remote.size - have) / 1e9:.2f} GB more but {part.parent} "
+            f"has {free / 1e9:.2f} GB free."
+        )
     digest = _hash_file(part) if have else hashlib.sha256()
     resumed = have > 0
     url = f"{endpoint()}/{remote.repo}/resolve/{REVISION}/{quote(remote.path)}"
     if have < remote.size:
-        headers = {"Range": f"bytes={have}-", "Accept-Encoding": "identity"} if have else {"Accept-Encoding": "identity"}
+        headers = (
+            {"Range": f"bytes={have}-", "Accept-Encoding": "identity"} if have else {"Accept-Encoding": "identity"}
+        )
         try:
             with client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 416 or response.status_code >= 400:
-                    raise ProviderError(f"Hugging Face answered HTTP {response.status_code} for {remote.repo}/{remote.path}.")
+                    raise ProviderError(
+                        f"Hugging Face answered HTTP {response.status_code} for {remote.repo}/{remote.path}."
+                    )
                 if have and response.status_code != 206:  # the server ignored the range: start over
                     have, digest, resumed = 0, hashlib.sha256(), False
                 elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
@@ -261,11 +278,13 @@ def _download(client: Any, remote: RemoteFile, part: Path, target: Path, progres
         except httpx.HTTPError as exc:
             raise ProviderUnreachable(
                 f"The download of {remote.name} broke off at {have / 1e6:.0f} MB ({type(exc).__name__}); "
-                "run the same command again to resume it.") from None
+                "run the same command again to resume it."
+            ) from None
     if have != remote.size or digest.hexdigest() != remote.sha256:
         part.unlink(missing_ok=True)
         raise ProviderError(
             f"The downloaded {remote.name} does not match the repository's size and sha256, so it was deleted; "
-            "run the command again.")
+            "run the command again."
+        )
     os.replace(part, target)
     return PullResult(target, remote.size, remote.sha256, "resumed" if resumed else "downloaded")

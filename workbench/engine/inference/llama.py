@@ -91,7 +91,9 @@ def check_gguf(path: Path) -> None:
     except OSError as exc:
         raise ModelLoadError(f"Cannot read the model file {path}: {exc.strerror}.") from None
     if magic != GGUF_MAGIC:
-        raise ModelLoadError(f"{path} is not a GGUF model file (it lacks the GGUF header); llama.cpp needs .gguf files.")
+        raise ModelLoadError(
+            f"{path} is not a GGUF model file (it lacks the GGUF header); llama.cpp needs .gguf files."
+        )
 
 
 @contextmanager
@@ -161,9 +163,7 @@ def _load_locked(path: Path, n_ctx: int, n_threads: int | None = None) -> Any:
     if train_ctx and n_ctx > train_ctx:
         # A context beyond what the model was trained on only wastes memory.
         llama.close()
-        llama = Llama(
-            model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
-        )
+        llama = Llama(model_path=str(path), n_ctx=train_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     _evaluate_prompts_in_blocks(llama)
     _loaded = (path, llama)
     return llama
@@ -206,7 +206,7 @@ def _evaluate_prompts_in_blocks(llama: Any) -> None:
         llama.n_tokens = start
         state["blocks_end"] = start
         for i in range(0, len(pending), PROMPT_BLOCK):
-            block = pending[i:i + PROMPT_BLOCK]
+            block = pending[i : i + PROMPT_BLOCK]
             evaluate(block)
             if len(block) == PROMPT_BLOCK:
                 state["blocks_end"] = llama.n_tokens

@@ -142,7 +142,7 @@ def wire_message(message: ChatMessage, names: ToolNames) -> dict[str, Any]:
     """A message in the OpenAI chat format (no null fields)."""
     if message.role == "tool":
         if not message.tool_call_id:
-            raise InvalidRequest("A \"tool\" message needs the tool_call_id of the call it answers.")
+            raise InvalidRequest('A "tool" message needs the tool_call_id of the call it answers.')
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.role == "assistant" and message.tool_calls:
@@ -150,7 +150,10 @@ def wire_message(message: ChatMessage, names: ToolNames) -> dict[str, Any]:
             {
                 "id": call.id,
                 "type": "function",
-                "function": {"name": names.wire(call.name), "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+                "function": {
+                    "name": names.wire(call.name),
+                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                },
             }
             for call in message.tool_calls
         ]
@@ -171,7 +174,7 @@ def object_schema(tool: ToolSpec) -> dict[str, Any]:
     if "type" not in schema:
         return {"type": "object", **schema}
     if schema["type"] != "object":
-        raise InvalidRequest(f"The parameters of tool {tool.name!r} must be an object schema (type \"object\").")
+        raise InvalidRequest(f'The parameters of tool {tool.name!r} must be an object schema (type "object").')
     return schema
 
 

@@ -173,8 +173,9 @@ class ModelRegistry:
         if info.provider == "llama.cpp":
             from workbench.engine.inference.llama import LlamaCppChatModel
 
-            return LlamaCppChatModel(info.id, Path(info.location), n_ctx=self.config.n_ctx,
-                                     n_threads=self.config.n_threads)
+            return LlamaCppChatModel(
+                info.id, Path(info.location), n_ctx=self.config.n_ctx, n_threads=self.config.n_threads
+            )
         from workbench.engine.errors import SecretsError
         from workbench.engine.secrets import get_provider_key
 
@@ -208,8 +209,10 @@ class ModelRegistry:
                 "see `workbench providers list`."
             )
         if provider.kind != "openai":
-            raise InvalidRequest(f"Provider {name!r} speaks {provider.kind}, which has no embeddings API; "
-                                 "use an OpenAI-compatible provider for embeddings.")
+            raise InvalidRequest(
+                f"Provider {name!r} speaks {provider.kind}, which has no embeddings API; "
+                "use an OpenAI-compatible provider for embeddings."
+            )
         from workbench.engine.errors import SecretsError
         from workbench.engine.memory.embedder import OpenAICompatEmbedder
         from workbench.engine.secrets import get_provider_key

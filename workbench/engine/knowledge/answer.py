@@ -110,8 +110,42 @@ def salvage(text: str) -> dict[str, Any]:
 
 
 _STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from how i in is it its of on or the this to what when where which "
-    "who why with you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "the",
+        "this",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "with",
+        "you",
+        "your",
+    ]
 )
 _TERM = re.compile(r"[a-z0-9]+")
 #: a sentence shorter than this many words is a fragment (a label, a heading), not an answer

@@ -21,7 +21,7 @@ from workbench.engine.errors import InvalidRequest, NotFound
 from workbench.engine.knowledge import bm25
 from workbench.engine.knowledge.chunking import Chunk, chunk_document
 from workbench.engine.knowledge.fusion import fuse
-from workbench.engine.knowledge.loaders import LoadError, LoadedDocument, iter_files, load_file
+from workbench.engine.knowledge.loaders import LoadedDocument, LoadError, iter_files, load_file
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex, sql_int_list
 from workbench.engine.schemas import (
@@ -106,13 +106,16 @@ class KnowledgeBase:
             # Judged by the real path: a symlink inside a root that points outside it stays outside.
             allowed = [os.path.realpath(r).rstrip(os.sep) for r in within]
             inside = lambda f: any(  # noqa: E731
-                os.path.realpath(f) == r or os.path.realpath(f).startswith(r + os.sep) for r in allowed)
+                os.path.realpath(f) == r or os.path.realpath(f).startswith(r + os.sep) for r in allowed
+            )
             for file in [f for f in files if not inside(f)]:
                 report.skipped.append(FileIssue(path=str(file), reason="outside the workspace roots"))
             files = [f for f in files if inside(f)]
         existing = {
             row[0]: (row[1], row[2])
-            for row in self.db.fetchall("SELECT path, id, content_hash FROM documents WHERE collection = ?", [collection])
+            for row in self.db.fetchall(
+                "SELECT path, id, content_hash FROM documents WHERE collection = ?", [collection]
+            )
         }
         hashes = {h: p for p, (_, h) in existing.items()}
         index = self.index_for(index_name(collection))
@@ -211,15 +214,25 @@ class KnowledgeBase:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.zeros((len(texts), self.embedder.dimensions), dtype=np.float32)
         for start in range(0, len(order), EMBED_SLICE):
-            part = order[start:start + EMBED_SLICE]
+            part = order[start : start + EMBED_SLICE]
             vectors[part] = self.embedder.embed([texts[i] for i in part])
-            yield Progress(stage="embedding", done=done, total=total,
-                           message=f"{min(start + EMBED_SLICE, len(texts))}/{len(texts)} chunks embedded")
+            yield Progress(
+                stage="embedding",
+                done=done,
+                total=total,
+                message=f"{min(start + EMBED_SLICE, len(texts))}/{len(texts)} chunks embedded",
+            )
         yield vectors
 
     def _commit(
-        self, collection: str, index: VectorIndex, batch: list[_Pending], pinned: bool, report: IngestReport,
-        done: int, total: int,
+        self,
+        collection: str,
+        index: VectorIndex,
+        batch: list[_Pending],
+        pinned: bool,
+        report: IngestReport,
+        done: int,
+        total: int,
     ) -> Iterator[Progress]:
         """Embed a batch of documents (reporting progress) and write it in one transaction."""
         texts = [embed_text(c) for item in batch for c in item.chunks]
@@ -231,10 +244,13 @@ class KnowledgeBase:
                 vectors = event
         now = utcnow()
         with self.db.transaction() as conn:
-            new_ids = [int(r[0]) for r in conn.execute(
-                f"SELECT nextval('vector_id_seq') FROM range({len(texts) + len(batch)})"
-            ).fetchall()]
-            chunk_ids, doc_ids = new_ids[: len(texts)], new_ids[len(texts):]
+            new_ids = [
+                int(r[0])
+                for r in conn.execute(
+                    f"SELECT nextval('vector_id_seq') FROM range({len(texts) + len(batch)})"
+                ).fetchall()
+            ]
+            chunk_ids, doc_ids = new_ids[: len(texts)], new_ids[len(texts) :]
             replaced = [item.existing_id for item in batch if item.existing_id is not None]
             if replaced:
                 self._delete_chunks(conn, index, replaced)
@@ -245,8 +261,18 @@ class KnowledgeBase:
                     doc_id = new_doc_id
                     conn.execute(
                         "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [doc_id, collection, item.path, item.content_hash, item.size, item.doc.kind, item.doc.title,
-                         pinned, n, now],
+                        [
+                            doc_id,
+                            collection,
+                            item.path,
+                            item.content_hash,
+                            item.size,
+                            item.doc.kind,
+                            item.doc.title,
+                            pinned,
+                            n,
+                            now,
+                        ],
                     )
                 else:
                     doc_id = item.existing_id
@@ -317,8 +343,17 @@ class KnowledgeBase:
             [collection],
         )
         return [
-            DocumentInfo(id=r[0], collection=r[1], path=r[2], title=r[3], kind=r[4], size=r[5], chunk_count=r[6],
-                          pinned=r[7], ingested_at=r[8])
+            DocumentInfo(
+                id=r[0],
+                collection=r[1],
+                path=r[2],
+                title=r[3],
+                kind=r[4],
+                size=r[5],
+                chunk_count=r[6],
+                pinned=r[7],
+                ingested_at=r[8],
+            )
             for r in rows
         ]
 
@@ -330,8 +365,20 @@ class KnowledgeBase:
             "ORDER BY c.ordinal LIMIT ? OFFSET ?",
             [doc_id, limit, offset],
         )
-        return [ChunkInfo(id=r[0], document_id=r[1], collection=r[2], path=r[3], ordinal=r[4], heading=r[5],
-                          start_line=r[6], end_line=r[7], text=r[8]) for r in rows]
+        return [
+            ChunkInfo(
+                id=r[0],
+                document_id=r[1],
+                collection=r[2],
+                path=r[3],
+                ordinal=r[4],
+                heading=r[5],
+                start_line=r[6],
+                end_line=r[7],
+                text=r[8],
+            )
+            for r in rows
+        ]
 
     def _document_id(self, collection: str, path: str) -> int:
         resolved = os.path.abspath(os.path.expanduser(path))
@@ -377,8 +424,15 @@ class KnowledgeBase:
         covered = 1.0
         if request.fusion == "convex" and bm25_hits and vector_hits:
             covered = bm25.coverage(self.db, collection, request.query, bm25_hits[0][0])
-        ranked = fuse(bm25_hits, vector_hits, method=request.fusion, bm25_weight=request.bm25_weight,
-                      vector_weight=request.vector_weight, rrf_k=request.rrf_k, bm25_coverage=covered)[: request.top_k]
+        ranked = fuse(
+            bm25_hits,
+            vector_hits,
+            method=request.fusion,
+            bm25_weight=request.bm25_weight,
+            vector_weight=request.vector_weight,
+            rrf_k=request.rrf_k,
+            bm25_coverage=covered,
+        )[: request.top_k]
 
         pinned_hits: list[tuple[int, dict[str, Any]]] = []
         if request.include_pinned:
@@ -411,10 +465,13 @@ class KnowledgeBase:
                 )
             )
         latency = (time.perf_counter() - started) * 1000
-        return SearchResponse(query=request.query, collection=collection, mode=request.mode, hits=hits,
-                              latency_ms=round(latency, 3))
+        return SearchResponse(
+            query=request.query, collection=collection, mode=request.mode, hits=hits, latency_ms=round(latency, 3)
+        )
 
-    def _pinned(self, index: VectorIndex, collection: str, query_vector: Any, taken: set[int]) -> list[tuple[int, dict[str, Any]]]:
+    def _pinned(
+        self, index: VectorIndex, collection: str, query_vector: Any, taken: set[int]
+    ) -> list[tuple[int, dict[str, Any]]]:
         """The best chunk of every pinned document the ranking did not already include."""
         rows = self.db.fetchall(
             "SELECT c.document_id, list(c.id) FROM chunks c JOIN documents d ON d.id = c.document_id "

@@ -88,8 +88,12 @@ def generate_knowledge(
     corpus_terms = set(tokenize(corpus))
     graph.upsert_entity(request.identifier, request.entity_type)
     known = [
-        KnowledgeItem(knowledge_id=f.knowledge_id, entity=KnowledgeEntity(text=f.value, type=f.attribute),
-                      source=f.source or "model", confidence=f.confidence)
+        KnowledgeItem(
+            knowledge_id=f.knowledge_id,
+            entity=KnowledgeEntity(text=f.value, type=f.attribute),
+            source=f.source or "model",
+            confidence=f.confidence,
+        )
         for f in graph.facts_with_knowledge_id(request.identifier)
     ]
     seen = {name_key(k.entity.text) for k in known}
@@ -98,8 +102,10 @@ def generate_knowledge(
     for cycle in range(1, request.deepening_cycles + 1):
         cycles = cycle
         result = generate(
-            [{"role": "system", "content": SYSTEM},
-             {"role": "user", "content": _prompt(request, corpus, known + new_items, cycle)}],
+            [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": _prompt(request, corpus, known + new_items, cycle)},
+            ],
             {"type": "json_object", "schema": knowledge_schema(request.items_per_cycle)},
         )
         parsed = result.parsed if isinstance(result.parsed, dict) else {}
@@ -117,8 +123,9 @@ def generate_knowledge(
                 source=source,
                 confidence=confidence,
             )
-            graph.store_fact(request.identifier, kind, text, source=source, confidence=confidence,
-                             knowledge_id=item.knowledge_id)
+            graph.store_fact(
+                request.identifier, kind, text, source=source, confidence=confidence, knowledge_id=item.knowledge_id
+            )
             new_items.append(item)
     return KnowledgeResult(
         identifier=request.identifier,

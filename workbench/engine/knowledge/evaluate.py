@@ -88,6 +88,7 @@ class RetrievalEvaluation(BaseModel):
 
 # ---------------------------------------------------------------- metrics
 
+
 def hit_at_k(relevance: list[bool], k: int) -> float:
     """1.0 when any of the first k results is relevant."""
     return 1.0 if any(relevance[:k]) else 0.0
@@ -115,6 +116,7 @@ def ndcg_at_k(gains: list[float], k: int, ideal_count: int) -> float:
 
 # ------------------------------------------------------------- matching
 
+
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -141,6 +143,7 @@ def judge(hits: list[tuple[str, str]], expected: list[ExpectedPassage]) -> tuple
 
 
 # ------------------------------------------------------------ questions
+
 
 def load_questions(path: str | Path) -> list[RetrievalQuestion]:
     """Read a JSON Lines question set; a bad line raises `InvalidRequest` naming it."""
@@ -172,14 +175,19 @@ def load_questions(path: str | Path) -> list[RetrievalQuestion]:
 
 # ------------------------------------------------------------ evaluate
 
+
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def _metrics(rows: list[tuple[float, float, float]]) -> ModeMetrics:
-    return ModeMetrics(questions=len(rows), hit_at_k=_mean(r[0] for r in rows), mrr=_mean(r[1] for r in rows),
-                       ndcg_at_k=_mean(r[2] for r in rows))
+    return ModeMetrics(
+        questions=len(rows),
+        hit_at_k=_mean(r[0] for r in rows),
+        mrr=_mean(r[1] for r in rows),
+        ndcg_at_k=_mean(r[2] for r in rows),
+    )
 
 
 def evaluate_retrieval(
@@ -207,20 +215,26 @@ def evaluate_retrieval(
     for question in questions:
         first: dict[str, int | None] = {}
         for mode in modes:
-            request = SearchRequest(query=question.question, collection=collection, top_k=k, mode=mode,
-                                    include_pinned=False, **(options or {}))
+            request = SearchRequest(
+                query=question.question,
+                collection=collection,
+                top_k=k,
+                mode=mode,
+                include_pinned=False,
+                **(options or {}),
+            )
             response = search(request.model_dump())
             ranked = [(hit.path, f"{hit.heading}\n{hit.text}") for hit in response.hits][:k]
             relevance, gains = judge(ranked, question.expected)
-            row = (hit_at_k(relevance, k), reciprocal_rank(relevance, k),
-                   ndcg_at_k(gains, k, len(question.expected)))
+            row = (hit_at_k(relevance, k), reciprocal_rank(relevance, k), ndcg_at_k(gains, k, len(question.expected)))
             scores[mode].append(row)
             if question.split:
                 by_split.setdefault(question.split, {m: [] for m in modes})[mode].append(row)
             first[mode] = relevance.index(True) + 1 if any(relevance) else None
         results.append(QuestionResult(question=question.question, split=question.split, first_relevant=first))
     report = RetrievalEvaluation(
-        collection=collection, k=k,
+        collection=collection,
+        k=k,
         modes={m: _metrics(rows) for m, rows in scores.items()},
         splits={s: {m: _metrics(rows) for m, rows in per.items()} for s, per in sorted(by_split.items())},
         questions=results,
@@ -235,7 +249,9 @@ def _ahead(first: int | None, other: int | None) -> bool:
 
 
 def _add_best_of_parts(
-    report: RetrievalEvaluation, lexical: list[tuple[float, float, float]], vector: list[tuple[float, float, float]],
+    report: RetrievalEvaluation,
+    lexical: list[tuple[float, float, float]],
+    vector: list[tuple[float, float, float]],
 ) -> None:
     """Fill in the per-question best of the two single modes and who is ahead how often."""
     best = [tuple(max(a, b) for a, b in zip(x, y)) for x, y in zip(lexical, vector)]

@@ -184,8 +184,17 @@ class KnowledgeGraph:
             [*params, utcnow()],
         )
         return [
-            Fact(id=r[0], entity=r[1], attribute=r[2], value=r[3], source=r[4], confidence=r[5], knowledge_id=r[6],
-                 created_at=r[7], expires_at=r[8])
+            Fact(
+                id=r[0],
+                entity=r[1],
+                attribute=r[2],
+                value=r[3],
+                source=r[4],
+                confidence=r[5],
+                knowledge_id=r[6],
+                created_at=r[7],
+                expires_at=r[8],
+            )
             for r in rows
         ]
 
@@ -231,7 +240,9 @@ class KnowledgeGraph:
             params or [],
         )
         return [
-            Relation(id=r[0], source=r[1], target=r[2], relation_type=r[3], properties=json.loads(r[4]), created_at=r[5])
+            Relation(
+                id=r[0], source=r[1], target=r[2], relation_type=r[3], properties=json.loads(r[4]), created_at=r[5]
+            )
             for r in rows
         ]
 

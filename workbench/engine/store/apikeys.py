@@ -126,5 +126,6 @@ def _hash(secret: str) -> str:
 
 
 def _info(row: Any) -> APIKeyInfo:
-    return APIKeyInfo(id=row[0], name=row[1], scopes=json.loads(row[2]), created_at=row[3], revoked_at=row[4],
-                      last_used_at=row[5])
+    return APIKeyInfo(
+        id=row[0], name=row[1], scopes=json.loads(row[2]), created_at=row[3], revoked_at=row[4], last_used_at=row[5]
+    )

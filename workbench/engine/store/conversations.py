@@ -25,9 +25,7 @@ def new_id(prefix: str) -> str:
 
 def _insert_session(conn: Any, session_id: str, title: str, model: str | None, system_prompt: str | None) -> None:
     now = utcnow()
-    conn.execute(
-        "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", [session_id, title, model, system_prompt, now, now]
-    )
+    conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)", [session_id, title, model, system_prompt, now, now])
 
 
 def _session(row: tuple) -> Session:
@@ -65,8 +63,10 @@ class ConversationStore:
         if query:
             # Title or any message containing the words, case-insensitively (LIKE wildcards escaped).
             pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where = ("WHERE s.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
-                     "WHERE m.session_id = s.id AND m.content ILIKE ? ESCAPE '\\')")
+            where = (
+                "WHERE s.title ILIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.session_id = s.id AND m.content ILIKE ? ESCAPE '\\')"
+            )
             params = [pattern, pattern]
         rows = self.db.fetchall(
             f"SELECT {_SESSION_COLUMNS} FROM sessions s {where} ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
@@ -97,12 +97,25 @@ class ConversationStore:
         )
         return [
             MessageRecord(
-                id=r[0], session_id=r[1], seq=r[2], role=r[3], content=r[4], created_at=r[5], generation_id=r[6],
+                id=r[0],
+                session_id=r[1],
+                seq=r[2],
+                role=r[3],
+                content=r[4],
+                created_at=r[5],
+                generation_id=r[6],
                 run_id=r[7],
                 generation=MessageGeneration(
-                    model=r[8], provider=r[9], prompt_tokens=r[10], completion_tokens=r[11], finish_reason=r[12],
-                    latency_ms=r[13], time_to_first_token_ms=r[14],
-                ) if r[8] is not None else None,
+                    model=r[8],
+                    provider=r[9],
+                    prompt_tokens=r[10],
+                    completion_tokens=r[11],
+                    finish_reason=r[12],
+                    latency_ms=r[13],
+                    time_to_first_token_ms=r[14],
+                )
+                if r[8] is not None
+                else None,
             )
             for r in rows
         ]
@@ -170,8 +183,20 @@ class ConversationStore:
             conn.execute(
                 "INSERT INTO messages (id, session_id, seq, role, content, run_id, created_at) "
                 "VALUES (?, ?, ?, 'user', ?, ?, ?), (?, ?, ?, 'assistant', ?, ?, ?)",
-                [new_id("msg"), session_id, seq + 1, task, run_id, now,
-                 new_id("msg"), session_id, seq + 2, answer, run_id, now],
+                [
+                    new_id("msg"),
+                    session_id,
+                    seq + 1,
+                    task,
+                    run_id,
+                    now,
+                    new_id("msg"),
+                    session_id,
+                    seq + 2,
+                    answer,
+                    run_id,
+                    now,
+                ],
             )
             conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", [now, session_id])
 
@@ -184,10 +209,21 @@ class ConversationStore:
         )
         if row is None:
             raise NotFound(f"No generation with id {generation_id!r}.")
-        keys = (
-            "id session_id model provider params response_format prompt_tokens completion_tokens "
-            "total_tokens finish_reason latency_ms ttft_ms created_at"
-        ).split()
+        keys = [
+            "id",
+            "session_id",
+            "model",
+            "provider",
+            "params",
+            "response_format",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "finish_reason",
+            "latency_ms",
+            "ttft_ms",
+            "created_at",
+        ]
         record = dict(zip(keys, row))
         record["params"] = json.loads(record["params"])
         if record["response_format"]:

@@ -11,7 +11,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ DB_FILE = "workbench.duckdb"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Database:
@@ -138,13 +138,14 @@ class Database:
         if problem == "full":
             return StorageFull(self._full_message())
         return StoreUnavailable(
-            f"The database {self.path} failed ({_first_line(exc)}), so nothing was saved; "
-            "retry, and it reopens safely."
+            f"The database {self.path} failed ({_first_line(exc)}), so nothing was saved; retry, and it reopens safely."
         )
 
     def _damaged_message(self) -> str:
-        return (f"The database {self.path} is damaged (a block failed its check); "
-                "restore it from a backup, or move it aside to start afresh.")
+        return (
+            f"The database {self.path} is damaged (a block failed its check); "
+            "restore it from a backup, or move it aside to start afresh."
+        )
 
     def _full_message(self) -> str:
         return f"The disk holding {self.home} is full; nothing was saved. Free space and retry."
@@ -259,8 +260,16 @@ class Database:
 
 
 #: fragments of DuckDB messages that mean the file can no longer be trusted from memory
-_FATAL_MARKERS = ("failed to commit", "failed to rollback", "cannot continue operation", "invalidated",
-                  "could not write", "could not read", "could not truncate", "could not fsync")
+_FATAL_MARKERS = (
+    "failed to commit",
+    "failed to rollback",
+    "cannot continue operation",
+    "invalidated",
+    "could not write",
+    "could not read",
+    "could not truncate",
+    "could not fsync",
+)
 
 
 def _classify(exc: BaseException, home: Path) -> str | None:

@@ -43,6 +43,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,7 +192,7 @@ def load_config(home: Path) -> MCPConfig:
             f"The MCP config {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
         ) from None
     if not isinstance(data, dict):
-        raise InvalidRequest(f"The MCP config {path} must be a JSON object with a \"servers\" object.")
+        raise InvalidRequest(f'The MCP config {path} must be a JSON object with a "servers" object.')
     try:
         return MCPConfig.model_validate(data)
     except ValidationError as exc:
@@ -412,7 +413,9 @@ class MCPManager:
         try:
             result = self._submit(session.call_tool(tool, arguments or {}, read_timeout_seconds=timeout), timeout + 5)
         except concurrent.futures.TimeoutError:
-            raise ToolError(f"The MCP tool {tool!r} of server {server!r} did not answer within {timeout:g} s.") from None
+            raise ToolError(
+                f"The MCP tool {tool!r} of server {server!r} did not answer within {timeout:g} s."
+            ) from None
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes one sentence
             if self._note_failure(srv, exc):
                 raise ToolError(
@@ -657,8 +660,7 @@ class MCPManager:
 
     def _fail(self, srv: _Server, reason: str) -> None:
         srv.error = (
-            f"The MCP server {srv.name!r} could not start: {reason}; "
-            f"its log is {self.log_dir / f'mcp-{srv.name}.log'}."
+            f"The MCP server {srv.name!r} could not start: {reason}; its log is {self.log_dir / f'mcp-{srv.name}.log'}."
         )
         srv.failed_at = time.monotonic()
         raise ToolError(srv.error)
@@ -852,8 +854,10 @@ def _change_warning(full: str, old: str, new: str, schema_changed: bool, pinned_
         )
     if schema_changed:
         details.append("input schema changed")
-    what = "description and input schema" if desc_changed and schema_changed else (
-        "description" if desc_changed else "input schema"
+    what = (
+        "description and input schema"
+        if desc_changed and schema_changed
+        else ("description" if desc_changed else "input schema")
     )
     return (
         f"The {what} of {full} changed since it was pinned on {when} ({'; '.join(details)}); "
@@ -862,6 +866,6 @@ def _change_warning(full: str, old: str, new: str, schema_changed: bool, pinned_
 
 
 def _utcnow():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -166,9 +166,7 @@ def _check(
             if ip in allowed:
                 continue
             if not is_public_address(ip):
-                raise ToolError(
-                    "The URL points to a private, loopback or link-local address, which is blocked."
-                )
+                raise ToolError("The URL points to a private, loopback or link-local address, which is blocked.")
     return parsed, host, addresses
 
 
@@ -185,9 +183,7 @@ def check_url(
     return host, addresses
 
 
-def _pinned_request(
-    client: httpx.Client, parsed: httpx.URL, ip: IPAddress, timeout_s: float
-) -> httpx.Response:
+def _pinned_request(client: httpx.Client, parsed: httpx.URL, ip: IPAddress, timeout_s: float) -> httpx.Response:
     """Send a GET for `parsed` to `ip`, keeping the original Host header and TLS name."""
     ip_text = str(ip).split("%", 1)[0] if isinstance(ip, ipaddress.IPv6Address) else str(ip)
     target = parsed.copy_with(host=ip_text)
@@ -200,9 +196,7 @@ def _pinned_request(
     extensions: dict[str, object] = {}
     if parsed.scheme == "https":
         extensions["sni_hostname"] = parsed.raw_host.decode("ascii")
-    request = client.build_request(
-        "GET", target, headers=headers, extensions=extensions, timeout=timeout_s
-    )
+    request = client.build_request("GET", target, headers=headers, extensions=extensions, timeout=timeout_s)
     return client.send(request, stream=True, follow_redirects=False)
 
 

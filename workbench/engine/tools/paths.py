@@ -28,9 +28,7 @@ from workbench.engine.errors import ToolError
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.engine.tools.base import ToolContext
 
-NO_ROOTS_MESSAGE = (
-    "File tools need a workspace root: add a folder to `workspace_roots` in the workbench config."
-)
+NO_ROOTS_MESSAGE = "File tools need a workspace root: add a folder to `workspace_roots` in the workbench config."
 
 
 def _shown(path: str) -> str:
@@ -90,8 +88,10 @@ def is_protected(path: Path, protected: list[Path]) -> bool:
 
 def refuse_protected(path: Path, protected: list[Path], shown: str) -> None:
     if is_protected(path, protected):
-        raise ToolError(f"The path {_shown(shown)!r} is in the workbench's own files (its home or the keyring), "
-                        "which tools never touch.")
+        raise ToolError(
+            f"The path {_shown(shown)!r} is in the workbench's own files (its home or the keyring), "
+            "which tools never touch."
+        )
 
 
 def working_dir(cwd: str | None, ctx: ToolContext) -> Path:

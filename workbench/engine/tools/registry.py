@@ -95,8 +95,10 @@ class ToolRegistry:
         """All tools (or those a provider could match `patterns` with), sorted by name; the first provider wins."""
         found: dict[str, Tool] = {}
         for prefix, provider in self._providers:
-            if patterns is not None and prefix and not any(
-                p.startswith(prefix) or prefix.startswith(p.rstrip("*")) for p in patterns
+            if (
+                patterns is not None
+                and prefix
+                and not any(p.startswith(prefix) or prefix.startswith(p.rstrip("*")) for p in patterns)
             ):
                 continue
             for tool in provider():
@@ -118,8 +120,13 @@ class ToolRegistry:
     @staticmethod
     def info(tool: Tool) -> ToolInfo:
         return ToolInfo(
-            name=tool.name, description=tool.description, permission=tool.permission,
-            parameters=tool.parameters, source=tool.source, examples=tool.examples, warning=tool.warning,
+            name=tool.name,
+            description=tool.description,
+            permission=tool.permission,
+            parameters=tool.parameters,
+            source=tool.source,
+            examples=tool.examples,
+            warning=tool.warning,
         )
 
     # ------------------------------------------------------------ validation
@@ -164,8 +171,13 @@ class ToolRegistry:
         # Written before the tool runs: a call that cannot be audited (a full disk, a broken database) never runs.
         audit_id = self._start_record(tool, arguments, run_id, agent_id)
         call_context = ToolContext(
-            roots=context.roots, allow_private_network=context.allow_private_network, engine=context.engine,
-            agent_id=agent_id, run_id=run_id, timeout_s=tool.timeout_s, max_output_chars=tool.max_output_chars,
+            roots=context.roots,
+            allow_private_network=context.allow_private_network,
+            engine=context.engine,
+            agent_id=agent_id,
+            run_id=run_id,
+            timeout_s=tool.timeout_s,
+            max_output_chars=tool.max_output_chars,
             protected=list(context.protected),
         )
         future = self._pool.submit(tool.run, arguments, call_context)
@@ -173,14 +185,16 @@ class ToolRegistry:
             value = future.result(timeout=tool.timeout_s + 5.0)
         except FutureTimeout:
             future.cancel()
-            return self._finish(tool, audit_id, "timeout", None,
-                                f"{tool.name} did not finish within {tool.timeout_s:g} s.", started)
+            return self._finish(
+                tool, audit_id, "timeout", None, f"{tool.name} did not finish within {tool.timeout_s:g} s.", started
+            )
         except (ToolError, WorkbenchError) as exc:
             return self._finish(tool, audit_id, "error", None, str(exc), started)
         except Exception as exc:  # a bug in a tool: the run goes on, the log has the trace
             log.exception("tool %s failed", tool.name)
-            return self._finish(tool, audit_id, "error", None,
-                                f"{tool.name} failed unexpectedly ({type(exc).__name__}).", started)
+            return self._finish(
+                tool, audit_id, "error", None, f"{tool.name} failed unexpectedly ({type(exc).__name__}).", started
+            )
         output = cap(render_output(value), tool.max_output_chars)
         return self._finish(tool, audit_id, "ok", output, None, started)
 
@@ -200,12 +214,14 @@ class ToolRegistry:
             )
         except Exception as exc:
             reason = str(exc) if isinstance(exc, WorkbenchError) else type(exc).__name__
-            raise StoreError(f"{tool.name} was not run: its call could not be written to the audit log "
-                             f"({reason}).") from exc
+            raise StoreError(
+                f"{tool.name} was not run: its call could not be written to the audit log ({reason})."
+            ) from exc
         return audit_id
 
-    def _finish(self, tool: Tool, audit_id: str, status: str, output: str | None, error: str | None,
-                started: float) -> ToolExecution:
+    def _finish(
+        self, tool: Tool, audit_id: str, status: str, output: str | None, error: str | None, started: float
+    ) -> ToolExecution:
         """Complete the call's audit row with its outcome (the tool has run: a failure here is only logged)."""
         duration_ms = (time.perf_counter() - started) * 1000
         # A listed file name that is not valid UTF-8 comes back surrogate-escaped: shown as U+FFFD.
@@ -214,13 +230,25 @@ class ToolRegistry:
         try:
             self.db.execute(
                 "UPDATE tool_audit SET status = ?, result = ?, error = ?, duration_ms = ? WHERE id = ?",
-                [status, cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
-                 error[:AUDIT_TEXT_CHARS] if error else None, duration_ms, audit_id],
+                [
+                    status,
+                    cap(output, AUDIT_TEXT_CHARS) if output is not None else None,
+                    error[:AUDIT_TEXT_CHARS] if error else None,
+                    duration_ms,
+                    audit_id,
+                ],
             )
         except Exception:
             log.exception("could not complete the audit record %s of %s", audit_id, tool.name)
-        return ToolExecution(tool=tool.name, ok=status == "ok", status=status, output=output, error=error,
-                             duration_ms=round(duration_ms, 3), audit_id=audit_id)
+        return ToolExecution(
+            tool=tool.name,
+            ok=status == "ok",
+            status=status,
+            output=output,
+            error=error,
+            duration_ms=round(duration_ms, 3),
+            audit_id=audit_id,
+        )
 
     def _record(
         self,
@@ -237,12 +265,29 @@ class ToolRegistry:
         audit_id = new_id("aud")
         self.db.execute(
             "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [audit_id, run_id, agent_id, tool.name, tool.permission, _arguments_json(arguments), status,
-             _storable(cap(output, AUDIT_TEXT_CHARS)) if output is not None else None,
-             _storable(error[:AUDIT_TEXT_CHARS]) if error else None, duration_ms, utcnow()],
+            [
+                audit_id,
+                run_id,
+                agent_id,
+                tool.name,
+                tool.permission,
+                _arguments_json(arguments),
+                status,
+                _storable(cap(output, AUDIT_TEXT_CHARS)) if output is not None else None,
+                _storable(error[:AUDIT_TEXT_CHARS]) if error else None,
+                duration_ms,
+                utcnow(),
+            ],
         )
-        return ToolExecution(tool=tool.name, ok=status == "ok", status=status, output=output, error=error,
-                             duration_ms=round(duration_ms, 3), audit_id=audit_id)
+        return ToolExecution(
+            tool=tool.name,
+            ok=status == "ok",
+            status=status,
+            output=output,
+            error=error,
+            duration_ms=round(duration_ms, 3),
+            audit_id=audit_id,
+        )
 
     # ----------------------------------------------------------------- audit
 
@@ -268,7 +313,18 @@ class ToolRegistry:
         sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         rows = self.db.fetchall(sql, [*params, limit, offset])
         return [
-            AuditRecord(id=r[0], run_id=r[1], agent_id=r[2], tool=r[3], permission=r[4], arguments=json.loads(r[5]),
-                        status=r[6], result=r[7], error=r[8], duration_ms=r[9], created_at=r[10])
+            AuditRecord(
+                id=r[0],
+                run_id=r[1],
+                agent_id=r[2],
+                tool=r[3],
+                permission=r[4],
+                arguments=json.loads(r[5]),
+                status=r[6],
+                result=r[7],
+                error=r[8],
+                duration_ms=r[9],
+                created_at=r[10],
+            )
             for r in rows
         ]

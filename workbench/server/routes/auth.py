@@ -34,8 +34,14 @@ def bootstrap(request: Request, body: BootstrapRequest | None = None) -> dict[st
     keys = request.app.state.engine.api_keys
     with _LOCK:  # two concurrent bootstraps must not both succeed
         if keys.any_active():
-            raise APIError(409, "CONFLICT_ERROR.BOOTSTRAP_DONE",
-                           "An API key already exists; create more with `workbench keys create`.")
+            raise APIError(
+                409,
+                "CONFLICT_ERROR.BOOTSTRAP_DONE",
+                "An API key already exists; create more with `workbench keys create`.",
+            )
         info, key = keys.create((body or BootstrapRequest()).name, ["*"])
-    return {"success": True, "data": {"token": key, "api_key": key, **info.model_dump(mode="json")},
-            "meta": meta(request.state.request_id)}
+    return {
+        "success": True,
+        "data": {"token": key, "api_key": key, **info.model_dump(mode="json")},
+        "meta": meta(request.state.request_id),
+    }

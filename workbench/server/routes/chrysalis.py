@@ -45,18 +45,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.engine.errors import Conflict
 from workbench.engine.schemas import ID_PATTERN, MAX_QUERY_CHARS, AgentDefinition, KnowledgeItem
+from workbench.server.agent_grants import check_agent_grants
 from workbench.server.routes import listed_model
 from workbench.server.routes.tasks import MetricsRoute
-from workbench.server.agent_grants import check_agent_grants
 from workbench.server.security import APIError, meta, require
 
 router = APIRouter(prefix="/api/v1", tags=["chrysalis"], route_class=MetricsRoute)
 
 STATUS_OUT = {"ready": "completed", "building": "pending", "failed": "failed"}
-STATUS_IN = {"completed": "ready", "pending": "building", "failed": "failed",
-             "ready": "ready", "building": "building"}
-SORTS = {"created_at": "created_at", "updated_at": "updated_at", "name": "name", "role_model.name": "name",
-         "agent_id": "id", "id": "id"}
+STATUS_IN = {"completed": "ready", "pending": "building", "failed": "failed", "ready": "ready", "building": "building"}
+SORTS = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "name": "name",
+    "role_model.name": "name",
+    "agent_id": "id",
+    "id": "id",
+}
 
 
 def _engine(request: Request) -> Any:
@@ -72,8 +77,14 @@ def _ok(request: Request, data: Any, pagination: dict[str, Any] | None = None) -
 
 def _pagination(page: int, per_page: int, total: int) -> dict[str, Any]:
     pages = math.ceil(total / per_page) if total else 0
-    return {"page": page, "per_page": per_page, "total": total, "total_pages": pages,
-            "has_next": page < pages, "has_prev": page > 1}
+    return {
+        "page": page,
+        "per_page": per_page,
+        "total": total,
+        "total_pages": pages,
+        "has_next": page < pages,
+        "has_prev": page > 1,
+    }
 
 
 def _page_params(page: int, per_page: int) -> tuple[int, int]:
@@ -159,8 +170,11 @@ class PatchAgentBody(BaseModel):
 def agent_out(agent: AgentDefinition) -> dict[str, Any]:
     """An agent in Chrysalis's shape (plus the workbench fields a client may want)."""
     extra = agent.metadata.get("role_model")
-    role_model = {**(extra if isinstance(extra, dict) else {}), "name": agent.name,
-                  "occupation": agent.occupation or ""}
+    role_model = {
+        **(extra if isinstance(extra, dict) else {}),
+        "name": agent.name,
+        "occupation": agent.occupation or "",
+    }
     out = {
         "agent_id": agent.id,
         "role_model": role_model,
@@ -182,11 +196,11 @@ def agent_out(agent: AgentDefinition) -> dict[str, Any]:
 
 
 @router.post("/agents", status_code=201, summary="Create an agent from a role model")
-def create_agent(body: CreateAgentBody, request: Request,
-                 _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def create_agent(body: CreateAgentBody, request: Request, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
     extra = body.role_model.model_extra or {}
-    overrides: dict[str, Any] = {"metadata": {"deepening_cycles": body.deepening_cycles,
-                                              **({"role_model": extra} if extra else {})}}
+    overrides: dict[str, Any] = {
+        "metadata": {"deepening_cycles": body.deepening_cycles, **({"role_model": extra} if extra else {})}
+    }
     for name in ("description", "instructions", "tools", "knowledge_collections"):
         value = getattr(body, name)
         if value is not None:
@@ -196,14 +210,16 @@ def create_agent(body: CreateAgentBody, request: Request,
     model = listed_model(engine, body.model)
     if model is not None:
         overrides["model"] = model
-    agent = engine.create_agent_from_role_model({
-        "agent_id": body.agent_id,
-        "role_model": {"name": body.role_model.name, "occupation": body.role_model.occupation},
-        "deepening_cycles": body.deepening_cycles,
-        "corpus_text": body.corpus_text,
-        "model": model,
-        "overrides": overrides,
-    })
+    agent = engine.create_agent_from_role_model(
+        {
+            "agent_id": body.agent_id,
+            "role_model": {"name": body.role_model.name, "occupation": body.role_model.occupation},
+            "deepening_cycles": body.deepening_cycles,
+            "corpus_text": body.corpus_text,
+            "model": model,
+            "overrides": overrides,
+        }
+    )
     return _ok(request, agent_out(agent))
 
 
@@ -220,15 +236,22 @@ def list_agents(
     fields = [f.strip() for f in sort.split(",") if f.strip()] or ["-created_at"]
     column = fields[0].lstrip("-")
     if len(fields) > 1 or column not in SORTS:
-        raise APIError(400, "VALIDATION_ERROR",
-                       "Invalid request: sort: one field of created_at, updated_at, name, agent_id "
-                       "(prefix '-' for descending).", details={"field": "sort", "issue": "is not supported"})
+        raise APIError(
+            400,
+            "VALIDATION_ERROR",
+            "Invalid request: sort: one field of created_at, updated_at, name, agent_id (prefix '-' for descending).",
+            details={"field": "sort", "issue": "is not supported"},
+        )
     engine_sort = ("-" if fields[0].startswith("-") else "") + SORTS[column]
     engine_status = None
     if status is not None:
         if status not in STATUS_IN:
-            raise APIError(400, "VALIDATION_ERROR", "Invalid request: filter[status]: completed, pending or failed.",
-                           details={"field": "filter[status]", "issue": "is not a status"})
+            raise APIError(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid request: filter[status]: completed, pending or failed.",
+                details={"field": "filter[status]", "issue": "is not a status"},
+            )
         engine_status = STATUS_IN[status]
     result = _engine(request).list_agents(page=page, per_page=per_page, sort=engine_sort, status=engine_status)
     return _ok(request, [agent_out(a) for a in result.items], _pagination(page, per_page, result.total))
@@ -240,8 +263,9 @@ def get_agent(agent_id: str, request: Request, _: Any = Depends(require("read:ag
 
 
 @router.patch("/agents/{agent_id}", summary="Update an agent (partial)")
-def update_agent(agent_id: str, body: PatchAgentBody, request: Request,
-                 _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def update_agent(
+    agent_id: str, body: PatchAgentBody, request: Request, _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     engine = _engine(request)
     current = engine.get_agent(agent_id)
     changes: dict[str, Any] = {}
@@ -297,13 +321,16 @@ def delete_agent(agent_id: str, request: Request, _: Any = Depends(require("writ
 @router.get("/agents/{agent_id}/capabilities", summary="An agent's skills and knowledge")
 def capabilities(agent_id: str, request: Request, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
     caps = _engine(request).capabilities(agent_id)
-    return _ok(request, {
-        "agent_id": caps.agent_id,
-        "skills": [s.model_dump(mode="json") for s in caps.skills],
-        "knowledge": [k.model_dump(mode="json") for k in caps.knowledge],
-        "tools": caps.tools,
-        "knowledge_collections": caps.knowledge_collections,
-    })
+    return _ok(
+        request,
+        {
+            "agent_id": caps.agent_id,
+            "skills": [s.model_dump(mode="json") for s in caps.skills],
+            "knowledge": [k.model_dump(mode="json") for k in caps.knowledge],
+            "tools": caps.tools,
+            "knowledge_collections": caps.knowledge_collections,
+        },
+    )
 
 
 # --------------------------------------------------------------- knowledge
@@ -327,32 +354,51 @@ class CreateKnowledgeBody(BaseModel):
 
 
 @router.post("/knowledge", status_code=201, summary="Create knowledge for an identifier")
-def create_knowledge(body: CreateKnowledgeBody, request: Request,
-                     _: Any = Depends(require("write:knowledge"))) -> dict[str, Any]:
+def create_knowledge(
+    body: CreateKnowledgeBody, request: Request, _: Any = Depends(require("write:knowledge"))
+) -> dict[str, Any]:
     from workbench.engine.knowledge.builder import knowledge_id
 
     engine = _engine(request)
     items: list[dict[str, Any]] = []
     if body.text is not None:
         text = " ".join(body.text.split())
-        item = KnowledgeItem(knowledge_id=knowledge_id(body.identifier, text),
-                             entity={"text": text, "type": body.entity_type},
-                             source=body.source or "api",
-                             confidence=body.confidence if body.confidence is not None else 1.0)
+        item = KnowledgeItem(
+            knowledge_id=knowledge_id(body.identifier, text),
+            entity={"text": text, "type": body.entity_type},
+            source=body.source or "api",
+            confidence=body.confidence if body.confidence is not None else 1.0,
+        )
         # entity_type is the item's type, and the entity's type when this creates the entity
-        engine.store_fact(body.identifier, body.entity_type, text, source=item.source, confidence=item.confidence,
-                          knowledge_id=item.knowledge_id, entity_type=body.entity_type)
+        engine.store_fact(
+            body.identifier,
+            body.entity_type,
+            text,
+            source=item.source,
+            confidence=item.confidence,
+            knowledge_id=item.knowledge_id,
+            entity_type=body.entity_type,
+        )
         items.append(item.model_dump(mode="json"))
     elif body.source is not None or body.confidence is not None:
-        raise APIError(400, "VALIDATION_ERROR",
-                       "Invalid request: source and confidence describe a given text; send text with them.",
-                       details={"field": "text", "issue": "is missing"})
+        raise APIError(
+            400,
+            "VALIDATION_ERROR",
+            "Invalid request: source and confidence describe a given text; send text with them.",
+            details={"field": "text", "issue": "is missing"},
+        )
     if body.deepening_cycles > 0:
-        result = engine.generate_knowledge({
-            "identifier": body.identifier, "entity_type": body.entity_type,
-            "deepening_cycles": body.deepening_cycles, "corpus": body.corpus_text, "collection": body.collection,
-            "items_per_cycle": body.items_per_cycle, "model": listed_model(engine, body.model),
-        })
+        result = engine.generate_knowledge(
+            {
+                "identifier": body.identifier,
+                "entity_type": body.entity_type,
+                "deepening_cycles": body.deepening_cycles,
+                "corpus": body.corpus_text,
+                "collection": body.collection,
+                "items_per_cycle": body.items_per_cycle,
+                "model": listed_model(engine, body.model),
+            }
+        )
         items += [i.model_dump(mode="json") for i in result.items]
     return _ok(request, items)
 
@@ -367,14 +413,17 @@ def list_knowledge(
     _: Any = Depends(require("read:knowledge")),
 ) -> dict[str, Any]:
     if not identifier:
-        raise APIError(400, "VALIDATION_ERROR", "Invalid request: filter[identifier]: is required "
-                                                "(the entity whose knowledge to list).",
-                       details={"field": "filter[identifier]", "issue": "is required"})
+        raise APIError(
+            400,
+            "VALIDATION_ERROR",
+            "Invalid request: filter[identifier]: is required (the entity whose knowledge to list).",
+            details={"field": "filter[identifier]", "issue": "is required"},
+        )
     page, per_page = _page_params(page, per_page)
     items = _engine(request).list_knowledge(identifier)
     if item_type:
         items = [i for i in items if i.entity.type.casefold() == item_type.casefold()]
-    shown = items[(page - 1) * per_page: page * per_page]
+    shown = items[(page - 1) * per_page : page * per_page]
     return _ok(request, [i.model_dump(mode="json") for i in shown], _pagination(page, per_page, len(items)))
 
 
@@ -387,8 +436,9 @@ class SearchKnowledgeBody(BaseModel):
 
 
 @router.post("/knowledge/search", summary="Search knowledge by meaning")
-def search_knowledge(body: SearchKnowledgeBody, request: Request,
-                     _: Any = Depends(require("read:knowledge"))) -> dict[str, Any]:
+def search_knowledge(
+    body: SearchKnowledgeBody, request: Request, _: Any = Depends(require("read:knowledge"))
+) -> dict[str, Any]:
     engine = _engine(request)
     terms = set(re.findall(r"\w+", body.query.casefold()))
     results: list[dict[str, Any]] = []
@@ -399,8 +449,14 @@ def search_knowledge(body: SearchKnowledgeBody, request: Request,
         # within one entity: the items sharing most words with the query first, then the surest
         items.sort(key=lambda i: (-len(terms & set(re.findall(r"\w+", i.entity.text.casefold()))), -i.confidence))
         for item in items:
-            results.append({**item.model_dump(mode="json"), "identifier": hit.entity.name,
-                            "entity_type": hit.entity.type, "relevance_score": round(hit.score, 6)})
+            results.append(
+                {
+                    **item.model_dump(mode="json"),
+                    "identifier": hit.entity.name,
+                    "entity_type": hit.entity.type,
+                    "relevance_score": round(hit.score, 6),
+                }
+            )
         if len(results) >= body.limit:
             break
     return _ok(request, results[: body.limit])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +21,7 @@ def health(request: Request) -> dict[str, Any]:
         "service": "workbench",
         "version": __version__,
         "uptime_seconds": round(time.time() - STARTED, 3),
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
     }
     # Chrysalis wraps it: {"success": true, "data": {...}}; the others read the top level.
     return {**status, "success": True, "data": dict(status)}

@@ -135,8 +135,9 @@ def _safe_model(engine: Any, spec: str | None) -> str | None:
         provider, sep, rest = wanted.partition(":")
         remote = bool(sep and rest) and provider in {p.name for p in engine.list_providers()}
         if not remote and wanted.lower() not in {m.id.lower() for m in engine.list_models()}:
-            raise ModelNotFound(f"The model {wanted[:120]!r} is not available over HTTP; "
-                                "GET /workbench/v1/models lists the models.")
+            raise ModelNotFound(
+                f"The model {wanted[:120]!r} is not available over HTTP; GET /workbench/v1/models lists the models."
+            )
     return spec
 
 
@@ -152,8 +153,10 @@ def _safe_definition(engine: Any, data: dict[str, Any]) -> None:
         if template.strip() not in builtin_templates():
             allowed = (Path(engine.home) / "templates").resolve()
             if not Path(template).expanduser().resolve().is_relative_to(allowed):
-                raise InvalidRequest("Over HTTP an agent's template must be a built-in one (basic, xml, cot) or "
-                                     f"a file in the server's templates folder ({allowed}).")
+                raise InvalidRequest(
+                    "Over HTTP an agent's template must be a built-in one (basic, xml, cot) or "
+                    f"a file in the server's templates folder ({allowed})."
+                )
 
 
 # ------------------------------------------------------------------ keys
@@ -178,8 +181,7 @@ class ModelChoice(_Body):
 
 
 @router.put("/models/default")
-def set_default_model(request: Request, body: ModelChoice,
-                      _: Any = Depends(require("write:models"))) -> dict[str, Any]:
+def set_default_model(request: Request, body: ModelChoice, _: Any = Depends(require("write:models"))) -> dict[str, Any]:
     """Make a listed model the default of new chats (saved in the server's config)."""
     engine = _engine(request)
     if body.model is None:
@@ -205,15 +207,21 @@ class SessionCreate(_Body):
 
 
 @router.post("/sessions")
-def create_session(request: Request, body: SessionCreate,
-                   _: Any = Depends(require("write:sessions"))) -> dict[str, Any]:
+def create_session(
+    request: Request, body: SessionCreate, _: Any = Depends(require("write:sessions"))
+) -> dict[str, Any]:
     engine = _engine(request)
     return _dump(engine.create_session(body.title, _safe_model(engine, body.model), body.system))
 
 
 @router.get("/sessions")
-def list_sessions(request: Request, limit: int = 50, offset: int = 0, query: str | None = None,
-                  _: Any = Depends(require("read:sessions"))) -> list[dict[str, Any]]:
+def list_sessions(
+    request: Request,
+    limit: int = 50,
+    offset: int = 0,
+    query: str | None = None,
+    _: Any = Depends(require("read:sessions")),
+) -> list[dict[str, Any]]:
     """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
     return _dump(_engine(request).list_sessions(limit, offset, query))
 
@@ -223,8 +231,9 @@ class SessionRename(_Body):
 
 
 @router.patch("/sessions/{session_id}")
-def rename_session(request: Request, session_id: str, body: SessionRename,
-                   _: Any = Depends(require("write:sessions"))) -> dict[str, Any]:
+def rename_session(
+    request: Request, session_id: str, body: SessionRename, _: Any = Depends(require("write:sessions"))
+) -> dict[str, Any]:
     return _dump(_engine(request).rename_session(session_id, body.title))
 
 
@@ -234,8 +243,9 @@ def get_session(request: Request, session_id: str, _: Any = Depends(require("rea
 
 
 @router.get("/sessions/{session_id}/messages")
-def session_messages(request: Request, session_id: str,
-                     _: Any = Depends(require("read:sessions"))) -> list[dict[str, Any]]:
+def session_messages(
+    request: Request, session_id: str, _: Any = Depends(require("read:sessions"))
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).session_messages(session_id))
 
 
@@ -287,8 +297,9 @@ def list_providers(request: Request, _: Any = Depends(require("read:providers"))
 
 
 @router.put("/providers/{name}")
-def add_provider(request: Request, name: str, body: ProviderBody,
-                 _: Any = Depends(require("write:providers"))) -> dict[str, Any]:
+def add_provider(
+    request: Request, name: str, body: ProviderBody, _: Any = Depends(require("write:providers"))
+) -> dict[str, Any]:
     """Add or replace a provider (its key is set separately).
 
     Pointing a provider with a stored key at another `base_url` needs `admin:providers`
@@ -331,8 +342,9 @@ def remove_provider(request: Request, name: str, _: Any = Depends(require("write
 
 
 @router.put("/providers/{name}/key", status_code=NO_CONTENT)
-def set_provider_key(request: Request, name: str, body: ProviderKey,
-                     _: Any = Depends(require("write:providers"))) -> Response:
+def set_provider_key(
+    request: Request, name: str, body: ProviderKey, _: Any = Depends(require("write:providers"))
+) -> Response:
     """Store the provider's key in the server's OS keyring; the answer never contains it."""
     _engine(request).set_provider_key(name, body.api_key)
     return _done()
@@ -347,15 +359,21 @@ def remember(request: Request, body: RememberRequest, _: Any = Depends(require("
 
 
 @router.post("/memory/batch")
-def remember_many(request: Request, body: list[RememberRequest] = Body(...),
-                  _: Any = Depends(require("write:memory"))) -> list[dict[str, Any]]:
+def remember_many(
+    request: Request, body: list[RememberRequest] = Body(...), _: Any = Depends(require("write:memory"))
+) -> list[dict[str, Any]]:
     """Store many memories: all of them, or none."""
     return _dump(_engine(request).remember_many(list(body)))
 
 
 @router.get("/memory")
-def list_memories(request: Request, namespace: str | None = None, limit: int = 100, offset: int = 0,
-                  _: Any = Depends(require("read:memory"))) -> list[dict[str, Any]]:
+def list_memories(
+    request: Request,
+    namespace: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    _: Any = Depends(require("read:memory")),
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).list_memories(namespace, limit, offset))
 
 
@@ -391,13 +409,19 @@ def _check_in_roots(engine: Any, paths: list[str]) -> list[str]:
     for path in paths:
         real = os.path.realpath(os.path.expanduser(path))
         if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
-            raise APIError(403, "PATH_OUTSIDE_ROOTS",
-                           f"{path!r} is outside the workspace roots; over HTTP, ingest reads only inside them "
-                           "(`workbench workspace add DIR`).")
+            raise APIError(
+                403,
+                "PATH_OUTSIDE_ROOTS",
+                f"{path!r} is outside the workspace roots; over HTTP, ingest reads only inside them "
+                "(`workbench workspace add DIR`).",
+            )
         if any(Path(real) == p or Path(real).is_relative_to(p) or p.is_relative_to(real) for p in protected):
-            raise APIError(403, "PATH_OUTSIDE_ROOTS",
-                           f"{path!r} is or holds the workbench's own files (its home or the keyring), "
-                           "which are never ingested over HTTP.")
+            raise APIError(
+                403,
+                "PATH_OUTSIDE_ROOTS",
+                f"{path!r} is or holds the workbench's own files (its home or the keyring), "
+                "which are never ingested over HTTP.",
+            )
     return roots
 
 
@@ -436,15 +460,21 @@ def list_collections(request: Request, _: Any = Depends(require("read:knowledge"
 
 
 @router.get("/knowledge/collections/{collection}/documents")
-def list_documents(request: Request, collection: str,
-                   _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+def list_documents(
+    request: Request, collection: str, _: Any = Depends(require("read:knowledge"))
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).list_documents(collection))
 
 
 @router.get("/knowledge/collections/{collection}/chunks")
-def document_chunks(request: Request, collection: str, path: str = Query(..., max_length=10_000),
-                    limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
-                    _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+def document_chunks(
+    request: Request,
+    collection: str,
+    path: str = Query(..., max_length=10_000),
+    limit: int = Query(200, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    _: Any = Depends(require("read:knowledge")),
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).document_chunks(collection, path, limit, offset))
 
 
@@ -454,15 +484,20 @@ class PinBody(_Body):
 
 
 @router.post("/knowledge/collections/{collection}/pin", status_code=NO_CONTENT)
-def set_pinned(request: Request, collection: str, body: PinBody,
-               _: Any = Depends(require("write:knowledge"))) -> Response:
+def set_pinned(
+    request: Request, collection: str, body: PinBody, _: Any = Depends(require("write:knowledge"))
+) -> Response:
     _engine(request).set_pinned(collection, body.path, body.pinned)
     return _done()
 
 
 @router.delete("/knowledge/collections/{collection}/documents", status_code=NO_CONTENT)
-def remove_document(request: Request, collection: str, path: str = Query(..., max_length=10_000),
-                    _: Any = Depends(require("write:knowledge"))) -> Response:
+def remove_document(
+    request: Request,
+    collection: str,
+    path: str = Query(..., max_length=10_000),
+    _: Any = Depends(require("write:knowledge")),
+) -> Response:
     _engine(request).remove_document(collection, path)
     return _done()
 
@@ -495,41 +530,49 @@ def store_fact(request: Request, body: FactBody, _: Any = Depends(require("write
 
 
 @router.get("/graph/facts")
-def retrieve_facts(request: Request, entity: str, attribute: str | None = None,
-                   _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+def retrieve_facts(
+    request: Request, entity: str, attribute: str | None = None, _: Any = Depends(require("read:graph"))
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).retrieve_facts(entity, attribute))
 
 
 @router.post("/graph/relationships")
-def create_relationship(request: Request, body: RelationBody,
-                        _: Any = Depends(require("write:graph"))) -> dict[str, Any]:
-    return _dump(_engine(request).create_relationship(body.source, body.target, body.relation_type,
-                                                      body.properties))
+def create_relationship(
+    request: Request, body: RelationBody, _: Any = Depends(require("write:graph"))
+) -> dict[str, Any]:
+    return _dump(_engine(request).create_relationship(body.source, body.target, body.relation_type, body.properties))
 
 
 @router.get("/graph/neighbours")
-def neighbours(request: Request, entity: str, max_hops: int = 1, relation_type: str | None = None,
-               direction: str = "both", _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+def neighbours(
+    request: Request,
+    entity: str,
+    max_hops: int = 1,
+    relation_type: str | None = None,
+    direction: str = "both",
+    _: Any = Depends(require("read:graph")),
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).neighbours(entity, max_hops, relation_type, direction))
 
 
 @router.get("/graph/entities")
-def search_entities(request: Request, query: str, limit: int = 10,
-                    _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+def search_entities(
+    request: Request, query: str, limit: int = 10, _: Any = Depends(require("read:graph"))
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).search_entities(query, limit))
 
 
 @router.post("/graph/knowledge")
-def generate_knowledge(request: Request, body: KnowledgeRequest,
-                       _: Any = Depends(require("execute:graph"))) -> dict[str, Any]:
+def generate_knowledge(
+    request: Request, body: KnowledgeRequest, _: Any = Depends(require("execute:graph"))
+) -> dict[str, Any]:
     engine = _engine(request)
     _safe_model(engine, body.model)
     return _dump(engine.generate_knowledge(body))
 
 
 @router.get("/graph/knowledge")
-def list_knowledge(request: Request, identifier: str,
-                   _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+def list_knowledge(request: Request, identifier: str, _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
     return _dump(_engine(request).list_knowledge(identifier))
 
 
@@ -542,16 +585,23 @@ def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> lis
 
 
 @router.post("/tools/execute")
-def execute_tool(request: Request, body: ToolExecuteRequest,
-                 _: Any = Depends(require("execute:tools"))) -> dict[str, Any]:
+def execute_tool(
+    request: Request, body: ToolExecuteRequest, _: Any = Depends(require("execute:tools"))
+) -> dict[str, Any]:
     """Run one tool now (validated, confined to the workspace roots and audited like an agent's call)."""
     return _dump(_engine(request).execute_tool(body))
 
 
 @router.get("/tools/audit")
-def tool_audit(request: Request, run_id: str | None = None, agent_id: str | None = None, tool: str | None = None,
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-               _: Any = Depends(require("read:audit"))) -> list[dict[str, Any]]:
+def tool_audit(
+    request: Request,
+    run_id: str | None = None,
+    agent_id: str | None = None,
+    tool: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    _: Any = Depends(require("read:audit")),
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).tool_audit(run_id, agent_id, tool, limit, offset))
 
 
@@ -574,8 +624,11 @@ def add_workspace_root(request: Request, body: RootBody, _: Any = Depends(requir
 
 
 @router.delete("/workspace/roots")
-def remove_workspace_root(request: Request, path: str = Query(..., min_length=1, max_length=10_000),
-                          _: Any = Depends(require("admin:workspace"))) -> list[str]:
+def remove_workspace_root(
+    request: Request,
+    path: str = Query(..., min_length=1, max_length=10_000),
+    _: Any = Depends(require("admin:workspace")),
+) -> list[str]:
     return list(_engine(request).remove_workspace_root(path))
 
 
@@ -602,8 +655,11 @@ def list_mcp_servers(request: Request, _: Any = Depends(require("read:mcp"))) ->
 @router.post("/mcp/servers")
 def add_mcp_server(request: Request, body: MCPServerBody, _: Any = Depends(require("admin:mcp"))) -> dict[str, Any]:
     """Configure an MCP server: a program the server starts over stdio when its tools are needed."""
-    return _dump(_engine(request).add_mcp_server(body.name, body.command, env=body.env, permission=body.permission,
-                                                 tool_permissions=body.tool_permissions))
+    return _dump(
+        _engine(request).add_mcp_server(
+            body.name, body.command, env=body.env, permission=body.permission, tool_permissions=body.tool_permissions
+        )
+    )
 
 
 @router.delete("/mcp/servers/{name}", status_code=NO_CONTENT)
@@ -613,8 +669,9 @@ def remove_mcp_server(request: Request, name: str, _: Any = Depends(require("adm
 
 
 @router.post("/mcp/servers/{name}/accept", status_code=NO_CONTENT)
-def accept_mcp_changes(request: Request, name: str, body: AcceptBody,
-                       _: Any = Depends(require("admin:mcp"))) -> Response:
+def accept_mcp_changes(
+    request: Request, name: str, body: AcceptBody, _: Any = Depends(require("admin:mcp"))
+) -> Response:
     """Re-pin a server's tool descriptions after a reviewed change."""
     _engine(request).accept_mcp_changes(name, body.tool)
     return _done()
@@ -643,9 +700,17 @@ def create_agent(request: Request, body: AgentDefinition, _: Any = Depends(requi
 
 
 @router.get("/agents")
-def list_agents(request: Request, page: int = 1, per_page: int = 20, sort: str = "-created_at",
-                role: str | None = None, status: str | None = None, parent: str | None = None,
-                query: str | None = None, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+def list_agents(
+    request: Request,
+    page: int = 1,
+    per_page: int = 20,
+    sort: str = "-created_at",
+    role: str | None = None,
+    status: str | None = None,
+    parent: str | None = None,
+    query: str | None = None,
+    _: Any = Depends(require("read:agents")),
+) -> dict[str, Any]:
     return _dump(_engine(request).list_agents(page, per_page, sort, role, status, parent, query))
 
 
@@ -682,16 +747,18 @@ def _agent_or_none(engine: Any, agent_id: str) -> Any:
 
 
 @router.post("/agents/skills")
-def generate_skills(request: Request, body: SkillsRequest,
-                    _: Any = Depends(require("execute:agents"))) -> list[dict[str, Any]]:
+def generate_skills(
+    request: Request, body: SkillsRequest, _: Any = Depends(require("execute:agents"))
+) -> list[dict[str, Any]]:
     engine = _engine(request)
     _safe_model(engine, body.model)
     return _dump(engine.generate_skills(body))
 
 
 @router.post("/agents/from-role-model")
-def create_agent_from_role_model(request: Request, body: RoleModelRequest,
-                                 _: Any = Depends(require("execute:agents"))) -> dict[str, Any]:
+def create_agent_from_role_model(
+    request: Request, body: RoleModelRequest, _: Any = Depends(require("execute:agents"))
+) -> dict[str, Any]:
     engine = _engine(request)
     _safe_model(engine, body.model)
     _safe_definition(engine, body.overrides)
@@ -705,8 +772,9 @@ def get_agent(request: Request, agent_id: str, _: Any = Depends(require("read:ag
 
 
 @router.patch("/agents/{agent_id}")
-def update_agent(request: Request, agent_id: str, changes: dict[str, Any] = Body(...),
-                 _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def update_agent(
+    request: Request, agent_id: str, changes: dict[str, Any] = Body(...), _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     """Partially update an agent (nested settings merge key by key)."""
     engine = _engine(request)
     _safe_definition(engine, changes)
@@ -727,8 +795,9 @@ def export_agent(request: Request, agent_id: str, _: Any = Depends(require("read
 
 
 @router.post("/agents/{agent_id}/enrich")
-def enrich_agent(request: Request, agent_id: str, body: EnrichBody,
-                 _: Any = Depends(require("execute:agents"))) -> dict[str, Any]:
+def enrich_agent(
+    request: Request, agent_id: str, body: EnrichBody, _: Any = Depends(require("execute:agents"))
+) -> dict[str, Any]:
     engine = _engine(request)
     _safe_model(engine, body.model)
     return _dump(engine.enrich_agent(agent_id, body.additional_cycles, body.corpus_text, body.model))
@@ -771,8 +840,13 @@ def cancel_run(request: Request, run_id: str, _: Any = Depends(require("write:ru
 
 
 @router.get("/runs")
-def list_runs(request: Request, agent_id: str | None = None, limit: int = Query(50, ge=1, le=1000),
-              offset: int = Query(0, ge=0), _: Any = Depends(require("read:runs"))) -> list[dict[str, Any]]:
+def list_runs(
+    request: Request,
+    agent_id: str | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    _: Any = Depends(require("read:runs")),
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).list_runs(agent_id, limit, offset))
 
 
@@ -790,8 +864,9 @@ def run_events(request: Request, run_id: str, _: Any = Depends(require("read:run
 
 
 @router.get("/approvals")
-def pending_approvals(request: Request, run_id: str | None = None,
-                      _: Any = Depends(require("read:approvals"))) -> list[dict[str, Any]]:
+def pending_approvals(
+    request: Request, run_id: str | None = None, _: Any = Depends(require("read:approvals"))
+) -> list[dict[str, Any]]:
     return _dump(_engine(request).pending_approvals(run_id))
 
 
@@ -801,7 +876,8 @@ class Decision(_Body):
 
 
 @router.post("/approvals/{approval_id}")
-def resolve_approval(request: Request, approval_id: str, decision: Decision,
-                     _: Any = Depends(require("write:approvals"))) -> dict[str, Any]:
+def resolve_approval(
+    request: Request, approval_id: str, decision: Decision, _: Any = Depends(require("write:approvals"))
+) -> dict[str, Any]:
     """Approve or deny a pending tool call of a running agent."""
     return _dump(_engine(request).resolve_approval(approval_id, decision.approve, decision.reason))

@@ -63,7 +63,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -100,8 +100,14 @@ DISCONNECT_POLL_S = 0.1
 # The OpenAI wire has no "repetition": a generation the loop guard ended is
 # reported as "length" (cut off before the model finished, as a client
 # checking for truncated output must learn); the native API keeps "repetition".
-FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
-                  "content_filter": "content_filter", "cancelled": "stop", "repetition": "length"}
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "cancelled": "stop",
+    "repetition": "length",
+}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -149,7 +155,7 @@ class _Lenient(BaseModel):
 class FunctionCall(_Lenient):
     name: str = Field(max_length=128)
     #: a JSON object as text (OpenAI's wire form); an object is accepted too
-    arguments: Union[str, dict[str, Any]] = ""
+    arguments: str | dict[str, Any] = ""
 
 
 class MessageToolCall(_Lenient):
@@ -160,7 +166,7 @@ class MessageToolCall(_Lenient):
 
 class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Union[str, list[dict[str, Any]], None] = None
+    content: str | list[dict[str, Any]] | None = None
     name: str | None = Field(None, max_length=128)
     tool_calls: list[MessageToolCall] | None = None
     tool_call_id: str | None = Field(None, max_length=200)
@@ -188,13 +194,13 @@ class ChatCompletionRequest(_Lenient):
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
-    stop: Union[str, list[str], None] = None
+    stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     n: int | None = Field(None, ge=1)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     tools: list[Tool] | None = Field(None, max_length=128)
-    tool_choice: Union[str, dict[str, Any], None] = None
+    tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
@@ -215,8 +221,9 @@ def build_chat_request(engine: Any, body: ChatCompletionRequest) -> ChatRequest:
         raise InvalidRequest("logprobs are not supported by the workbench; leave logprobs unset or false.")
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > MAX_STOP_SEQUENCES or any(not s or len(s) > MAX_STOP_LENGTH for s in stops):
-        raise InvalidRequest(f"stop takes at most {MAX_STOP_SEQUENCES} non-empty strings of at most "
-                             f"{MAX_STOP_LENGTH} characters each.")
+        raise InvalidRequest(
+            f"stop takes at most {MAX_STOP_SEQUENCES} non-empty strings of at most {MAX_STOP_LENGTH} characters each."
+        )
     params: dict[str, Any] = {
         "max_tokens": body.max_completion_tokens or body.max_tokens,
         "temperature": body.temperature,
@@ -249,7 +256,7 @@ def _model_spec(engine: Any, model: str | None) -> str | None:
     return spec
 
 
-def _text(content: Union[str, list[dict[str, Any]], None], where: str) -> str:
+def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -258,8 +265,10 @@ def _text(content: Union[str, list[dict[str, Any]], None], where: str) -> str:
     for i, part in enumerate(content):
         kind = part.get("type")
         if kind != "text" or not isinstance(part.get("text"), str):
-            raise InvalidRequest(f"{where}.content[{i}]: only text parts ({{\"type\": \"text\", \"text\": ...}}) are "
-                                 f"supported, not {str(kind)[:40]!r}.")
+            raise InvalidRequest(
+                f'{where}.content[{i}]: only text parts ({{"type": "text", "text": ...}}) are '
+                f"supported, not {str(kind)[:40]!r}."
+            )
         texts.append(part["text"])
     return "\n".join(texts)
 
@@ -269,15 +278,22 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     call_names: dict[str, str] = {}
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        item: dict[str, Any] = {"role": "system" if m.role == "developer" else m.role,
-                                "content": _text(m.content, where)}
+        item: dict[str, Any] = {
+            "role": "system" if m.role == "developer" else m.role,
+            "content": _text(m.content, where),
+        }
         if m.tool_calls:
             if m.role != "assistant":
                 raise InvalidRequest(f"{where}: only assistant messages carry tool_calls.")
             calls = []
             for j, call in enumerate(m.tool_calls):
-                calls.append({"id": call.id, "name": call.function.name,
-                              "arguments": _arguments(call.function.arguments, f"{where}.tool_calls[{j}]")})
+                calls.append(
+                    {
+                        "id": call.id,
+                        "name": call.function.name,
+                        "arguments": _arguments(call.function.arguments, f"{where}.tool_calls[{j}]"),
+                    }
+                )
                 call_names[call.id] = call.function.name
             item["tool_calls"] = calls
         if m.role == "tool":
@@ -293,7 +309,7 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _arguments(arguments: Union[str, dict[str, Any]], where: str) -> dict[str, Any]:
+def _arguments(arguments: str | dict[str, Any], where: str) -> dict[str, Any]:
     if isinstance(arguments, dict):
         return arguments
     if not arguments.strip():
@@ -307,10 +323,13 @@ def _arguments(arguments: Union[str, dict[str, Any]], where: str) -> dict[str, A
     return value
 
 
-def _tools(tools: list[Tool] | None, choice: Union[str, dict[str, Any], None]) -> list[dict[str, Any]] | None:
+def _tools(tools: list[Tool] | None, choice: str | dict[str, Any] | None) -> list[dict[str, Any]] | None:
     specs = [
-        {"name": t.function.name, "description": t.function.description or "",
-         **({"parameters": t.function.parameters} if t.function.parameters is not None else {})}
+        {
+            "name": t.function.name,
+            "description": t.function.description or "",
+            **({"parameters": t.function.parameters} if t.function.parameters is not None else {}),
+        }
         for t in tools or []
     ]
     if choice is None or choice in ("auto", "required"):
@@ -323,8 +342,9 @@ def _tools(tools: list[Tool] | None, choice: Union[str, dict[str, Any], None]) -
         if not chosen:
             raise InvalidRequest(f"tool_choice names the function {_shown(str(name))}, which is not among tools.")
         return chosen
-    raise InvalidRequest('tool_choice must be "none", "auto", "required" or '
-                         '{"type": "function", "function": {"name": ...}}.')
+    raise InvalidRequest(
+        'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}.'
+    )
 
 
 # ---------------------------------------------------------- chat: running
@@ -375,11 +395,20 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
             head.append(item)
             break
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        stream = _sse(pump, head, completion_id, created, model, include_usage, request.url.path,
-                      getattr(request.state, "request_id", ""))
+        stream = _sse(
+            pump,
+            head,
+            completion_id,
+            created,
+            model,
+            include_usage,
+            request.url.path,
+            getattr(request.state, "request_id", ""),
+        )
         handed_over = True
-        return StreamingResponse(stream, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
     finally:
         watcher.cancel()
         if not handed_over:
@@ -388,21 +417,30 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any
 
 def _wire_calls(calls: list[ToolCall], with_index: bool = False) -> list[dict[str, Any]]:
     return [
-        {**({"index": i} if with_index else {}), "id": c.id, "type": "function",
-         "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+        {
+            **({"index": i} if with_index else {}),
+            "id": c.id,
+            "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)},
+        }
         for i, c in enumerate(calls)
     ]
 
 
 def _usage(result: GenerationResult) -> dict[str, int]:
     u = result.usage
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.prompt_tokens + u.completion_tokens}
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    }
 
 
 def _completion(result: GenerationResult, completion_id: str, created: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant",
-                               "content": result.text if result.text or not result.tool_calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": result.text if result.text or not result.tool_calls else None,
+    }
     if result.tool_calls:
         message["tool_calls"] = _wire_calls(result.tool_calls)
     return {
@@ -410,17 +448,34 @@ def _completion(result: GenerationResult, completion_id: str, created: int) -> d
         "object": "chat.completion",
         "created": created,
         "model": result.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": FINISH_REASONS.get(result.finish_reason, "stop")}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS.get(result.finish_reason, "stop"),
+            }
+        ],
         "usage": _usage(result),
     }
 
 
-async def _sse(pump: EventPump, head: list[Any], completion_id: str, created: int, model: str,
-               include_usage: bool, path: str, request_id: str) -> AsyncIterator[str]:
+async def _sse(
+    pump: EventPump,
+    head: list[Any],
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    path: str,
+    request_id: str,
+) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload: dict[str, Any] = {
-            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
         if include_usage:
@@ -468,7 +523,7 @@ async def _sse(pump: EventPump, head: list[Any], completion_id: str, created: in
 
 
 class EmbeddingRequest(_Lenient):
-    input: Union[str, list[str], list[int], list[list[int]]]
+    input: str | list[str] | list[int] | list[list[int]]
     model: str | None = Field(None, max_length=500)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
@@ -484,8 +539,10 @@ def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     embedder = request.app.state.engine.embedder
     model = (body.model or "").strip()
     if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder.model_id.lower():
-        raise ModelNotFound(f"The embedding model {_shown(model)} does not exist; this server embeds with "
-                            f"{embedder.model_id!r} (or send \"default\").")
+        raise ModelNotFound(
+            f"The embedding model {_shown(model)} does not exist; this server embeds with "
+            f'{embedder.model_id!r} (or send "default").'
+        )
     vectors = embedder.embed(texts)
     dims = int(vectors.shape[1])
     if body.dimensions is not None and body.dimensions != dims:
@@ -495,19 +552,21 @@ def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     else:
         encoded = vectors.tolist()
     tokens = sum(len(_TOKEN.findall(t)) for t in texts)
-    return JSONResponse({
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
-        "model": embedder.model_id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        # SomaAgentHub's fields
-        "vectors": [{"embedding": e, "index": i} for i, e in enumerate(encoded)],
-        "vector_length": dims,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
+            "model": embedder.model_id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            # SomaAgentHub's fields
+            "vectors": [{"embedding": e, "index": i} for i, e in enumerate(encoded)],
+            "vector_length": dims,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+    )
 
 
-def _embedding_inputs(value: Union[str, list[str], list[int], list[list[int]]]) -> list[str]:
+def _embedding_inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:
     items: list[object] = [value] if isinstance(value, str) else list(value)
     if not items:
         raise InvalidRequest("input must be a string or a non-empty list of strings.")
@@ -520,6 +579,8 @@ def _embedding_inputs(value: Union[str, list[str], list[int], list[list[int]]]) 
         if not text.strip():
             raise InvalidRequest(f"input[{i}] is empty; every input must contain text.")
         if len(text) > MAX_EMBEDDING_CHARS:
-            raise InvalidRequest(f"input[{i}] is {len(text):,} characters long; the limit is "
-                                 f"{MAX_EMBEDDING_CHARS:,} (split the text first).")
+            raise InvalidRequest(
+                f"input[{i}] is {len(text):,} characters long; the limit is "
+                f"{MAX_EMBEDDING_CHARS:,} (split the text first)."
+            )
     return texts

@@ -20,7 +20,7 @@ Errors are in the OpenAI family's shape (the app shapes every `/v1/*` error).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -39,8 +39,8 @@ from workbench.engine.schemas import (
     RagRequest,
     RememberRequest,
 )
-from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.routes import listed_model
+from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import APIError, require
 from workbench.server.streaming import generate_to_end
 
@@ -72,20 +72,32 @@ class InferRequest(BaseModel):
 
 
 @router.post("/v1/infer/sync", summary="SLM synchronous inference")
-async def infer_sync(body: InferRequest, request: Request,
-                     _: Any = Depends(require("execute:infer"))) -> dict[str, Any]:
+async def infer_sync(
+    body: InferRequest, request: Request, _: Any = Depends(require("execute:infer"))
+) -> dict[str, Any]:
     engine = _engine(request)
-    params = {"max_tokens": body.max_tokens, "temperature": body.temperature, "top_p": body.top_p,
-              "top_k": body.top_k, "repetition_penalty": body.repetition_penalty,
-              "stop_sequences": body.stop_sequences}
+    params = {
+        "max_tokens": body.max_tokens,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "top_k": body.top_k,
+        "repetition_penalty": body.repetition_penalty,
+        "stop_sequences": body.stop_sequences,
+    }
     if body.seed is not None:
         params["seed"] = body.seed
     model = await run_in_threadpool(listed_model, engine, body.model)
     # Validation and unknown models raise here, before any generation.
-    events = await run_in_threadpool(engine.chat, {
-        "messages": [{"role": "user", "content": body.prompt}], "model": model, "system": body.system,
-        "params": params, "persist": False,
-    })
+    events = await run_in_threadpool(
+        engine.chat,
+        {
+            "messages": [{"role": "user", "content": body.prompt}],
+            "model": model,
+            "system": body.system,
+            "params": params,
+            "persist": False,
+        },
+    )
     result = await generate_to_end(request, events, name="soma-infer")
     return {
         "id": result.id,
@@ -94,8 +106,9 @@ async def infer_sync(body: InferRequest, request: Request,
         "usage": result.usage.model_dump(),
         "finish_reason": result.finish_reason,
         "latency_ms": round(result.latency_ms, 3),
-        "time_to_first_token_ms": (round(result.time_to_first_token_ms, 3)
-                                   if result.time_to_first_token_ms is not None else None),
+        "time_to_first_token_ms": (
+            round(result.time_to_first_token_ms, 3) if result.time_to_first_token_ms is not None else None
+        ),
     }
 
 
@@ -108,11 +121,15 @@ def remember(body: RememberRequest, request: Request, _: Any = Depends(require("
 
 
 @router.get("/v1/recall/{key:path}", summary="Recall a memory by key")
-def recall(key: str, request: Request, namespace: str = "default",
-           _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+def recall(
+    key: str, request: Request, namespace: str = "default", _: Any = Depends(require("read:memory"))
+) -> dict[str, Any]:
     if not re.match(NAME_PATTERN, namespace):
-        raise APIError(400, "INVALID_REQUEST", "Invalid request: namespace: letters, digits, '_', '.' and '-' "
-                                               "(1 to 64, starting with a letter or digit).")
+        raise APIError(
+            400,
+            "INVALID_REQUEST",
+            "Invalid request: namespace: letters, digits, '_', '.' and '-' (1 to 64, starting with a letter or digit).",
+        )
     return _engine(request).recall(key, namespace).model_dump(mode="json")
 
 
@@ -129,9 +146,17 @@ def rag_retrieve(body: RagRequest, request: Request, _: Any = Depends(require("r
 
 #: the seed lists a category per tool; built-in tools are grouped by what they touch
 CATEGORIES = {
-    "read_file": "filesystem", "write_file": "filesystem", "list_dir": "filesystem", "search_files": "filesystem",
-    "run_command": "shell", "run_python": "code", "http_fetch": "network", "system_metrics": "system",
-    "search_knowledge": "knowledge", "remember": "memory", "recall": "memory",
+    "read_file": "filesystem",
+    "write_file": "filesystem",
+    "list_dir": "filesystem",
+    "search_files": "filesystem",
+    "run_command": "shell",
+    "run_python": "code",
+    "http_fetch": "network",
+    "system_metrics": "system",
+    "search_knowledge": "knowledge",
+    "remember": "memory",
+    "recall": "memory",
 }
 
 
@@ -146,9 +171,17 @@ def _category(name: str, source: str) -> str:
 @router.get("/v1/tools", summary="List tools")
 def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> dict[str, Any]:
     tools = [
-        {"id": t.name, "name": t.name, "category": _category(t.name, t.source), "description": t.description,
-         "permission": t.permission, "parameters": t.parameters, "source": t.source, "examples": t.examples,
-         "warning": t.warning}
+        {
+            "id": t.name,
+            "name": t.name,
+            "category": _category(t.name, t.source),
+            "description": t.description,
+            "permission": t.permission,
+            "parameters": t.parameters,
+            "source": t.source,
+            "examples": t.examples,
+            "warning": t.warning,
+        }
         for t in _engine(request).list_tools()
     ]
     return {"tools": tools, "total": len(tools)}
@@ -176,8 +209,12 @@ FAILURES = {
 
 
 @router.post("/v1/tools/{tool_id}/execute", summary="Execute a tool")
-def execute_tool(tool_id: str, request: Request, body: ToolExecuteBody | None = Body(None),
-                 _: Any = Depends(require("execute:tools"))) -> dict[str, Any]:
+def execute_tool(
+    tool_id: str,
+    request: Request,
+    body: ToolExecuteBody | None = Body(None),
+    _: Any = Depends(require("execute:tools")),
+) -> dict[str, Any]:
     body = body or ToolExecuteBody()
     if body.parameters is not None and body.arguments is not None and body.parameters != body.arguments:
         raise APIError(400, "INVALID_REQUEST", "Send the tool's arguments once: as parameters or as arguments.")
@@ -187,14 +224,21 @@ def execute_tool(tool_id: str, request: Request, body: ToolExecuteBody | None = 
         execution = _engine(request).execute_tool({"tool": name, "arguments": arguments, "agent_id": body.agent_id})
     except NotFound:
         if body.action:
-            raise APIError(404, "NOT_FOUND",
-                           f"No tool {name!r}: {tool_id!r} has no action {body.action!r} "
-                           "(GET /v1/tools lists the tools; built-in tools take no action).") from None
+            raise APIError(
+                404,
+                "NOT_FOUND",
+                f"No tool {name!r}: {tool_id!r} has no action {body.action!r} "
+                "(GET /v1/tools lists the tools; built-in tools take no action).",
+            ) from None
         raise
     if not execution.ok:
         status, code = FAILURES.get(execution.status, (500, "TOOL_ERROR"))
-        raise APIError(status, code, f"{execution.error} (audit {execution.audit_id})",
-                       details={"tool": execution.tool, "status": execution.status, "audit_id": execution.audit_id})
+        raise APIError(
+            status,
+            code,
+            f"{execution.error} (audit {execution.audit_id})",
+            details={"tool": execution.tool, "status": execution.status, "audit_id": execution.audit_id},
+        )
     return {
         "tool_id": execution.tool,
         "action": body.action,
@@ -202,5 +246,5 @@ def execute_tool(tool_id: str, request: Request, body: ToolExecuteBody | None = 
         "result": execution.output,
         "duration_ms": execution.duration_ms,
         "audit_id": execution.audit_id,
-        "executed_at": datetime.now(timezone.utc).isoformat(),
+        "executed_at": datetime.now(UTC).isoformat(),
     }

@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -108,10 +108,12 @@ class MetricsRegistry:
         with self._lock:
             _family(out, "workbench_http_requests_total", "counter", "HTTP requests by method, route and status.")
             for (method, route, status), n in sorted(self.requests.items()):
-                out.append(_sample("workbench_http_requests_total",
-                                   {"method": method, "route": route, "status": status}, n))
-            _family(out, "workbench_http_request_duration_seconds", "histogram",
-                    "HTTP request latency by method and route.")
+                out.append(
+                    _sample("workbench_http_requests_total", {"method": method, "route": route, "status": status}, n)
+                )
+            _family(
+                out, "workbench_http_request_duration_seconds", "histogram", "HTTP request latency by method and route."
+            )
             for (method, route), hist in sorted(self.latency.items()):
                 _histogram(out, "workbench_http_request_duration_seconds", {"method": method, "route": route}, hist)
             _family(out, "agent_requests_total", "counter", "Total number of task requests (agent or generation).")
@@ -276,8 +278,12 @@ ISSUES = {
 def _parse(model: type[BaseModel], body: Any) -> Any:
     """Validate a JSON body, or raise a 400 naming the first problem (field, issue) in the family's shape."""
     if not isinstance(body, dict):
-        raise APIError(400, "INVALID_REQUEST", "The request body must be a JSON object.",
-                       details={"field": "body", "issue": "wrong_type"})
+        raise APIError(
+            400,
+            "INVALID_REQUEST",
+            "The request body must be a JSON object.",
+            details={"field": "body", "issue": "wrong_type"},
+        )
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -313,13 +319,28 @@ def _elapsed_ms(request: Request, fallback: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-async def _generate(request: Request, engine: Any, task: str, model: str | None = None, system: str | None = None,
-                    max_tokens: int | None = None, temperature: float | None = None) -> Any:
+async def _generate(
+    request: Request,
+    engine: Any,
+    task: str,
+    model: str | None = None,
+    system: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> Any:
     """One unsaved generation, cancelled if the client disconnects (`ClientDisconnected`)."""
     params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     # Validation and unknown models raise here, before any generation.
-    events = await run_in_threadpool(engine.chat, {"messages": [{"role": "user", "content": task}], "model": model,
-                                                   "system": system, "params": params, "persist": False})
+    events = await run_in_threadpool(
+        engine.chat,
+        {
+            "messages": [{"role": "user", "content": task}],
+            "model": model,
+            "system": system,
+            "params": params,
+            "persist": False,
+        },
+    )
     return await generate_to_end(request, events, name="task-generate")
 
 
@@ -339,8 +360,9 @@ def _denying(engine: Any, events: Iterator[Any], denied: list[Any]) -> Iterator[
             close()
 
 
-async def run_unattended(request: Request, engine: Any, agent_id: str, task: str, model: str | None = None,
-                         max_steps: int | None = None) -> tuple[Any, list[Any]]:
+async def run_unattended(
+    request: Request, engine: Any, agent_id: str, task: str, model: str | None = None, max_steps: int | None = None
+) -> tuple[Any, list[Any]]:
     """Run an agent to its end; each approval it asks for is denied at once. Returns (run, denied approvals).
 
     The run is cancelled (status "cancelled") if the client of `request`
@@ -378,8 +400,11 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
     answer: dict[str, Any]
     if p.agent_id is None:
         if p.max_steps is not None:
-            raise APIError(400, "INVALID_REQUEST", "Invalid request: parameters.max_steps applies to agent runs "
-                                                   "only (give parameters.agent_id).")
+            raise APIError(
+                400,
+                "INVALID_REQUEST",
+                "Invalid request: parameters.max_steps applies to agent runs only (give parameters.agent_id).",
+            )
         try:
             model = await run_in_threadpool(listed_model, engine, p.model)
             result = await _generate(request, engine, req.task, model, p.system, p.max_tokens, p.temperature)
@@ -387,14 +412,23 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
             metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
             raise
         metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, result.usage.total_tokens, ok=True)
-        answer = {"result": result.text, "status": "completed", "agent_id": None, "model": result.model,
-                  "finish_reason": result.finish_reason, "usage": result.usage.model_dump()}
+        answer = {
+            "result": result.text,
+            "status": "completed",
+            "agent_id": None,
+            "model": result.model,
+            "finish_reason": result.finish_reason,
+            "usage": result.usage.model_dump(),
+        }
     else:
         unused = [name for name in ("max_tokens", "temperature", "system") if getattr(p, name) is not None]
         if unused:
-            raise APIError(400, "INVALID_REQUEST",
-                           f"Invalid request: parameters.{unused[0]} applies to plain generations only; an agent "
-                           "run uses its own settings (model and max_steps may be overridden).")
+            raise APIError(
+                400,
+                "INVALID_REQUEST",
+                f"Invalid request: parameters.{unused[0]} applies to plain generations only; an agent "
+                "run uses its own settings (model and max_steps may be overridden).",
+            )
         try:
             model = await run_in_threadpool(listed_model, engine, p.model)
             run, denied = await run_unattended(request, engine, p.agent_id, req.task, model, p.max_steps)
@@ -411,21 +445,30 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
             "model": run.model,
             "steps": run.steps,
             "error": run.error,
-            "usage": {"prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens,
-                      "total_tokens": tokens},
-            "approvals_denied": [{"id": a.id, "tool": a.tool, "arguments": a.arguments, "reason": a.reason}
-                                 for a in denied],
+            "usage": {
+                "prompt_tokens": run.prompt_tokens,
+                "completion_tokens": run.completion_tokens,
+                "total_tokens": tokens,
+            },
+            "approvals_denied": [
+                {"id": a.id, "tool": a.tool, "arguments": a.arguments, "reason": a.reason} for a in denied
+            ],
         }
         if denied:
-            answer["note"] = (f"{len(denied)} tool call(s) needed a person's approval and were denied "
-                              f"({UNATTENDED}): the API has no person to ask yet.")
-    return {"request_id": request.state.request_id, **answer, "duration_ms": _elapsed_ms(request, started),
-            "service": "workbench"}
+            answer["note"] = (
+                f"{len(denied)} tool call(s) needed a person's approval and were denied "
+                f"({UNATTENDED}): the API has no person to ask yet."
+            )
+    return {
+        "request_id": request.state.request_id,
+        **answer,
+        "duration_ms": _elapsed_ms(request, started),
+        "service": "workbench",
+    }
 
 
 @router.post("/execute", summary="Zahara gateway: run a task")
-async def zahara_execute(request: Request, body: Any = Body(None),
-                         _: Any = Depends(require("execute:agents"))) -> Any:
+async def zahara_execute(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
     return await _zahara(request, body)
 
 
@@ -443,14 +486,19 @@ def _platform_prompt(req: PlatformRequest) -> str:
         lines.append(f"- {key}: {shown}")
     context = "\n".join(lines)
     if len(context) > MAX_CONTEXT_CHARS:
-        raise APIError(400, "INVALID_REQUEST", f"The context is over {MAX_CONTEXT_CHARS:,} characters.",
-                       details={"field": "context", "issue": "too_long", "max_length": MAX_CONTEXT_CHARS})
+        raise APIError(
+            400,
+            "INVALID_REQUEST",
+            f"The context is over {MAX_CONTEXT_CHARS:,} characters.",
+            details={"field": "context", "issue": "too_long", "max_length": MAX_CONTEXT_CHARS},
+        )
     return f"{req.task_description}\n\nContext:\n{context}"
 
 
 @router.post("/api/v1/execute", summary="AI Agents Platform: execute an agent task")
-async def platform_execute(request: Request, body: Any = Body(None),
-                           _: Any = Depends(require("execute:agents"))) -> Any:
+async def platform_execute(
+    request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
+) -> Any:
     started = time.perf_counter()
     req: PlatformRequest = _parse(PlatformRequest, body)
     metrics = registry(request.app)
@@ -466,7 +514,7 @@ async def platform_execute(request: Request, body: Any = Body(None),
             "agent_id": DEFAULT_AGENT,
             "model": result.model,
             "tokens_used": result.usage.total_tokens,
-            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "processing_time_ms": _elapsed_ms(request, started),
     }

@@ -24,15 +24,20 @@ from textual.worker import get_current_worker
 from workbench.engine.schemas import AgentDefinition, AgentPage, Capabilities, RoleModelRequest
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.builder_dialogs import PathAnswer, PathDialog, RoleModelDialog
 from workbench.tui.widgets import FormError
+from workbench.tui.widgets.builder_dialogs import PathAnswer, PathDialog, RoleModelDialog
 from workbench.tui.widgets.builder_form import AgentForm
+from workbench.tui.widgets.builder_panels import BuildProgress, CapabilitiesView
 from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
-from workbench.tui.widgets.builder_panels import BuildProgress, CapabilitiesView
 
-SORTS = [("Newest first", "-created_at"), ("Oldest first", "created_at"), ("Name A-Z", "name"),
-         ("Name Z-A", "-name"), ("Recently changed", "-updated_at")]
+SORTS = [
+    ("Newest first", "-created_at"),
+    ("Oldest first", "created_at"),
+    ("Name A-Z", "name"),
+    ("Name Z-A", "-name"),
+    ("Recently changed", "-updated_at"),
+]
 PER_PAGE = 20
 
 
@@ -97,8 +102,11 @@ class BuilderScreen(WorkbenchScreen):
     def palette_commands(self) -> Iterator[PaletteCommand]:
         yield "Builder: new agent", "Empty the form for a new agent", self.action_new_agent
         yield "Builder: save agent", "Create or update the agent in the form", self.action_save
-        yield "Builder: agent from a role model", "Generate knowledge and skills for a role model", \
-            self.action_role_model
+        yield (
+            "Builder: agent from a role model",
+            "Generate knowledge and skills for a role model",
+            self.action_role_model,
+        )
         yield "Builder: export agent", "Write the agent in the form to a YAML file", self.action_export
         yield "Builder: import agent", "Create an agent from a YAML export", self.action_import
         yield "Builder: delete agent", "Delete the agent in the form", self.action_delete
@@ -107,8 +115,11 @@ class BuilderScreen(WorkbenchScreen):
 
     def engine_ready(self) -> None:
         def choices(engine: Any) -> tuple[list[str], list[str], list[str]]:
-            return ([m.id for m in engine.list_models()], [t.name for t in engine.list_tools()],
-                    [c.name for c in engine.list_collections()])
+            return (
+                [m.id for m in engine.list_models()],
+                [t.name for t in engine.list_tools()],
+                [c.name for c in engine.list_collections()],
+            )
 
         self.call_engine(choices, self._choices_loaded, group="builder-choices")
 
@@ -120,17 +131,21 @@ class BuilderScreen(WorkbenchScreen):
         """Reload the list page; then open `select_id` (or the first agent if `open_first`)."""
         page, sort = self.page, self.query_one("#agent-sort", Select).value
         query = self.query_one("#agent-search", Input).value.strip() or None
-        self.call_engine(lambda e: e.list_agents(page=page, per_page=PER_PAGE, sort=sort, query=query),
-                         lambda result: self._agents_loaded(result, select_id, open_first),
-                         group="builder-list", exclusive=True)
+        self.call_engine(
+            lambda e: e.list_agents(page=page, per_page=PER_PAGE, sort=sort, query=query),
+            lambda result: self._agents_loaded(result, select_id, open_first),
+            group="builder-list",
+            exclusive=True,
+        )
 
     def _agents_loaded(self, result: AgentPage, select_id: str | None, open_first: bool) -> None:
         table = self.query_one("#agents", DataTable)
         table.clear()
         self._agents = {agent.id: agent for agent in result.items}
         for agent in result.items:
-            table.add_row(plain(one_line(agent.id, 16)), plain(one_line(agent.name, 16)), plain(agent.status),
-                          key=agent.id)
+            table.add_row(
+                plain(one_line(agent.id, 16)), plain(one_line(agent.name, 16)), plain(agent.status), key=agent.id
+            )
         self.pages = max(1, -(-result.total // result.per_page))
         self.query_one("#page-label", Static).update(f"Page {result.page}/{self.pages} · {result.total} agents")
         target = select_id if select_id in self._agents else None
@@ -146,8 +161,12 @@ class BuilderScreen(WorkbenchScreen):
         self.current = agent
         self.form.show_agent(agent)
         self._clear_error()
-        self.call_engine(lambda e: e.capabilities(agent.id), lambda caps: self._show_caps(caps, agent),
-                         group="builder-caps", exclusive=True)
+        self.call_engine(
+            lambda e: e.capabilities(agent.id),
+            lambda caps: self._show_caps(caps, agent),
+            group="builder-caps",
+            exclusive=True,
+        )
 
     def _show_caps(self, caps: Capabilities, agent: AgentDefinition) -> None:
         self.query_one(CapabilitiesView).show(caps, agent.metadata.get("build_error"))
@@ -170,9 +189,16 @@ class BuilderScreen(WorkbenchScreen):
             self.load_agents()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {"save": self.action_save, "new": self.action_new_agent, "role-model": self.action_role_model,
-                   "export": self.action_export, "import": self.action_import, "delete": self.action_delete,
-                   "page-prev": lambda: self.action_page(-1), "page-next": lambda: self.action_page(1)}
+        actions = {
+            "save": self.action_save,
+            "new": self.action_new_agent,
+            "role-model": self.action_role_model,
+            "export": self.action_export,
+            "import": self.action_import,
+            "delete": self.action_delete,
+            "page-prev": lambda: self.action_page(-1),
+            "page-next": lambda: self.action_page(1),
+        }
         if event.button.id in actions:
             event.stop()
             actions[event.button.id]()
@@ -240,8 +266,12 @@ class BuilderScreen(WorkbenchScreen):
             if yes:
                 self.call_engine(lambda e: e.delete_agent(agent.id), lambda _: self._deleted(agent))
 
-        self.app.push_screen(ConfirmDialog(f"Delete the agent {clean(agent.name)} ({clean(agent.id)})? "
-                                           "This cannot be undone.", "Delete"), answered)
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete the agent {clean(agent.name)} ({clean(agent.id)})? This cannot be undone.", "Delete"
+            ),
+            answered,
+        )
 
     def _deleted(self, agent: AgentDefinition) -> None:
         self.notify(f"Deleted agent {clean(agent.id)}.", markup=False)
@@ -261,13 +291,16 @@ class BuilderScreen(WorkbenchScreen):
                 return
             path = Path(answer.path).expanduser()
             if path.exists():
-                self.app.push_screen(ConfirmDialog(f"{clean(path)} exists. Overwrite it?", "Overwrite"),
-                                     lambda yes: self._export(agent.id, path) if yes else None)
+                self.app.push_screen(
+                    ConfirmDialog(f"{clean(path)} exists. Overwrite it?", "Overwrite"),
+                    lambda yes: self._export(agent.id, path) if yes else None,
+                )
             else:
                 self._export(agent.id, path)
 
-        self.app.push_screen(PathDialog(f"Export {clean(agent.name)} to a YAML file", "Export", f"{agent.id}.yaml"),
-                             chosen)
+        self.app.push_screen(
+            PathDialog(f"Export {clean(agent.name)} to a YAML file", "Export", f"{agent.id}.yaml"), chosen
+        )
 
     def _export(self, agent_id: str, path: Path) -> None:
         def write(engine: Any) -> Path:
@@ -284,8 +317,9 @@ class BuilderScreen(WorkbenchScreen):
             if answer is None:
                 return
             path, replace = Path(answer.path).expanduser(), answer.replace
-            self.call_engine(lambda e: e.import_agent(path.read_text(encoding="utf-8"), replace=replace),
-                             self._imported)
+            self.call_engine(
+                lambda e: e.import_agent(path.read_text(encoding="utf-8"), replace=replace), self._imported
+            )
 
         self.app.push_screen(PathDialog("Import an agent from a YAML export", "Import", replace_option=True), chosen)
 
@@ -307,7 +341,8 @@ class BuilderScreen(WorkbenchScreen):
         name = request.role_model.name
         self._build = {"request": request, "started": time.monotonic(), "timer": self.set_interval(1.0, self._tick)}
         self.query_one(BuildProgress).start(
-            f"Building {name} ({request.role_model.occupation}), {request.deepening_cycles} deepening cycle(s)")
+            f"Building {name} ({request.role_model.occupation}), {request.deepening_cycles} deepening cycle(s)"
+        )
         self.run_worker(lambda: self._run_build(request), thread=True, group="builder-build", name="role-model build")
 
     def _run_build(self, request: RoleModelRequest) -> None:
@@ -357,8 +392,7 @@ class BuilderScreen(WorkbenchScreen):
             self._build["listed"] = True
             self.load_agents()  # the form is left alone: it may hold unsaved edits
 
-    def _build_finished(self, agent: AgentDefinition | None, caps: Capabilities | None,
-                        exc: Exception | None) -> None:
+    def _build_finished(self, agent: AgentDefinition | None, caps: Capabilities | None, exc: Exception | None) -> None:
         if self._build is not None:
             self._build["timer"].stop()
         self._build = None
@@ -373,8 +407,10 @@ class BuilderScreen(WorkbenchScreen):
         if agent.status == "failed":
             self.notify(f"The build of {clean(agent.id)} failed: {clean(error)}", severity="error", markup=False)
         else:
-            self.notify(f"Built {clean(agent.id)}: {len(caps.skills)} skills, {len(caps.knowledge)} knowledge "
-                        "items.", markup=False)
+            self.notify(
+                f"Built {clean(agent.id)}: {len(caps.skills)} skills, {len(caps.knowledge)} knowledge items.",
+                markup=False,
+            )
         self.load_agents(select_id=agent.id)
         self.query_one(CapabilitiesView).show(caps, error)
         self.query_one("#builder-tabs", TabbedContent).active = "tab-capabilities"

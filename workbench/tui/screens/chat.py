@@ -24,7 +24,6 @@ from workbench.tui.safe import clean, one_line
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.approval import ApprovalDecision, ApprovalModal
 from workbench.tui.widgets.chat_commands import CHAT_COMMANDS
-from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.chat_dialogs import CitationModal, TextPromptModal
 from workbench.tui.widgets.chat_log import AGENT_STEP_EVENTS, AssistantMessage, ChatLog, CitationSelected
 from workbench.tui.widgets.chat_prompt import PromptArea
@@ -43,6 +42,7 @@ from workbench.tui.widgets.chat_stream import (
     stored_meta,
 )
 from workbench.tui.widgets.confirm import ConfirmDialog
+from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.pickers import AgentPicker, ModelPicker
 
 if TYPE_CHECKING:
@@ -50,9 +50,11 @@ if TYPE_CHECKING:
 
     from workbench.engine.schemas import MessageRecord, Session
 
-WELCOME = ("Type a message and press Enter (Ctrl+J for a new line). Pick a model (Ctrl+O), an agent or a "
-           "knowledge collection (Ctrl+G) above. Ctrl+N starts a new chat, Ctrl+F searches chats, Esc stops "
-           "a reply, Ctrl+P lists every command.")
+WELCOME = (
+    "Type a message and press Enter (Ctrl+J for a new line). Pick a model (Ctrl+O), an agent or a "
+    "knowledge collection (Ctrl+G) above. Ctrl+N starts a new chat, Ctrl+F searches chats, Esc stops "
+    "a reply, Ctrl+P lists every command."
+)
 
 
 class ChatScreen(WorkbenchScreen):
@@ -148,8 +150,11 @@ class ChatScreen(WorkbenchScreen):
 
     def refresh_pickers(self) -> None:
         self.call_engine(lambda e: e.list_models(), self._show_models, group="chat-setup")
-        self.call_engine(lambda e: (e.list_agents(per_page=100, sort="name").items, e.list_collections()),
-                         self._show_agents, group="chat-setup")
+        self.call_engine(
+            lambda e: (e.list_agents(per_page=100, sort="name").items, e.list_collections()),
+            self._show_agents,
+            group="chat-setup",
+        )
 
     def _show_models(self, models: list[Any]) -> None:
         self._n_ctx = {m.id: m.n_ctx for m in models}
@@ -173,8 +178,11 @@ class ChatScreen(WorkbenchScreen):
 
     def refresh_sessions(self, select: str | None = None) -> None:
         query = self.query_one(SessionsPane).query_text
-        self.call_engine(lambda e: e.list_sessions(limit=200, query=query or None),
-                         partial(self._show_sessions, query, select), group="sessions")
+        self.call_engine(
+            lambda e: e.list_sessions(limit=200, query=query or None),
+            partial(self._show_sessions, query, select),
+            group="sessions",
+        )
 
     def _show_sessions(self, query: str, select: str | None, sessions: list[Session]) -> None:
         if query != self.query_one(SessionsPane).query_text:
@@ -203,15 +211,25 @@ class ChatScreen(WorkbenchScreen):
         if self.streaming:
             self.notify("A reply is in progress: stop it (Esc) before opening another chat.", severity="warning")
             return
-        self.call_engine(lambda e: (e.get_session(session_id), e.session_messages(session_id)),
-                         self._show_session, group="sessions")
+        self.call_engine(
+            lambda e: (e.get_session(session_id), e.session_messages(session_id)), self._show_session, group="sessions"
+        )
 
     async def _show_session(self, found: tuple[Session, list[MessageRecord]]) -> None:
         session, messages = found
         self.session_id = session.id
         log = self.log_view
-        await log.show_messages([(m.role, m.content, "agent" if m.run_id else "assistant", stored_meta(m, self._context_of(m.generation.model if m.generation else None)))
-                                 for m in messages])
+        await log.show_messages(
+            [
+                (
+                    m.role,
+                    m.content,
+                    "agent" if m.run_id else "assistant",
+                    stored_meta(m, self._context_of(m.generation.model if m.generation else None)),
+                )
+                for m in messages
+            ]
+        )
         if not messages:
             log.add_note(f"“{one_line(session.title, 60)}” has no messages yet. " + WELCOME, "hint")
         if session.model:
@@ -224,8 +242,7 @@ class ChatScreen(WorkbenchScreen):
             self.notify("A reply is in progress: stop it (Esc) first.", severity="warning")
             return
         model = self.query_one(ModelPicker).model
-        self.call_engine(lambda e: e.create_session("New chat", model=model), self._session_created,
-                         group="sessions")
+        self.call_engine(lambda e: e.create_session("New chat", model=model), self._session_created, group="sessions")
 
     def _session_created(self, session: Session) -> None:
         self.query_one("#session-search", Input).value = ""
@@ -249,13 +266,15 @@ class ChatScreen(WorkbenchScreen):
         if session is None:
             self.notify("Open or highlight a chat to rename it.", severity="warning")
             return
-        self.app.push_screen(TextPromptModal("Rename chat", session.title, "A title"),
-                             partial(self._rename, session.id))
+        self.app.push_screen(
+            TextPromptModal("Rename chat", session.title, "A title"), partial(self._rename, session.id)
+        )
 
     def _rename(self, session_id: str, title: str | None) -> None:
         if title:
-            self.call_engine(lambda e: e.rename_session(session_id, title),
-                             lambda s: self.refresh_sessions(), group="sessions")
+            self.call_engine(
+                lambda e: e.rename_session(session_id, title), lambda s: self.refresh_sessions(), group="sessions"
+            )
 
     def action_delete_session(self) -> None:
         session = self._target_session()
@@ -270,8 +289,9 @@ class ChatScreen(WorkbenchScreen):
 
     def _delete(self, session_id: str, confirmed: bool | None) -> None:
         if confirmed:
-            self.call_engine(lambda e: e.delete_session(session_id), lambda _: self._deleted(session_id),
-                             group="sessions")
+            self.call_engine(
+                lambda e: e.delete_session(session_id), lambda _: self._deleted(session_id), group="sessions"
+            )
 
     async def _deleted(self, session_id: str) -> None:
         if session_id == self.session_id:
@@ -310,8 +330,12 @@ class ChatScreen(WorkbenchScreen):
         self._steps = []
         self._reply = None
         if picker.agent_id is not None:
-            request = {"agent_id": picker.agent_id, "task": text, "session_id": self.session_id,
-                       **({"model": model} if model else {})}
+            request = {
+                "agent_id": picker.agent_id,
+                "task": text,
+                "session_id": self.session_id,
+                **({"model": model} if model else {}),
+            }
             work = partial(consume_agent, engine, self, self._turn, request)
             self._set_state(f"Agent {picker.agent_id} is working… (Esc stops)")
         elif picker.collection is not None:
@@ -321,9 +345,12 @@ class ChatScreen(WorkbenchScreen):
             self._set_state(f"Searching {picker.collection} and writing a cited answer…")
         else:
             self._reply = await log.add_assistant(label="assistant")
-            request = {"messages": [{"role": "user", "content": text}], "session_id": self.session_id,
-                       **({"model": model} if model else {}),
-                       **({"params": {"max_tokens": self.max_tokens}} if self.max_tokens else {})}
+            request = {
+                "messages": [{"role": "user", "content": text}],
+                "session_id": self.session_id,
+                **({"model": model} if model else {}),
+                **({"params": {"max_tokens": self.max_tokens}} if self.max_tokens else {}),
+            }
             work = partial(consume_chat, engine, self, self._turn, request)
             self._set_state("Generating… (Esc stops)")
         self._worker = self.run_worker(work, thread=True, group="chat-stream", name="chat stream")
@@ -351,7 +378,9 @@ class ChatScreen(WorkbenchScreen):
         if kind in ("run_started", "agent_run_started") and event.session_id and event.session_id != self.session_id:
             self.session_id = event.session_id
         elif kind == "run_finished":
-            await self._reply.finish(generation_meta(event.result, self._context_of(event.result.model)), text=event.result.text)
+            await self._reply.finish(
+                generation_meta(event.result, self._context_of(event.result.model)), text=event.result.text
+            )
         elif kind in AGENT_STEP_EVENTS:
             log.show_agent_event(event)
         elif kind == "run_failed":
@@ -371,8 +400,7 @@ class ChatScreen(WorkbenchScreen):
             self._reply = await log.add_assistant(label=f"agent {run.agent_id}")
             await self._reply.finish(agent_meta(run, last_prompt, self._context_of(run.model)), text=text)
         elif kind == "answer":
-            await self._reply.finish(answer_meta(event, time.monotonic() - self._turn_started),
-                                     text=answer_text(event))
+            await self._reply.finish(answer_meta(event, time.monotonic() - self._turn_started), text=answer_text(event))
             texts = {n: hit.text for n, hit in enumerate(event.hits, start=1)}  # [n] is the n-th hit
             self._reply.add_citations(event.citations, {c.n: texts.get(c.n, c.snippet) for c in event.citations})
 
@@ -389,8 +417,10 @@ class ChatScreen(WorkbenchScreen):
         elapsed = time.monotonic() - self._turn_started
         if message.cancelled and (reply is None or not reply.finished):
             reply = reply or await self.log_view.add_assistant()
-            await reply.finish(f"■ stopped after {message.tokens} tokens, {elapsed:.1f} s · finish_reason "
-                               f"cancelled (the partial answer was kept)")
+            await reply.finish(
+                f"■ stopped after {message.tokens} tokens, {elapsed:.1f} s · finish_reason "
+                f"cancelled (the partial answer was kept)"
+            )
         elif message.error is not None:
             reply = reply or await self.log_view.add_assistant()
             await reply.finish(f"failed: {one_line(message.error, 200)}")
@@ -402,11 +432,13 @@ class ChatScreen(WorkbenchScreen):
         if decision is None and not self.streaming:
             return
         if decision is None:
-            self.log_view.add_note("The approval is still pending: decide in the Clinic, or stop the run (Esc).",
-                                   "approval")
+            self.log_view.add_note(
+                "The approval is still pending: decide in the Clinic, or stop the run (Esc).", "approval"
+            )
             return
-        self.call_engine(lambda e: e.resolve_approval(decision.approval_id, decision.approve, decision.reason),
-                         group="approval")
+        self.call_engine(
+            lambda e: e.resolve_approval(decision.approval_id, decision.approve, decision.reason), group="approval"
+        )
 
     def on_citation_selected(self, message: CitationSelected) -> None:
         message.stop()

@@ -20,8 +20,8 @@ from workbench.engine.schemas import AgentRunRecord, ApprovalRecord, RunEventRec
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
 from workbench.tui.widgets.approval import ApprovalDecision, ApprovalModal, pretty_arguments
-from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 from workbench.tui.widgets.clinic_events import RunView, duration
+from workbench.tui.widgets.palette import PaletteCommand, ScreenCommands
 
 AUTO_REFRESH_S = 2.0
 RUN_LIMIT = 200
@@ -55,21 +55,28 @@ class ClinicScreen(WorkbenchScreen):
                     yield DataTable(id="approvals", cursor_type="row", zebra_stripes=True)
                     yield Static("No pending approvals.", id="approval-detail", markup=False)
             with TabPane("Workflows & traces", id="tab-orchestration"):
-                yield Static("Workflow runs and trace timelines appear here once orchestration is available.",
-                             id="orchestration-note")
+                yield Static(
+                    "Workflow runs and trace timelines appear here once orchestration is available.",
+                    id="orchestration-note",
+                )
 
     def on_mount(self) -> None:  # WorkbenchScreen.on_mount runs too (Textual calls each class's handler)
         self.query_one("#runs", DataTable).add_columns(
-            "Run", "Agent", "Status", "Steps", "Tokens", "Duration", "Started", "Task")
+            "Run", "Agent", "Status", "Steps", "Tokens", "Duration", "Started", "Task"
+        )
         self.query_one("#approvals", DataTable).add_columns(
-            "Tool", "Permission", "Agent", "Run", "Requested", "Arguments")
+            "Tool", "Permission", "Agent", "Run", "Requested", "Arguments"
+        )
         self._poll_timer = self.set_interval(AUTO_REFRESH_S, self._poll)
 
     def palette_commands(self) -> Iterator[PaletteCommand]:
         yield "Clinic: refresh", "Reload runs and pending approvals", self.action_refresh
         yield "Clinic: runs", "Show agent runs", lambda: self.action_show_tab("tab-runs")
-        yield "Clinic: pending approvals", "Show tool calls waiting for a decision", \
-            lambda: self.action_show_tab("tab-approvals")
+        yield (
+            "Clinic: pending approvals",
+            "Show tool calls waiting for a decision",
+            lambda: self.action_show_tab("tab-approvals"),
+        )
         yield "Clinic: review approval", "Approve or deny the highlighted approval", self.action_review
 
     # ---------------------------------------------------------------- loading
@@ -85,8 +92,12 @@ class ClinicScreen(WorkbenchScreen):
         """Reload the runs and approvals (and the selected run's events)."""
         if self.wb.engine is None:
             return
-        self.call_engine(lambda e: (e.list_runs(limit=RUN_LIMIT), e.pending_approvals()),
-                         lambda result: self._loaded(*result, detail=detail), group="clinic-lists", exclusive=True)
+        self.call_engine(
+            lambda e: (e.list_runs(limit=RUN_LIMIT), e.pending_approvals()),
+            lambda result: self._loaded(*result, detail=detail),
+            group="clinic-lists",
+            exclusive=True,
+        )
 
     def _poll(self) -> None:
         # a cheap poll while the Clinic is on screen: new runs, progress of running ones, new approvals
@@ -110,16 +121,24 @@ class ClinicScreen(WorkbenchScreen):
         table.clear()
         for run in runs:
             table.add_row(
-                plain(run.id), plain(run.agent_id), plain(run.status, _status_style(run.status)), str(run.steps),
-                str(run.prompt_tokens + run.completion_tokens), duration(run.duration_ms),
-                run.started_at.strftime("%m-%d %H:%M:%S"), plain(one_line(run.task, 30)), key=run.id)
+                plain(run.id),
+                plain(run.agent_id),
+                plain(run.status, _status_style(run.status)),
+                str(run.steps),
+                str(run.prompt_tokens + run.completion_tokens),
+                duration(run.duration_ms),
+                run.started_at.strftime("%m-%d %H:%M:%S"),
+                plain(one_line(run.task, 30)),
+                key=run.id,
+            )
         if self.selected_run in self._runs:
             table.move_cursor(row=table.get_row_index(self.selected_run), scroll=False)
 
     def load_run(self, run_id: str) -> None:
         self.selected_run = run_id
-        self.call_engine(lambda e: (e.get_run(run_id), e.run_events(run_id)), self._run_loaded,
-                         group="clinic-run", exclusive=True)
+        self.call_engine(
+            lambda e: (e.get_run(run_id), e.run_events(run_id)), self._run_loaded, group="clinic-run", exclusive=True
+        )
 
     async def _run_loaded(self, result: tuple[AgentRunRecord, list[RunEventRecord]]) -> None:
         run, events = result
@@ -142,8 +161,15 @@ class ClinicScreen(WorkbenchScreen):
         table.clear()
         for a in approvals:
             arguments = one_line(json.dumps(a.arguments, sort_keys=True, ensure_ascii=False, default=str), 40)
-            table.add_row(plain(a.tool), plain(a.permission), plain(a.agent_id or "—"), plain(a.run_id or "—"),
-                          a.created_at.strftime("%m-%d %H:%M:%S"), plain(arguments), key=a.id)
+            table.add_row(
+                plain(a.tool),
+                plain(a.permission),
+                plain(a.agent_id or "—"),
+                plain(a.run_id or "—"),
+                a.created_at.strftime("%m-%d %H:%M:%S"),
+                plain(arguments),
+                key=a.id,
+            )
         if keep in self._approvals:
             table.move_cursor(row=table.get_row_index(keep), scroll=False)
         tab = self.query_one("#clinic-tabs", TabbedContent).get_tab("tab-approvals")
@@ -163,9 +189,13 @@ class ClinicScreen(WorkbenchScreen):
         if approval is None:
             detail.update("No pending approvals." if not self._approvals else "")
             return
-        detail.update(plain(f"{approval.tool} ({approval.permission}) for agent {approval.agent_id or '—'}, "
-                            f"run {approval.run_id or '—'}\n{pretty_arguments(approval.arguments)}\n\n"
-                            "Press enter or v to approve or deny."))
+        detail.update(
+            plain(
+                f"{approval.tool} ({approval.permission}) for agent {approval.agent_id or '—'}, "
+                f"run {approval.run_id or '—'}\n{pretty_arguments(approval.arguments)}\n\n"
+                "Press enter or v to approve or deny."
+            )
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "approvals":
@@ -182,8 +212,11 @@ class ClinicScreen(WorkbenchScreen):
     def _decided(self, decision: ApprovalDecision | None) -> None:
         if decision is None:
             return
-        self.call_engine(lambda e: e.resolve_approval(decision.approval_id, decision.approve, decision.reason),
-                         self._resolved, failed=self._resolve_failed)
+        self.call_engine(
+            lambda e: e.resolve_approval(decision.approval_id, decision.approve, decision.reason),
+            self._resolved,
+            failed=self._resolve_failed,
+        )
 
     def _resolved(self, approval: ApprovalRecord) -> None:
         self.notify(f"{clean(approval.tool)}: {approval.status}.", markup=False)
@@ -198,5 +231,12 @@ class ClinicScreen(WorkbenchScreen):
 
 
 def _status_style(status: str) -> str:
-    return {"running": "bold yellow", "finished": "green", "failed": "bold red", "blocked": "bold red",
-            "cancelled": "dim", "interrupted": "dim", "max_steps": "yellow"}.get(status, "")
+    return {
+        "running": "bold yellow",
+        "finished": "green",
+        "failed": "bold red",
+        "blocked": "bold red",
+        "cancelled": "dim",
+        "interrupted": "dim",
+        "max_steps": "yellow",
+    }.get(status, "")

@@ -21,11 +21,12 @@ from textual.worker import get_current_worker
 from workbench.engine.schemas import IngestFinished, Progress, SearchRequest
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.knowledge_files import common_root, human_size, short_path
 from workbench.tui.widgets.knowledge_views import hit_detail, ingest_rows, ingest_summary, score
 from workbench.tui.widgets.knowledge_wizard import UploadWizard
+from workbench.tui.widgets.palette import ScreenCommands
+
 
 class KnowledgeScreen(WorkbenchScreen):
     TITLE_TEXT = "Knowledge"
@@ -76,8 +77,9 @@ class KnowledgeScreen(WorkbenchScreen):
                 with Horizontal(id="ks-bar"):
                     yield Input(placeholder="Search the collection…", id="ks-query")
                     yield Select([], prompt="Collection", id="ks-collection")
-                    yield Select([(m, m) for m in ("hybrid", "bm25", "vector")], value="hybrid",
-                                 allow_blank=False, id="ks-mode")
+                    yield Select(
+                        [(m, m) for m in ("hybrid", "bm25", "vector")], value="hybrid", allow_blank=False, id="ks-mode"
+                    )
                 yield DataTable(id="ks-results", cursor_type="row", zebra_stripes=True)
                 with VerticalScroll(id="ks-detail-scroll"):
                     yield Static("Select a result to see its full text and source.", id="ks-detail", markup=False)
@@ -88,8 +90,14 @@ class KnowledgeScreen(WorkbenchScreen):
         self.query_one("#kb-documents", DataTable).add_columns("Document", "Type", "Size", "Chunks", "Pinned")
         self.query_one("#kb-chunks", DataTable).add_columns("#", "Lines", "Heading")
         self.query_one("#ks-results", DataTable).add_columns("#", "Fused", "BM25", "Vector", "Source", "Text")
-        titles = {"#kb-collections": "Collections", "#kb-documents": "Documents", "#kb-chunks": "Chunks",
-                  "#kb-chunk-scroll": "Chunk text", "#ks-results": "Results", "#ks-detail-scroll": "Result"}
+        titles = {
+            "#kb-collections": "Collections",
+            "#kb-documents": "Documents",
+            "#kb-chunks": "Chunks",
+            "#kb-chunk-scroll": "Chunk text",
+            "#ks-results": "Results",
+            "#ks-detail-scroll": "Result",
+        }
         for selector, title in titles.items():
             self.query_one(selector).border_title = title
 
@@ -153,8 +161,12 @@ class KnowledgeScreen(WorkbenchScreen):
 
     def _load_documents(self, collection: str) -> None:
         self.collection = collection
-        self.call_engine(lambda e: e.list_documents(collection), lambda docs: self._show_documents(collection, docs),
-                         group="kn-documents", exclusive=True)
+        self.call_engine(
+            lambda e: e.list_documents(collection),
+            lambda docs: self._show_documents(collection, docs),
+            group="kn-documents",
+            exclusive=True,
+        )
 
     def _show_documents(self, collection: str | None, documents: list[Any]) -> None:
         if collection != self.collection:
@@ -165,8 +177,14 @@ class KnowledgeScreen(WorkbenchScreen):
         row = table.cursor_row
         table.clear()
         for d in documents:
-            table.add_row(plain(short_path(d.path, self.root)), plain(d.kind), human_size(d.size), str(d.chunk_count),
-                          plain("pinned", "yellow") if d.pinned else "", key=d.path)
+            table.add_row(
+                plain(short_path(d.path, self.root)),
+                plain(d.kind),
+                human_size(d.size),
+                str(d.chunk_count),
+                plain("pinned", "yellow") if d.pinned else "",
+                key=d.path,
+            )
         if documents:
             table.move_cursor(row=min(row, len(documents) - 1))
         self._clear_chunks()
@@ -184,8 +202,10 @@ class KnowledgeScreen(WorkbenchScreen):
         doc = self._current_document()
         if doc is None:
             return
-        self.call_engine(lambda e: e.set_pinned(doc.collection, doc.path, not doc.pinned),
-                         lambda _: self._load_documents(doc.collection))
+        self.call_engine(
+            lambda e: e.set_pinned(doc.collection, doc.path, not doc.pinned),
+            lambda _: self._load_documents(doc.collection),
+        )
 
     def action_remove_document(self) -> None:
         doc = self._current_document()
@@ -217,9 +237,12 @@ class KnowledgeScreen(WorkbenchScreen):
         if doc is None:
             return
         self.query_one("#kb-chunks-title", Label).update(f"Chunks of {short_path(doc.path, self.root)}: loading…")
-        self.call_engine(lambda e: e.document_chunks(doc.collection, doc.path, limit=1000),
-                         lambda chunks: self._show_chunks(doc, chunks),
-                         group="kn-chunks", exclusive=True)
+        self.call_engine(
+            lambda e: e.document_chunks(doc.collection, doc.path, limit=1000),
+            lambda chunks: self._show_chunks(doc, chunks),
+            group="kn-chunks",
+            exclusive=True,
+        )
 
     def _show_chunks(self, doc: Any, chunks: list[Any]) -> None:
         self.chunks = chunks
@@ -256,8 +279,12 @@ class KnowledgeScreen(WorkbenchScreen):
             self.notify(clean(exc.errors()[0]["msg"]), title="Invalid search", severity="warning", markup=False)
             return
         self.query_one("#ks-detail", Static).update("Searching…")
-        self.call_engine(lambda e: (e.search(request), e.list_documents(request.collection)), self._show_hits,
-                         group="kn-search", exclusive=True)
+        self.call_engine(
+            lambda e: (e.search(request), e.list_documents(request.collection)),
+            self._show_hits,
+            group="kn-search",
+            exclusive=True,
+        )
 
     def _show_hits(self, result: tuple[Any, list[Any]]) -> None:
         response, documents = result
@@ -266,9 +293,14 @@ class KnowledgeScreen(WorkbenchScreen):
         table = self.query_one("#ks-results", DataTable)
         table.clear()
         for hit in response.hits:
-            table.add_row(str(hit.rank), f"{hit.fused_score:.4f}", score(hit.bm25_score, hit.bm25_rank),
-                          score(hit.vector_score, hit.vector_rank), plain(one_line(short_path(hit.path, self.search_root), 28)),
-                          plain(one_line(hit.text, 60)))
+            table.add_row(
+                str(hit.rank),
+                f"{hit.fused_score:.4f}",
+                score(hit.bm25_score, hit.bm25_rank),
+                score(hit.vector_score, hit.vector_rank),
+                plain(one_line(short_path(hit.path, self.search_root), 28)),
+                plain(one_line(hit.text, 60)),
+            )
         found = f"{len(response.hits)} results in {response.latency_ms:.0f} ms" if response.hits else "No results."
         self.query_one("#ks-detail", Static).update(f"{found} Select a result to see its full text and source.")
 
@@ -284,8 +316,14 @@ class KnowledgeScreen(WorkbenchScreen):
         wizard = self.query_one(UploadWizard)
         files = [f.path for f in wizard.preview.files] if wizard.preview else []
         request = {"paths": event.paths, "collection": event.collection, "pinned": event.pinned}
-        self.run_worker(lambda: self._ingest_worker(request, files, wizard), thread=True, group="kn-ingest",
-                        exclusive=True, name="ingest", exit_on_error=False)
+        self.run_worker(
+            lambda: self._ingest_worker(request, files, wizard),
+            thread=True,
+            group="kn-ingest",
+            exclusive=True,
+            name="ingest",
+            exit_on_error=False,
+        )
 
     def _ingest_worker(self, request: dict[str, Any], files: list[str], wizard: UploadWizard) -> None:
         """Consumes the whole ingest stream on this one thread; the wizard hears of each step."""
@@ -297,7 +335,9 @@ class KnowledgeScreen(WorkbenchScreen):
             try:
                 for event in events:
                     if worker.is_cancelled:
-                        app.call_from_thread(wizard.show_failure, "Ingest cancelled; files already committed stay.", True)
+                        app.call_from_thread(
+                            wizard.show_failure, "Ingest cancelled; files already committed stay.", True
+                        )
                         return
                     if isinstance(event, Progress):
                         app.call_from_thread(wizard.show_progress, event.stage, event.done, event.total, event.message)
@@ -323,4 +363,3 @@ class KnowledgeScreen(WorkbenchScreen):
         self.collection = event.collection
         self.action_tab("browse")
         self.action_refresh()
-

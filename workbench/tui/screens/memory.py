@@ -18,10 +18,10 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static, Tab
 from workbench.engine.schemas import NAME_PATTERN
 from workbench.tui.safe import clean, one_line, plain
 from workbench.tui.screens.base import WorkbenchScreen
-from workbench.tui.widgets.palette import ScreenCommands
 from workbench.tui.widgets.confirm import ConfirmDialog
 from workbench.tui.widgets.memory_form import RememberDialog
 from workbench.tui.widgets.memory_views import fetch_page, graph_lookup, memory_detail, value_text
+from workbench.tui.widgets.palette import ScreenCommands
 
 PAGE_SIZE = 50
 MAX_HOPS = 6
@@ -74,14 +74,20 @@ class MemoryScreen(WorkbenchScreen):
             with TabPane("Graph", id="graph"):
                 with Horizontal(id="mg-bar"):
                     yield Input(placeholder="Entity name (enter: facts and neighbours)", id="mg-entity")
-                    yield Select([(f"{h} hop{'s' if h > 1 else ''}", h) for h in range(1, MAX_HOPS + 1)],
-                                 value=1, allow_blank=False, id="mg-hops")
-                    yield Select([(d, d) for d in ("both", "out", "in")], value="both", allow_blank=False,
-                                 id="mg-direction")
+                    yield Select(
+                        [(f"{h} hop{'s' if h > 1 else ''}", h) for h in range(1, MAX_HOPS + 1)],
+                        value=1,
+                        allow_blank=False,
+                        id="mg-hops",
+                    )
+                    yield Select(
+                        [(d, d) for d in ("both", "out", "in")], value="both", allow_blank=False, id="mg-direction"
+                    )
                     yield Button("Look up", id="mg-lookup", variant="primary")
                     yield Button("Search", id="mg-search")
-                yield Label("Type an entity and press enter, or search entities by meaning.", id="mg-status",
-                            markup=False)
+                yield Label(
+                    "Type an entity and press enter, or search entities by meaning.", id="mg-status", markup=False
+                )
                 with Horizontal(id="mg-body"):
                     yield DataTable(id="mg-facts", cursor_type="row", zebra_stripes=True)
                     yield DataTable(id="mg-neighbours", cursor_type="row", zebra_stripes=True)
@@ -93,8 +99,13 @@ class MemoryScreen(WorkbenchScreen):
         self.query_one("#mg-facts", DataTable).add_columns("Attribute", "Value", "Source", "Conf.")
         self.query_one("#mg-neighbours", DataTable).add_columns("Entity", "Type", "Hops", "Via")
         self.query_one("#mg-entities", DataTable).add_columns("Entity", "Type", "Score", "Description")
-        titles = {"#mm-table": "Memories", "#mm-detail-scroll": "Memory", "#mg-facts": "Facts",
-                  "#mg-neighbours": "Neighbours", "#mg-entities": "Entity search"}
+        titles = {
+            "#mm-table": "Memories",
+            "#mm-detail-scroll": "Memory",
+            "#mg-facts": "Facts",
+            "#mg-neighbours": "Neighbours",
+            "#mg-entities": "Entity search",
+        }
         for selector, title in titles.items():
             self.query_one(selector).border_title = title
 
@@ -127,8 +138,12 @@ class MemoryScreen(WorkbenchScreen):
         if self.wb.engine is None:
             return
         namespace, text, page = self.namespace, self.query_one("#mm-filter", Input).value.strip(), self.page
-        self.call_engine(lambda e: fetch_page(e, namespace, text, page, PAGE_SIZE),
-                         lambda result: self._show_page(page, result), group="mm-list", exclusive=True)
+        self.call_engine(
+            lambda e: fetch_page(e, namespace, text, page, PAGE_SIZE),
+            lambda result: self._show_page(page, result),
+            group="mm-list",
+            exclusive=True,
+        )
 
     def action_page(self, step: int) -> None:
         if (step > 0 and self.has_next) or (step < 0 and self.page > 0):
@@ -157,8 +172,9 @@ class MemoryScreen(WorkbenchScreen):
         row = table.cursor_row
         table.clear()
         for r in records:
-            table.add_row(plain(one_line(r.key, 28)), plain(r.namespace), plain(r.kind),
-                          plain(one_line(value_text(r.value), 36)))
+            table.add_row(
+                plain(one_line(r.key, 28)), plain(r.namespace), plain(r.kind), plain(one_line(value_text(r.value), 36))
+            )
         if records:
             table.move_cursor(row=min(row, len(records) - 1))
         scope = f"namespace {self.namespace}" if self.namespace else "all namespaces"
@@ -203,8 +219,9 @@ class MemoryScreen(WorkbenchScreen):
         self.app.push_screen(RememberDialog(self.namespace or "default"), stored)
 
     def _remembered(self, result: Any) -> None:
-        self.notify(f"{result.status.capitalize()} {clean(one_line(result.key, 60))} in {result.namespace}",
-                    markup=False)
+        self.notify(
+            f"{result.status.capitalize()} {clean(one_line(result.key, 60))} in {result.namespace}", markup=False
+        )
         self.action_refresh()
 
     # ---------------------------------------------------------------- graph
@@ -221,8 +238,12 @@ class MemoryScreen(WorkbenchScreen):
         hops = int(self.query_one("#mg-hops", Select).value)  # type: ignore[arg-type]
         direction = str(self.query_one("#mg-direction", Select).value)
         self.query_one("#mg-status", Label).update(plain(f"Looking up {entity}…"))
-        self.call_engine(lambda e: graph_lookup(e, entity, hops, direction), lambda r: self._show_graph(entity, r),
-                         group="mg-lookup", exclusive=True)
+        self.call_engine(
+            lambda e: graph_lookup(e, entity, hops, direction),
+            lambda r: self._show_graph(entity, r),
+            group="mg-lookup",
+            exclusive=True,
+        )
 
     def _show_graph(self, entity: str, result: tuple[list[Any], list[Any] | None]) -> None:
         facts, neighbours = result
@@ -230,30 +251,39 @@ class MemoryScreen(WorkbenchScreen):
         table = self.query_one("#mg-facts", DataTable)
         table.clear()
         for f in facts:
-            table.add_row(plain(f.attribute), plain(one_line(f.value, 50)), plain(one_line(f.source or "", 24)),
-                          f"{f.confidence:.2f}")
+            table.add_row(
+                plain(f.attribute),
+                plain(one_line(f.value, 50)),
+                plain(one_line(f.source or "", 24)),
+                f"{f.confidence:.2f}",
+            )
         table = self.query_one("#mg-neighbours", DataTable)
         table.clear()
         for n in self.neighbours:
             table.add_row(plain(n.entity.name), plain(n.entity.type), str(n.hops), plain(" → ".join(n.via)))
-        status = (f"No entity named {entity!r} in the knowledge graph." if neighbours is None
-                  else f"{entity}: {len(facts)} facts, {len(self.neighbours)} neighbours (enter on a neighbour opens it)")
+        status = (
+            f"No entity named {entity!r} in the knowledge graph."
+            if neighbours is None
+            else f"{entity}: {len(facts)} facts, {len(self.neighbours)} neighbours (enter on a neighbour opens it)"
+        )
         self.query_one("#mg-status", Label).update(plain(status))
 
     @on(Button.Pressed, "#mg-search")
     def _search_entities(self) -> None:
         query = self.query_one("#mg-entity", Input).value.strip()
         if query:
-            self.call_engine(lambda e: e.search_entities(query, 20), self._show_entities, group="mg-search",
-                             exclusive=True)
+            self.call_engine(
+                lambda e: e.search_entities(query, 20), self._show_entities, group="mg-search", exclusive=True
+            )
 
     def _show_entities(self, hits: list[Any]) -> None:
         self.entity_hits = hits
         table = self.query_one("#mg-entities", DataTable)
         table.clear()
         for h in hits:
-            table.add_row(plain(h.entity.name), plain(h.entity.type), f"{h.score:.3f}",
-                          plain(one_line(h.entity.description, 60)))
+            table.add_row(
+                plain(h.entity.name), plain(h.entity.type), f"{h.score:.3f}", plain(one_line(h.entity.description, 60))
+            )
 
     @on(DataTable.RowSelected, "#mg-neighbours")
     @on(DataTable.RowSelected, "#mg-entities")

@@ -27,6 +27,7 @@ from workbench.tui.widgets.settings_panes import (
     WorkspacePane,
 )
 
+
 class SettingsScreen(WorkbenchScreen):
     TITLE_TEXT = "Settings"
     CSS_PATH = "settings.tcss"
@@ -36,8 +37,13 @@ class SettingsScreen(WorkbenchScreen):
         Binding("s", "toggle_server", "Start/stop server", show=True),
     ]
 
-    TABS = {"tab-models": "Models", "tab-providers": "Providers", "tab-workspace": "Workspace",
-            "tab-mcp": "MCP servers", "tab-server": "Local server"}
+    TABS = {
+        "tab-models": "Models",
+        "tab-providers": "Providers",
+        "tab-workspace": "Workspace",
+        "tab-mcp": "MCP servers",
+        "tab-server": "Local server",
+    }
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="settings-tabs"):
@@ -59,12 +65,14 @@ class SettingsScreen(WorkbenchScreen):
     def palette_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         commands: list[tuple[str, str, Callable[[], Any]]] = [
             ("Settings: refresh", "Reload models, providers, folders and MCP servers", self.action_refresh),
-            ("Settings: start or stop the local server", "Serve this engine on localhost (S)",
-             self.action_toggle_server),
+            (
+                "Settings: start or stop the local server",
+                "Serve this engine on localhost (S)",
+                self.action_toggle_server,
+            ),
         ]
         for tab_id, label in self.TABS.items():
-            commands.append((f"Settings: {label}", f"Show the {label} tab",
-                             lambda t=tab_id: self.action_tab(t)))
+            commands.append((f"Settings: {label}", f"Show the {label} tab", lambda t=tab_id: self.action_tab(t)))
         return commands
 
     # ---------------------------------------------------------------- loading
@@ -101,6 +109,7 @@ class SettingsScreen(WorkbenchScreen):
             self.notify(message, markup=False)
             for load in reload:
                 load()
+
         return done
 
     def _form(self, read: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
@@ -133,8 +142,13 @@ class SettingsScreen(WorkbenchScreen):
             handler()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        handlers = {"provider-key": self._store_key, "root-path": self._add_root, "mcp-command": self._add_mcp,
-                    "provider-models": self._add_provider, "server-listen": self._start_server}
+        handlers = {
+            "provider-key": self._store_key,
+            "root-path": self._add_root,
+            "mcp-command": self._add_mcp,
+            "provider-models": self._add_provider,
+            "server-listen": self._start_server,
+        }
         handler = handlers.get(event.input.id or "")
         if handler is not None:
             event.stop()
@@ -171,6 +185,7 @@ class SettingsScreen(WorkbenchScreen):
             self.notify(f"Provider {info.name} saved; store its key below.", markup=False)
             self._load_providers()
             self._load_models()
+
         self.call_engine(lambda e: e.add_provider(**form), added)
 
     def _store_key(self) -> None:
@@ -182,15 +197,18 @@ class SettingsScreen(WorkbenchScreen):
             self.notify("Enter the API key first.", severity="warning", markup=False)
             return
         secret, field.value = field.value, ""  # gone from the widget before the worker even starts
-        self.call_engine(lambda e: e.set_provider_key(name, secret),
-                         self._done(f"Key stored for {name} in the OS keyring.", self._load_providers))
+        self.call_engine(
+            lambda e: e.set_provider_key(name, secret),
+            self._done(f"Key stored for {name} in the OS keyring.", self._load_providers),
+        )
 
     def _remove_provider(self) -> None:
         name = self._selected("providers-table", "a provider")
         if name is not None:
-            self.call_engine(lambda e: e.remove_provider(name),
-                             self._done(f"Provider {name} and its key removed.", self._load_providers,
-                                        self._load_models))
+            self.call_engine(
+                lambda e: e.remove_provider(name),
+                self._done(f"Provider {name} and its key removed.", self._load_providers, self._load_models),
+            )
 
     # -------------------------------------------------------------- workspace
 
@@ -204,6 +222,7 @@ class SettingsScreen(WorkbenchScreen):
         def added(roots: list[str]) -> None:
             field.value = ""
             self.query_one(WorkspacePane).show(roots)
+
         self.call_engine(lambda e: e.add_workspace_root(path), added)
 
     def _remove_root(self) -> None:
@@ -223,21 +242,25 @@ class SettingsScreen(WorkbenchScreen):
             pane.clear_mcp_form()
             self.notify(f"MCP server {info.name} added; it starts when its tools are first needed.", markup=False)
             self._load_mcp()
+
         self.call_engine(lambda e: e.add_mcp_server(**form), added)
 
     def _remove_mcp(self) -> None:
         name = self._selected("mcp-table", "an MCP server")
         if name is not None:
-            self.call_engine(lambda e: e.remove_mcp_server(name),
-                             self._done(f"MCP server {name} removed.", self._load_mcp))
+            self.call_engine(
+                lambda e: e.remove_mcp_server(name), self._done(f"MCP server {name} removed.", self._load_mcp)
+            )
 
     def _accept_mcp(self) -> None:
         name = self._selected("mcp-table", "an MCP server")
         if name is not None:
             self.notify(f"Starting {name} to read its tools…", markup=False)
-            self.call_engine(lambda e: e.accept_mcp_changes(name),
-                             self._done(f"The tools of {name} are accepted as they are now.", self._load_mcp),
-                             group="mcp")
+            self.call_engine(
+                lambda e: e.accept_mcp_changes(name),
+                self._done(f"The tools of {name} are accepted as they are now.", self._load_mcp),
+                group="mcp",
+            )
 
     # ----------------------------------------------------------------- server
 

@@ -61,9 +61,14 @@ class ApprovalModal(ModalScreen["ApprovalDecision | None"]):
         with Vertical(id="approval-box"):
             yield Label("A tool call needs your approval", id="approval-title")
             yield Static(plain(f"Tool: {approval.tool}"), id="approval-tool", markup=False)
-            yield Static(plain(f"Permission: {approval.permission}"
-                               + (f" · agent {approval.agent_id}" if approval.agent_id else "")),
-                         id="approval-meta", markup=False)
+            yield Static(
+                plain(
+                    f"Permission: {approval.permission}"
+                    + (f" · agent {approval.agent_id}" if approval.agent_id else "")
+                ),
+                id="approval-meta",
+                markup=False,
+            )
             with VerticalScroll(id="approval-args"):
                 yield Static(plain(pretty_arguments(approval.arguments)), id="approval-arguments", markup=False)
             yield Input(placeholder="Reason (optional, recorded with the decision)", id="approval-reason")

@@ -87,8 +87,11 @@ class RoleModelDialog(ModalScreen[RoleModelRequest | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog wizard"):
             yield Label("New agent from a role model", classes="dialog-title")
-            yield Static("The model writes knowledge and skills for a person in an occupation; each deepening "
-                         "cycle adds more (and takes longer).", classes="dialog-help")
+            yield Static(
+                "The model writes knowledge and skills for a person in an occupation; each deepening "
+                "cycle adds more (and takes longer).",
+                classes="dialog-help",
+            )
             with Horizontal(classes="wizard-row"):
                 with Vertical():
                     yield Label("Role model's name", classes="field-label")

@@ -71,11 +71,13 @@ class AgentForm(VerticalScroll):
             yield Label("Redact personal data", classes="switch-label")
         yield Label("Ask a person before tools that", classes="field-label")
         yield SelectionList[str](*((p, p) for p in PERMISSIONS), id="guard-approvals")
-        yield Label("Deny patterns (one regex per line; a match blocks the prompt, reply or tool call)",
-                    classes="field-label")
+        yield Label(
+            "Deny patterns (one regex per line; a match blocks the prompt, reply or tool call)", classes="field-label"
+        )
         yield TextArea(id="guard-deny", classes="patterns")
-        yield Label("Tool deny patterns (one regex per line, matched against the tool and its arguments)",
-                    classes="field-label")
+        yield Label(
+            "Tool deny patterns (one regex per line, matched against the tool and its arguments)", classes="field-label"
+        )
         yield TextArea(id="guard-tool-deny", classes="patterns")
         with Horizontal(classes="field-row"):
             yield Label("Run time limit (s)", classes="inline-label")
@@ -113,8 +115,9 @@ class AgentForm(VerticalScroll):
         model.value = chosen_model if chosen_model else Select.NULL
         self.query_one("#agent-max-steps", Input).value = str(agent.max_steps if agent else 6)
         self._fill("#agent-tools", getattr(self, "_tools", []), agent.tools if agent else [])
-        self._fill("#agent-collections", getattr(self, "_collections", []),
-                   agent.knowledge_collections if agent else [])
+        self._fill(
+            "#agent-collections", getattr(self, "_collections", []), agent.knowledge_collections if agent else []
+        )
         guard = agent.guardrails if agent else GuardPolicy()
         trip = agent.tripwires if agent else TripwirePolicy()
         approvals = agent.approvals if agent else ApprovalPolicy()

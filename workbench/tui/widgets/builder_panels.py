@@ -50,8 +50,7 @@ class CapabilitiesView(VerticalScroll):
     """The generated knowledge and skills of the agent in the form."""
 
     def compose(self) -> ComposeResult:
-        yield Static("Select an agent, or create one from a role model (ctrl+g).", id="capabilities-text",
-                     markup=False)
+        yield Static("Select an agent, or create one from a role model (ctrl+g).", id="capabilities-text", markup=False)
 
     def show(self, caps: Capabilities | None, build_error: str | None = None) -> None:
         body = self.query_one("#capabilities-text", Static)

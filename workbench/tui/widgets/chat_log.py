@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 #: agent events shown as notes or tool blocks by `ChatLog.show_agent_event` with nothing else to do
-AGENT_STEP_EVENTS = frozenset({"agent_run_started", "step_started", "tool_call_proposed", "approval_resolved",
-                               "tool_result", "guardrail"})
+AGENT_STEP_EVENTS = frozenset(
+    {"agent_run_started", "step_started", "tool_call_proposed", "approval_resolved", "tool_result", "guardrail"}
+)
 
 
 class UserMessage(Static):
@@ -127,8 +128,12 @@ class ToolBlock(Collapsible):
     """A tool call or its result: a one-line title, the details folded."""
 
     def __init__(self, title: str, body: str, kind: str) -> None:
-        super().__init__(Static(plain(body), markup=False, classes="tool-body"),
-                         title=Content(one_line(title, 100)), collapsed=True, classes=f"tool-block tool-{kind}")
+        super().__init__(
+            Static(plain(body), markup=False, classes="tool-body"),
+            title=Content(one_line(title, 100)),
+            collapsed=True,
+            classes=f"tool-block tool-{kind}",
+        )
         self.source_text = clean(title) + "\n" + clean(body)
 
 
@@ -184,8 +189,9 @@ class ChatLog(VerticalScroll):
 
     def add_tool_call(self, step: int, tool: str, arguments: dict[str, Any], permission: str) -> ToolBlock:
         title = f"→ step {step}: {tool}({one_line(pretty_arguments(arguments), 60)}) [{permission}]"
-        block = ToolBlock(title, f"tool: {tool}\npermission: {permission}\narguments:\n"
-                          + pretty_arguments(arguments), "call")
+        block = ToolBlock(
+            title, f"tool: {tool}\npermission: {permission}\narguments:\n" + pretty_arguments(arguments), "call"
+        )
         self.mount(block)
         return block
 
@@ -216,5 +222,8 @@ class ChatLog(VerticalScroll):
             v = event.violation
             self.add_note(f"! guardrail {v.stage}/{v.rule} ({v.action}): {v.detail}", "guardrail")
         elif kind == "step_finished":
-            self.add_note(f"step {event.step} {event.action} · model {event.model_ms:.0f} ms · "
-                          f"{event.prompt_tokens}+{event.completion_tokens} tokens", "step")
+            self.add_note(
+                f"step {event.step} {event.action} · model {event.model_ms:.0f} ms · "
+                f"{event.prompt_tokens}+{event.completion_tokens} tokens",
+                "step",
+            )

@@ -182,8 +182,15 @@ def context_budget(used: int, n_ctx: int | None) -> str:
     return f"context {used}/{n_ctx} ({100 * used / n_ctx:.1f}%)"
 
 
-def _figures(model: str, completion_tokens: int, prompt_tokens: int, latency_ms: float, ttft_ms: float | None,
-             finish_reason: str, n_ctx: int | None) -> str:
+def _figures(
+    model: str,
+    completion_tokens: int,
+    prompt_tokens: int,
+    latency_ms: float,
+    ttft_ms: float | None,
+    finish_reason: str,
+    n_ctx: int | None,
+) -> str:
     """`model · tokens · latency · context budget`, plus why it stopped unless it simply finished."""
     parts = [model, f"{completion_tokens} tokens out, {prompt_tokens} in", f"{latency_ms / 1000:.1f} s"]
     if ttft_ms is not None:
@@ -196,16 +203,30 @@ def _figures(model: str, completion_tokens: int, prompt_tokens: int, latency_ms:
 
 def generation_meta(result: GenerationResult, n_ctx: int | None) -> str:
     usage = result.usage
-    return _figures(result.model, usage.completion_tokens, usage.prompt_tokens, result.latency_ms,
-                    result.time_to_first_token_ms, result.finish_reason, n_ctx)
+    return _figures(
+        result.model,
+        usage.completion_tokens,
+        usage.prompt_tokens,
+        result.latency_ms,
+        result.time_to_first_token_ms,
+        result.finish_reason,
+        n_ctx,
+    )
 
 
 def stored_meta(message: MessageRecord, n_ctx: int | None) -> str:
     """The facts line of a stored answer: its generation's figures, or the agent run it came from."""
     g = message.generation
     if g is not None:
-        return _figures(g.model, g.completion_tokens, g.prompt_tokens, g.latency_ms, g.time_to_first_token_ms,
-                        g.finish_reason, n_ctx)
+        return _figures(
+            g.model,
+            g.completion_tokens,
+            g.prompt_tokens,
+            g.latency_ms,
+            g.time_to_first_token_ms,
+            g.finish_reason,
+            n_ctx,
+        )
     if message.run_id:
         return f"agent run {message.run_id} (its steps are in the Clinic, F5)"
     return ""
@@ -213,11 +234,16 @@ def stored_meta(message: MessageRecord, n_ctx: int | None) -> str:
 
 def agent_meta(run: AgentRunRecord, last_prompt_tokens: int, n_ctx: int | None) -> str:
     duration = f"{(run.duration_ms or 0) / 1000:.1f} s"
-    return " · ".join([
-        f"run {run.status}", run.model, f"{run.steps} step{'s' if run.steps != 1 else ''}",
-        f"{run.completion_tokens} tokens out, {run.prompt_tokens} in", duration,
-        context_budget(last_prompt_tokens, n_ctx) + " at the last step",
-    ])
+    return " · ".join(
+        [
+            f"run {run.status}",
+            run.model,
+            f"{run.steps} step{'s' if run.steps != 1 else ''}",
+            f"{run.completion_tokens} tokens out, {run.prompt_tokens} in",
+            duration,
+            context_budget(last_prompt_tokens, n_ctx) + " at the last step",
+        ]
+    )
 
 
 #: shown above an answer that quotes the passages because the model's own was unusable
@@ -226,8 +252,11 @@ EXTRACTIVE_LABEL = "Extract (the model's answer was unusable; this is the passag
 
 def answer_meta(response: AnswerResponse, elapsed_s: float) -> str:
     cited = len(response.citations)
-    parts = [response.model or "no model (nothing matched)", f"{response.latency_ms / 1000:.1f} s",
-             f"{cited} citation{'s' if cited != 1 else ''}"]
+    parts = [
+        response.model or "no model (nothing matched)",
+        f"{response.latency_ms / 1000:.1f} s",
+        f"{cited} citation{'s' if cited != 1 else ''}",
+    ]
     if response.mode == "extractive":
         parts.append("mode extractive")
     return " · ".join(parts)

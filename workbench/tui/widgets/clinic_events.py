@@ -50,8 +50,10 @@ def run_summary(run: AgentRunRecord) -> Text:
     text = Text()
     text.append(f"{clean(run.id)}  ", style="bold")
     text.append(f"{clean(run.status)}", style="bold red" if run.status in ("failed", "blocked") else "bold")
-    text.append(f" · agent {clean(run.agent_id)} · model {clean(run.model)} · {run.steps} steps · "
-                f"{run.prompt_tokens}+{run.completion_tokens} tokens · {duration(run.duration_ms)}\n")
+    text.append(
+        f" · agent {clean(run.agent_id)} · model {clean(run.model)} · {run.steps} steps · "
+        f"{run.prompt_tokens}+{run.completion_tokens} tokens · {duration(run.duration_ms)}\n"
+    )
     text.append("Task: ", style="bold")
     text.append(cut(run.task) + "\n")
     if run.answer:
@@ -82,9 +84,12 @@ def describe_event(record: RunEventRecord) -> tuple[Text, str]:
         offered = ", ".join(clean(t) for t in p.get("offered_tools") or []) or "none"
         return _line("┌", f"step {step} · tools offered: {offered}"), "ev-step"
     if kind == "step_finished":
-        text = _line("└", f"step {step} model call · {p.get('action')} · {duration(p.get('model_ms'))} model "
-                          f"+ {duration(p.get('overhead_ms'))} overhead · {p.get('prompt_tokens')}+"
-                          f"{p.get('completion_tokens')} tokens")
+        text = _line(
+            "└",
+            f"step {step} model call · {p.get('action')} · {duration(p.get('model_ms'))} model "
+            f"+ {duration(p.get('overhead_ms'))} overhead · {p.get('prompt_tokens')}+"
+            f"{p.get('completion_tokens')} tokens",
+        )
         text.append("\n  output: ", style="dim")
         text.append(cut(p.get("output", "")))
         return text, "ev-step"
@@ -96,8 +101,11 @@ def describe_event(record: RunEventRecord) -> tuple[Text, str]:
     if kind == "tool_result":
         execution = p.get("execution") or {}
         ok = execution.get("ok")
-        text = _line("│ ←", f"{execution.get('tool')} {execution.get('status')} · "
-                            f"{duration(execution.get('duration_ms'))}", "bold green" if ok else "bold red")
+        text = _line(
+            "│ ←",
+            f"{execution.get('tool')} {execution.get('status')} · {duration(execution.get('duration_ms'))}",
+            "bold green" if ok else "bold red",
+        )
         if execution.get("output") is not None:
             text.append("\n  result: ", style="dim")
             text.append(cut(execution["output"]))
@@ -116,15 +124,22 @@ def describe_event(record: RunEventRecord) -> tuple[Text, str]:
         violation = p.get("violation") or {}
         tripwire = violation.get("stage") == "tripwire"
         label = "TRIPWIRE" if tripwire else "GUARDRAIL"
-        text = _line("⚠", f"{label} {violation.get('action')} · {violation.get('rule')} "
-                          f"(stage {violation.get('stage')}, step {step})", "bold")
+        text = _line(
+            "⚠",
+            f"{label} {violation.get('action')} · {violation.get('rule')} "
+            f"(stage {violation.get('stage')}, step {step})",
+            "bold",
+        )
         text.append("\n  " + cut(violation.get("detail", "")))
         return text, "ev-tripwire" if tripwire else "ev-guardrail"
     if kind == "agent_run_finished":
         run = p.get("run") or {}
         status = run.get("status")
-        text = _line("■", f"run {status} · {run.get('steps')} steps · {duration(run.get('duration_ms'))}",
-                     "bold" if status == "finished" else "bold red")
+        text = _line(
+            "■",
+            f"run {status} · {run.get('steps')} steps · {duration(run.get('duration_ms'))}",
+            "bold" if status == "finished" else "bold red",
+        )
         return text, "ev-run" if status == "finished" else "ev-error"
     if kind == "token":
         return _line("│", f"tokens: {cut(p.get('text', ''), 120)}", "dim"), "ev-step"
@@ -135,8 +150,7 @@ class RunView(VerticalScroll):
     """The selected run: its summary, then one Static per event."""
 
     def compose(self) -> ComposeResult:
-        yield Static("Select a run to see its steps, model calls and tool calls.", id="run-summary",
-                     markup=False)
+        yield Static("Select a run to see its steps, model calls and tool calls.", id="run-summary", markup=False)
 
     async def show(self, run: AgentRunRecord | None, events: list[RunEventRecord]) -> None:
         """Replace the view with `run` and its events (keeps the scroll position at the end while running)."""

@@ -30,8 +30,9 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", show=True),
     ]
 
-    def __init__(self, question: str, confirm_label: str = "Delete", *, title: str = "",
-                 variant: ButtonVariant = "error") -> None:
+    def __init__(
+        self, question: str, confirm_label: str = "Delete", *, title: str = "", variant: ButtonVariant = "error"
+    ) -> None:
         super().__init__()
         self._question = question
         self._confirm_label = confirm_label

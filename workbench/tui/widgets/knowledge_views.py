@@ -15,7 +15,9 @@ from workbench.tui.widgets.knowledge_files import human_size, short_path
 #: how many searches may be spent finding a document's chunks (there is no EngineAPI call listing them)
 
 
-def ingest_rows(files: list[str], report: Any, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+def ingest_rows(
+    files: list[str], report: Any, before: dict[str, Any], after: dict[str, Any]
+) -> list[tuple[str, str, str]]:
     """One (path, result, detail) per file the ingest saw.
 
     The report counts added/updated/unchanged files but names only skipped and
@@ -48,8 +50,12 @@ def ingest_rows(files: list[str], report: Any, before: dict[str, Any], after: di
 
 def ingest_summary(report: Any) -> str:
     parts = [
-        f"{report.files_seen} files seen", f"{report.added} added", f"{report.updated} updated",
-        f"{report.unchanged} unchanged", f"{len(report.skipped)} skipped", f"{len(report.duplicates)} duplicates",
+        f"{report.files_seen} files seen",
+        f"{report.added} added",
+        f"{report.updated} updated",
+        f"{report.unchanged} unchanged",
+        f"{len(report.skipped)} skipped",
+        f"{len(report.duplicates)} duplicates",
     ]
     if report.removed:
         parts.append(f"{report.removed} removed (files gone)")
@@ -87,5 +93,3 @@ def hit_detail(hit: Any, root: str) -> Text:
     text.append("\n\n")
     text.append_text(plain(hit.text))
     return text
-
-

@@ -19,14 +19,22 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import (
-    Button, Checkbox, ContentSwitcher, DataTable, Input, Label, OptionList, ProgressBar, Static,
+    Button,
+    Checkbox,
+    ContentSwitcher,
+    DataTable,
+    Input,
+    Label,
+    OptionList,
+    ProgressBar,
+    Static,
 )
 from textual.widgets.option_list import Option
 
 from workbench.engine.schemas import NAME_PATTERN
 from workbench.tui.safe import clean, one_line, plain
-from workbench.tui.widgets.knowledge_tree import PathTree
 from workbench.tui.widgets.knowledge_files import Preview, common_root, human_size, scan, short_path, supported_types
+from workbench.tui.widgets.knowledge_tree import PathTree
 
 STEPS = ("files", "collection", "preview", "ingest")
 STEP_TITLES = ("1 Files", "2 Collection", "3 Preview", "4 Ingest")
@@ -127,11 +135,16 @@ class UploadWizard(Vertical):
     def _button(self, event: Button.Pressed) -> None:
         event.stop()
         actions = {
-            "kw-add-path": self._add_typed, "kw-open": self._open_typed,
-            "kw-next-files": self._to_collection, "kw-back-collection": lambda: self._go("files"),
-            "kw-next-collection": self._to_preview, "kw-back-preview": lambda: self._go("collection"),
-            "kw-ingest": self._ingest, "kw-cancel": lambda: self.post_message(self.CancelRequested()),
-            "kw-browse": lambda: self.post_message(self.BrowseRequested(self.collection)), "kw-restart": self.restart,
+            "kw-add-path": self._add_typed,
+            "kw-open": self._open_typed,
+            "kw-next-files": self._to_collection,
+            "kw-back-collection": lambda: self._go("files"),
+            "kw-next-collection": self._to_preview,
+            "kw-back-preview": lambda: self._go("collection"),
+            "kw-ingest": self._ingest,
+            "kw-cancel": lambda: self.post_message(self.CancelRequested()),
+            "kw-browse": lambda: self.post_message(self.BrowseRequested(self.collection)),
+            "kw-restart": self.restart,
         }
         if event.button.id in actions:
             actions[event.button.id]()
@@ -214,8 +227,12 @@ class UploadWizard(Vertical):
         name = self.query_one("#kw-collection", Input).value.strip() or "default"
         error = self.query_one("#kw-collection-error", Label)
         if not re.match(NAME_PATTERN, name):
-            error.update(plain(f"{name!r} is not a valid collection name: start with a letter or digit, "
-                               "then letters, digits, _ . - (at most 64)."))
+            error.update(
+                plain(
+                    f"{name!r} is not a valid collection name: start with a letter or digit, "
+                    "then letters, digits, _ . - (at most 64)."
+                )
+            )
             return
         error.update("")
         self.collection = name

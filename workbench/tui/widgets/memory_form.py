@@ -81,8 +81,12 @@ class RememberDialog(ModalScreen[RememberRequest | None]):
             return
         namespace = self.query_one("#mf-namespace", Input).value.strip() or "default"
         if not re.match(NAME_PATTERN, namespace):
-            error.update(plain(f"{namespace!r} is not a namespace name: start with a letter or digit, then "
-                               "letters, digits, _ . - (at most 64)."))
+            error.update(
+                plain(
+                    f"{namespace!r} is not a namespace name: start with a letter or digit, then "
+                    "letters, digits, _ . - (at most 64)."
+                )
+            )
             return
         try:
             request = RememberRequest(

@@ -27,12 +27,21 @@ def value_text(value: Any) -> str:
 
 
 def matches(record: Any, needle: str) -> bool:
-    haystack = " ".join([record.key, record.namespace, record.kind, value_text(record.value),
-                         json.dumps(record.metadata, ensure_ascii=False, default=str)])
+    haystack = " ".join(
+        [
+            record.key,
+            record.namespace,
+            record.kind,
+            value_text(record.value),
+            json.dumps(record.metadata, ensure_ascii=False, default=str),
+        ]
+    )
     return needle.casefold() in haystack.casefold()
 
 
-def fetch_page(engine: Any, namespace: str | None, text: str, page: int, size: int) -> tuple[list[Any], bool, int | None]:
+def fetch_page(
+    engine: Any, namespace: str | None, text: str, page: int, size: int
+) -> tuple[list[Any], bool, int | None]:
     """One page of memories, whether a next page exists, and (with a text filter) how many match."""
     if not text:
         records = engine.list_memories(namespace, limit=size + 1, offset=page * size)
@@ -46,7 +55,7 @@ def fetch_page(engine: Any, namespace: str | None, text: str, page: int, size: i
             break
         offset += SCAN_BATCH
     start = page * size
-    return found[start:start + size], len(found) > start + size, len(found)
+    return found[start : start + size], len(found) > start + size, len(found)
 
 
 def graph_lookup(engine: Any, entity: str, hops: int, direction: str) -> tuple[list[Any], list[Any] | None]:
@@ -67,9 +76,13 @@ def memory_detail(record: Any) -> Text:
     """Every field of a memory, the value and metadata literally."""
     text = Text()
     fields = [
-        ("key", record.key), ("namespace", record.namespace), ("kind", record.kind),
-        ("created", _when(record.created_at)), ("updated", _when(record.updated_at)),
-        ("expires", _when(record.expires_at)), ("accessed", f"{record.accessed_count} times"),
+        ("key", record.key),
+        ("namespace", record.namespace),
+        ("kind", record.kind),
+        ("created", _when(record.created_at)),
+        ("updated", _when(record.updated_at)),
+        ("expires", _when(record.expires_at)),
+        ("accessed", f"{record.accessed_count} times"),
         ("last accessed", _when(record.last_accessed)),
     ]
     for name, value in fields:

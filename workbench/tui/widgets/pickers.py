@@ -52,15 +52,19 @@ class AgentPicker(Select[str]):
     """Plain chat, an agent, or a knowledge collection to answer from."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__([(plain("Plain chat (no agent)"), CHAT)], prompt="Agent", allow_blank=False,
-                         value=CHAT, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            [(plain("Plain chat (no agent)"), CHAT)], prompt="Agent", allow_blank=False, value=CHAT, **kwargs
+        )  # type: ignore[arg-type]
 
     def set_choices(self, agents: Iterable[AgentDefinition], collections: Iterable[CollectionInfo]) -> None:
         current = self.value
         options: list[tuple[object, str]] = [(plain("Plain chat (no agent)"), CHAT)]
         options += [(plain(f"Agent: {one_line(a.name, 40)} ({a.id})"), AGENT_PREFIX + a.id) for a in agents]
-        options += [(plain(f"Ask knowledge: {one_line(c.name, 40)} ({c.chunks} chunks)"), KNOWLEDGE_PREFIX + c.name)
-                    for c in collections if c.chunks]
+        options += [
+            (plain(f"Ask knowledge: {one_line(c.name, 40)} ({c.chunks} chunks)"), KNOWLEDGE_PREFIX + c.name)
+            for c in collections
+            if c.chunks
+        ]
         self.set_options(options)  # type: ignore[arg-type]
         values = [value for _, value in options]
         self.value = current if current in values else CHAT
@@ -73,9 +77,9 @@ class AgentPicker(Select[str]):
     @property
     def agent_id(self) -> str | None:
         value = str(self.value)
-        return value[len(AGENT_PREFIX):] if value.startswith(AGENT_PREFIX) else None
+        return value[len(AGENT_PREFIX) :] if value.startswith(AGENT_PREFIX) else None
 
     @property
     def collection(self) -> str | None:
         value = str(self.value)
-        return value[len(KNOWLEDGE_PREFIX):] if value.startswith(KNOWLEDGE_PREFIX) else None
+        return value[len(KNOWLEDGE_PREFIX) :] if value.startswith(KNOWLEDGE_PREFIX) else None

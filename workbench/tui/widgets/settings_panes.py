@@ -73,9 +73,12 @@ class ModelsPane(TabPane):
         super().__init__("Models", id="tab-models")
 
     def compose(self) -> ComposeResult:
-        yield Static("The packaged default, .gguf files in the models folder ($WORKBENCH_HOME/models or ./models) "
-                     "and remote providers' models. Enter or [Use as default] makes one the default of new chats.",
-                     classes="pane-hint", markup=False)
+        yield Static(
+            "The packaged default, .gguf files in the models folder ($WORKBENCH_HOME/models or ./models) "
+            "and remote providers' models. Enter or [Use as default] makes one the default of new chats.",
+            classes="pane-hint",
+            markup=False,
+        )
         with Horizontal(classes="pane-buttons"):
             yield Button("Use as default", id="model-use", variant="primary")
             yield Button("Refresh", id="models-refresh")
@@ -83,8 +86,13 @@ class ModelsPane(TabPane):
 
     def show(self, models: list[ModelInfo]) -> None:
         default = next((m.id for m in models if m.is_default), None)
-        rows = [(m.id, ["●" if m.is_default else "", m.id, SOURCES.get(m.source, m.source), m.provider,
-                        _size(m.size_bytes)]) for m in models]
+        rows = [
+            (
+                m.id,
+                ["●" if m.is_default else "", m.id, SOURCES.get(m.source, m.source), m.provider, _size(m.size_bytes)],
+            )
+            for m in models
+        ]
         self.query_one(SettingsTable).fill(rows, prefer=default)
 
 
@@ -93,26 +101,32 @@ class ProvidersPane(TabPane):
         super().__init__("Providers", id="tab-providers")
 
     def compose(self) -> ComposeResult:
-        yield Static("Remote OpenAI- or Anthropic-compatible APIs. Keys are stored in the OS keyring and never "
-                     "shown here again.", classes="pane-hint", markup=False)
+        yield Static(
+            "Remote OpenAI- or Anthropic-compatible APIs. Keys are stored in the OS keyring and never "
+            "shown here again.",
+            classes="pane-hint",
+            markup=False,
+        )
         with Horizontal(classes="pane-form"):
             yield Input(placeholder="name", id="provider-name", classes="short")
-            yield Select([(k, k) for k in ("openai", "anthropic")], value="openai", allow_blank=False,
-                         id="provider-kind")
+            yield Select(
+                [(k, k) for k in ("openai", "anthropic")], value="openai", allow_blank=False, id="provider-kind"
+            )
             yield Input(placeholder="base URL (https://…/v1)", id="provider-url")
             yield Input(placeholder="models, comma-separated", id="provider-models")
             yield Button("Add", id="provider-add", variant="primary")
         with Horizontal(classes="pane-form"):
-            yield Label("Key for the selected provider:", id="provider-key-label", classes="form-label",
-                        markup=False)
+            yield Label("Key for the selected provider:", id="provider-key-label", classes="form-label", markup=False)
             yield Input(placeholder="API key (hidden)", password=True, id="provider-key")
             yield Button("Store key", id="provider-key-save", variant="primary")
             yield Button("Remove provider", id="provider-remove", variant="error")
         yield SettingsTable("Name", "Kind", "Base URL", "Models", "Key", id="providers-table")
 
     def show(self, providers: list[ProviderInfo]) -> None:
-        rows = [(p.name, [p.name, p.kind, p.base_url, ", ".join(p.models), "key stored" if p.has_key else "no key"])
-                for p in providers]
+        rows = [
+            (p.name, [p.name, p.kind, p.base_url, ", ".join(p.models), "key stored" if p.has_key else "no key"])
+            for p in providers
+        ]
         self.query_one(SettingsTable).fill(rows)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -139,8 +153,11 @@ class WorkspacePane(TabPane):
         super().__init__("Workspace", id="tab-workspace")
 
     def compose(self) -> ComposeResult:
-        yield Static("The file, shell, git and python tools can only touch files inside these folders.",
-                     classes="pane-hint", markup=False)
+        yield Static(
+            "The file, shell, git and python tools can only touch files inside these folders.",
+            classes="pane-hint",
+            markup=False,
+        )
         with Horizontal(classes="pane-form"):
             yield Input(placeholder="folder to add (~ allowed)", id="root-path")
             yield Button("Add folder", id="root-add", variant="primary")
@@ -156,9 +173,12 @@ class McpPane(TabPane):
         super().__init__("MCP servers", id="tab-mcp")
 
     def compose(self) -> ComposeResult:
-        yield Static("MCP servers run over stdio when their tools are first needed. Type the command as one line: "
-                     "it is split like a shell would (shlex) into an argument list, and no shell runs it.",
-                     classes="pane-hint", markup=False)
+        yield Static(
+            "MCP servers run over stdio when their tools are first needed. Type the command as one line: "
+            "it is split like a shell would (shlex) into an argument list, and no shell runs it.",
+            classes="pane-hint",
+            markup=False,
+        )
         with Horizontal(classes="pane-form"):
             yield Input(placeholder="name", id="mcp-name", classes="short")
             yield Input(placeholder="command, e.g. uvx mcp-server-time --local-timezone UTC", id="mcp-command")
@@ -173,8 +193,18 @@ class McpPane(TabPane):
         rows = []
         for s in servers:
             state = "error" if s.error else "running" if s.running else "stopped"
-            rows.append((s.name, [s.name, shlex.join(s.command), s.permission, state,
-                                  ", ".join(t.rpartition(".")[2] for t in s.tools)]))
+            rows.append(
+                (
+                    s.name,
+                    [
+                        s.name,
+                        shlex.join(s.command),
+                        s.permission,
+                        state,
+                        ", ".join(t.rpartition(".")[2] for t in s.tools),
+                    ],
+                )
+            )
         self.query_one(SettingsTable).fill(rows)
 
     def mcp_form(self) -> dict[str, Any]:
@@ -198,8 +228,12 @@ class ServerPane(TabPane):
         self._key_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Static("Serve this app's engine on this machine (OpenAI-compatible API and more) from this process. "
-                     "It stops when you stop it or quit.", classes="pane-hint", markup=False)
+        yield Static(
+            "Serve this app's engine on this machine (OpenAI-compatible API and more) from this process. "
+            "It stops when you stop it or quit.",
+            classes="pane-hint",
+            markup=False,
+        )
         with Horizontal(classes="pane-form"):
             yield Label("Listen on:", classes="form-label")
             yield Input(value="127.0.0.1:8765", placeholder="HOST:PORT", id="server-listen", classes="short")
@@ -219,8 +253,10 @@ class ServerPane(TabPane):
         if address is None:
             text = ""
         elif new_key is not None:
-            text = (f"New API key (all scopes): {new_key}\nCopy it now: it will not be shown again. "
-                    "Manage keys with `workbench keys`.")
+            text = (
+                f"New API key (all scopes): {new_key}\nCopy it now: it will not be shown again. "
+                "Manage keys with `workbench keys`."
+            )
         elif self._key_text:
             return
         else:

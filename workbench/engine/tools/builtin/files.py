@@ -35,7 +35,19 @@ MAX_SEARCH_MATCHES = 200
 MAX_SEARCH_FILE_BYTES = 2 * 1024 * 1024
 MAX_LINE_CHARS_SHOWN = 300
 MAX_WRITE_CHARS = 5_000_000
-SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox"}
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+}
 
 
 def _looks_binary(sample: bytes) -> bool:
@@ -237,9 +249,11 @@ def _search_files(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     else:
         needle = query.lower() if ignore_case else query
         if ignore_case:
+
             def matches_line(text: str) -> bool:  # noqa: E306
                 return needle in text.lower()
         else:
+
             def matches_line(text: str) -> bool:  # noqa: E306
                 return needle in text
 
@@ -298,8 +312,9 @@ def _search_files(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         scan(base)
     else:
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
-                                 and not is_protected(Path(dirpath, d), ctx.protected))
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in SKIP_DIRS and not is_protected(Path(dirpath, d), ctx.protected)
+            )
             if time.monotonic() > deadline:
                 truncated = True
                 break
@@ -355,7 +370,10 @@ def tools() -> list[Tool]:
                 {
                     "path": {"type": "string", "description": "File path, relative to the workspace."},
                     "content": {"type": "string", "description": "The text to write."},
-                    "append": {"type": "boolean", "description": "Add to the end instead of replacing (default false)."},
+                    "append": {
+                        "type": "boolean",
+                        "description": "Add to the end instead of replacing (default false).",
+                    },
                 },
                 required=["path", "content"],
             ),

@@ -30,12 +30,18 @@ from workbench.engine.tools.builtin.shell import child_env, run_process
 from workbench.engine.tools.paths import confine, is_inside, resolved_roots
 
 _HARDENING = [
-    "-c", "core.hooksPath=/dev/null",
-    "-c", "core.fsmonitor=false",
-    "-c", "commit.gpgSign=false",
-    "-c", "core.pager=cat",
-    "-c", "color.ui=false",
-    "-c", "safe.bareRepository=explicit",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "color.ui=false",
+    "-c",
+    "safe.bareRepository=explicit",
 ]
 
 
@@ -94,8 +100,9 @@ def _git(repo: Path, args: list[str], ctx: ToolContext, *, stdin: bytes | None =
 
 
 def _repo(args: dict[str, Any], ctx: ToolContext) -> Path:
-    repo = confine(_no_dash(args.get("repo") or ".", "repository path"), ctx.roots, must_exist=True,
-                   protected=ctx.protected)
+    repo = confine(
+        _no_dash(args.get("repo") or ".", "repository path"), ctx.roots, must_exist=True, protected=ctx.protected
+    )
     if not repo.is_dir():
         raise ToolError("The repository path is not a folder.")
     out = _git(repo, ["rev-parse", "--is-inside-work-tree", "--show-toplevel"], ctx, check=False).splitlines()
@@ -116,8 +123,10 @@ def _pathspec(value: str, repo: Path, ctx: ToolContext) -> str:
     if not (real == repo or real.is_relative_to(repo)):
         raise ToolError(f"The path {value[:200]!r} is outside the repository.")
     if any(p.is_relative_to(real) for p in ctx.protected):  # e.g. `git add .` in a repo holding the home
-        raise ToolError(f"The path {value[:200]!r} holds the workbench's own files (its home or the keyring), "
-                        "which tools never touch.")
+        raise ToolError(
+            f"The path {value[:200]!r} holds the workbench's own files (its home or the keyring), "
+            "which tools never touch."
+        )
     rel = real.relative_to(repo).as_posix()
     if rel in ("", "."):
         return "."
@@ -221,7 +230,12 @@ def tools() -> list[Tool]:
             parameters=object_schema(
                 {
                     "repo": _repo_prop(),
-                    "max_count": {"type": "integer", "minimum": 1, "maximum": 100, "description": "How many commits (default 20)."},
+                    "max_count": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 100,
+                        "description": "How many commits (default 20).",
+                    },
                     "ref": {"type": "string", "description": "Branch, tag or commit to start from."},
                 },
                 required=[],
@@ -240,7 +254,10 @@ def tools() -> list[Tool]:
             parameters=object_schema(
                 {
                     "repo": _repo_prop(),
-                    "ref": {"type": "string", "description": "Commit, branch or tag to compare with (default: the index)."},
+                    "ref": {
+                        "type": "string",
+                        "description": "Commit, branch or tag to compare with (default: the index).",
+                    },
                     "path": {"type": "string", "description": "Only show changes to this file or folder."},
                 },
                 required=[],
@@ -296,4 +313,3 @@ def tools() -> list[Tool]:
             ],
         ),
     ]
-

@@ -53,8 +53,14 @@ def search_knowledge(args: dict[str, Any], ctx: ToolContext) -> Any:
     # Several collections: their fused (reciprocal rank) scores are on one scale; best first.
     hits.sort(key=lambda pair: -pair[1].fused_score)
     return [
-        {"n": i, "collection": collection, "source": h.path, "heading": h.heading, "lines": [h.start_line, h.end_line],
-         "text": h.text[:1200]}
+        {
+            "n": i,
+            "collection": collection,
+            "source": h.path,
+            "heading": h.heading,
+            "lines": [h.start_line, h.end_line],
+            "text": h.text[:1200],
+        }
         for i, (collection, h) in enumerate(hits[:top_k], 1)
     ]
 
@@ -72,8 +78,9 @@ def recall(args: dict[str, Any], ctx: ToolContext) -> Any:
         return {"key": record.key, "value": record.value}
     except NotFound:
         pass
-    response = engine.rag_retrieve({"query": query, "top_k": args.get("top_k", 3),
-                                    "filter": {"namespace": _namespace(ctx)}})
+    response = engine.rag_retrieve(
+        {"query": query, "top_k": args.get("top_k", 3), "filter": {"namespace": _namespace(ctx)}}
+    )
     if not response.results:
         return "Nothing remembered matches."
     return [{"key": r.key, "value": r.value, "score": round(r.score, 3)} for r in response.results]
@@ -96,32 +103,45 @@ def tools() -> list[Tool]:
             ),
             permission="read",
             run=search_knowledge,
-            examples=["what do our documents say about the refund policy", "find passages about installation",
-                      "search the knowledge base for the deployment steps"],
+            examples=[
+                "what do our documents say about the refund policy",
+                "find passages about installation",
+                "search the knowledge base for the deployment steps",
+            ],
         ),
         Tool(
             name="remember",
             description="Store a fact in the agent's long-term memory under a short key.",
             parameters=object_schema(
-                {"key": {"type": "string", "minLength": 1, "maxLength": 200},
-                 "value": {"type": "string", "minLength": 1, "maxLength": 20000}},
+                {
+                    "key": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "value": {"type": "string", "minLength": 1, "maxLength": 20000},
+                },
             ),
             permission="write",
             run=remember,
-            examples=["remember that my favourite colour is green", "note for later: the meeting moved to Friday",
-                      "save the fact that the server runs on port 8080"],
+            examples=[
+                "remember that my favourite colour is green",
+                "note for later: the meeting moved to Friday",
+                "save the fact that the server runs on port 8080",
+            ],
         ),
         Tool(
             name="recall",
             description="Look up what the agent remembered earlier, by key or by meaning.",
             parameters=object_schema(
-                {"query": {"type": "string", "minLength": 1, "maxLength": 2000},
-                 "top_k": {"type": "integer", "minimum": 1, "maximum": 10}},
+                {
+                    "query": {"type": "string", "minLength": 1, "maxLength": 2000},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": 10},
+                },
                 required=["query"],
             ),
             permission="read",
             run=recall,
-            examples=["what did I tell you my favourite colour was", "recall when the meeting is",
-                      "what do you remember about the server port"],
+            examples=[
+                "what did I tell you my favourite colour was",
+                "recall when the meeting is",
+                "what do you remember about the server port",
+            ],
         ),
     ]

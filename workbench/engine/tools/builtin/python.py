@@ -54,9 +54,7 @@ def _run_python(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     if len(code) > MAX_CODE_CHARS:
         raise ToolError(f"The code is longer than {MAX_CODE_CHARS:,} characters.")
     if not ctx.roots:
-        raise ToolError(
-            "run_python needs a workspace root: add a folder to `workspace_roots` in the workbench config."
-        )
+        raise ToolError("run_python needs a workspace root: add a folder to `workspace_roots` in the workbench config.")
     cwd = working_dir(None, ctx)
     return _run(code, cwd, ctx)
 
@@ -67,7 +65,14 @@ def tools() -> list[Tool]:
             name="run_python",
             description="Run a short Python program in a separate interpreter and return what it prints.",
             parameters=object_schema(
-                {"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS, "description": "Python source code to run."}},
+                {
+                    "code": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_CODE_CHARS,
+                        "description": "Python source code to run.",
+                    }
+                },
                 required=["code"],
             ),
             permission="exec",
