@@ -58,7 +58,7 @@ bench: $(DEPS)
 	$(PY) benchmarks/tui.py
 	$(PY) benchmarks/cold_cli.py
 	$(PY) benchmarks/retrieval_eval.py
-	$(PY) benchmarks/quality.py --only generation --only cited_answers --only loop_guard_cost
+	$(PY) benchmarks/quality.py --only generation --only cited_answers --only loop_guard_cost --only agents_end_to_end
 
 clean:
 	rm -rf $(VENV) build *.egg-info
