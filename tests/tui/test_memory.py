@@ -66,13 +66,16 @@ def test_remember_filter_inspect_forget(tui_engine):
             await wait_for(pilot, lambda: app.screen is screen, what="the form to close")
 
             # filter by text, then by namespace
+            # (the Input.Changed message, then the listing worker, come after the assignment returns)
             screen.query_one("#mm-filter", Input).value = "lisbon"
+            await wait_for(pilot, lambda: keys(table) == ["trip.lisbon"], what="the filtered listing")
             await settle(pilot)
             assert keys(table) == ["trip.lisbon"]
             assert "1 matches" in str(screen.query_one("#mm-page").render())
             screen.query_one("#mm-filter", Input).value = ""
             screen.query_one("#mm-namespace", Input).focus()
             await pilot.press(*"travel", "enter")
+            await wait_for(pilot, lambda: sorted(keys(table)) == ["odd", "trip.lisbon"], what="the namespace's listing")
             await settle(pilot)
             assert sorted(keys(table)) == ["odd", "trip.lisbon"]
 
