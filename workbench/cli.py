@@ -251,6 +251,15 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
 def _version() -> str:
     from workbench import __version__
 
+    if getattr(sys, "frozen", False):  # the offline executable: name its build (packaging/workbench.spec)
+        from pathlib import Path
+
+        try:
+            build = json.loads(Path(__file__).with_name("BUILD.json").read_text(encoding="utf-8"))
+            return (f"{__version__} (offline bundle, commit {build['commit']}, built {build['built']}, "
+                    f"Python {build['python']}, {build['platform']}, {build['glibc']})")
+        except (OSError, ValueError, KeyError):
+            return f"{__version__} (offline bundle)"
     return __version__
 
 
