@@ -112,7 +112,10 @@ def test_serve_health_and_a_chat_completion_through_the_openai_client(bundle: Pa
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        assert health is not None and health.status_code == 200, (health, server.poll())
+        if health is None:
+            server.kill()
+            pytest.fail(f"the server did not answer /health (exit {server.wait()}): {server.communicate()[1]}")
+        assert health.status_code == 200, health.text
         client = OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=TIMEOUT,
                         http_client=httpx.Client(trust_env=False, timeout=TIMEOUT))
         models = [m.id for m in client.models.list().data]

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use the Workbench server at URL (e.g. http://127.0.0.1:8765) instead of the data "
                         "folder; the API key comes from $WORKBENCH_API_KEY. Without --connect, a server already "
                         "running on the data folder is used automatically.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument("--serve", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
                         help="with the TUI: also serve the local API from the same process (default 127.0.0.1:8765)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -246,6 +246,14 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repetition-penalty", type=float, metavar="R", help="above 0, at most 2.0 (default 1.1)")
     parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop sequence (repeatable)")
     parser.add_argument("--seed", type=int, help="random seed, for reproducible sampling (default: a fresh one each time)")
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, printed on one line (argparse's own action wraps it to the terminal's width)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"{PROG} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
