@@ -2,7 +2,9 @@
 
 * `size_bytes`: dist/workbench/ on disk (st_blocks, symlinks not followed);
 * with `--times`: cold process starts of `--help` and of `ask` (to the first
-  streamed byte and to exit) from the bundle and from the venv, run in turn
+  streamed byte and to exit), and the TUI's first paint, first answered key
+  and "Ready" on a pseudo-terminal (benchmarks/tui.py's probe), from the
+  bundle and from the venv, run in turn
   (bundle, venv, bundle, venv, ...) so a drifting machine hits both alike;
   medians and the bundle/venv ratio of the medians. "Cold" = a new process
   each run (the OS file cache stays warm: that is what a user's second
@@ -74,6 +76,29 @@ def compare(args: list[str], runs: int) -> dict[str, object]:
     return out
 
 
+def compare_tui(runs: int) -> dict[str, object]:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.tui import WB_ANSWERED, WB_FIRST, WB_READY, measure
+
+    commands = {"bundle": [str(BUNDLE_DIR / "workbench")], "venv": [str(Path(sys.executable).parent / "workbench")]}
+    marks: dict[str, list[dict[str, float | None]]] = {"bundle": [], "venv": []}
+    for _ in range(runs):
+        for name, command in commands.items():
+            with tempfile.TemporaryDirectory() as home:
+                env = dict(env_for(home), TERM="xterm-256color", COLUMNS="120", LINES="36")
+                marks[name].append(measure(command, env, WB_FIRST, WB_ANSWERED, WB_READY, 120.0))
+    out: dict[str, object] = {"runs": runs}
+    for key in ("first_paint_s", "interactive_s", "ready_s"):
+        medians = {}
+        for name, values in marks.items():
+            found = [v[key] for v in values if v[key] is not None]
+            medians[name] = round(statistics.median(found), 3) if found else None
+            out[f"{name}_{key}"] = medians[name]
+        if medians["bundle"] and medians["venv"]:
+            out[f"ratio_{key}"] = round(medians["bundle"] / medians["venv"], 2)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--times", action="store_true", help="also time --help and ask, bundle vs venv")
@@ -90,6 +115,7 @@ def main() -> int:
     if args.times:
         result["help"] = compare(["--help"], args.runs)
         result["ask"] = compare(ASK, args.runs)
+        result["tui"] = compare_tui(args.runs)
     print(json.dumps(result, indent=2))
     return 0
 
