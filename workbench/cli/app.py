@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from workbench.cli import (
     agents,
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "folder; the API key comes from $WORKBENCH_API_KEY. Without --connect, a server already "
         "running on the data folder is used automatically.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     parser.add_argument(
         "--serve",
         nargs="?",
@@ -89,8 +90,28 @@ def _accept_globals_everywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_globals_everywhere(sub)
 
 
+class _VersionAction(argparse.Action):
+    """`--version`, printed on one line (argparse's own action wraps it to the terminal's width)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"{PROG} {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
     from workbench import __version__
+
+    if getattr(sys, "frozen", False):  # the offline executable: name its build (packaging/workbench.spec)
+        from pathlib import Path
+
+        try:
+            build = json.loads((Path(__file__).parent.parent / "BUILD.json").read_text(encoding="utf-8"))
+            return (
+                f"{__version__} (offline bundle, commit {build['commit']}, built {build['built']}, "
+                f"Python {build['python']}, {build['platform']}, {build['glibc']})"
+            )
+        except (OSError, ValueError, KeyError):
+            return f"{__version__} (offline bundle)"
 
     return __version__
 
