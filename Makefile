@@ -5,8 +5,9 @@ PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
 DEPS      := $(VENV)/.deps-installed
 TEST_DEPS := $(VENV)/.test-deps-installed
+DIST_DEPS := $(VENV)/.dist-deps-installed
 
-.PHONY: run test check deps bench clean tmux
+.PHONY: run test check deps bench clean tmux dist dist-test
 
 run: $(DEPS)
 	$(VENV)/bin/workbench
@@ -50,6 +51,31 @@ $(TEST_DEPS): $(DEPS)
 	$(PIP) install -e '.[test]'
 	touch $@
 
+# The offline executable (README "Offline executable"): one folder, dist/workbench/,
+# built by PyInstaller from packaging/workbench.spec; prints its size.
+dist: $(DIST_DEPS)
+	$(PY) -m PyInstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/workbench.spec
+	$(PY) packaging/measure.py
+
+$(DIST_DEPS): $(DEPS)
+	$(PIP) install -e '.[dist]'
+	touch $@
+
+# The bundle's smoke test (tests_dist/), in a network namespace with only
+# loopback; then the size and start times, bundle vs venv. Builds the bundle if
+# it is missing (not when it is stale: run `make dist` after changing code).
+dist-test: $(TEST_DEPS)
+	@test -x dist/workbench/workbench || $(MAKE) --no-print-directory dist
+	@command -v tmux >/dev/null || $(MAKE) --no-print-directory tmux
+	@if unshare -n true 2>/dev/null; then \
+		unshare -n sh -c 'ip link set lo up && exec $(PY) -m pytest tests_dist -q'; \
+	else \
+		echo "unshare -n is not permitted here: the smoke test runs with proxies pointed at a tripwire instead"; \
+		WORKBENCH_DIST_NO_NETNS=1 $(PY) -m pytest tests_dist -q; \
+	fi
+	$(PY) packaging/measure.py --times
+
 bench: $(DEPS)
 	$(PY) benchmarks/inference.py
 	$(PY) benchmarks/memory.py
@@ -61,4 +87,4 @@ bench: $(DEPS)
 	$(PY) benchmarks/quality.py --only generation --only cited_answers --only loop_guard_cost --only agents_end_to_end
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

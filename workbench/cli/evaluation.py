@@ -4,7 +4,7 @@
 JSON Lines question set (format in `workbench/engine/knowledge/evaluate.py`):
 hit@k, MRR and nDCG@k, overall and per split, and (with both single modes) the
 per-question best of bm25 and vector, the reference a fusion is measured
-against. `cli.py` registers it.
+against. `workbench.cli.app` registers it.
 Standard library only at module level.
 """
 
@@ -14,10 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from workbench.cli_common import open_engine as _open_engine
+from workbench.cli.common import open_engine
 
 
-def add_commands(commands: Any) -> None:
+def register(commands: Any) -> None:
+    """Add this group's commands, with their options, to `commands` (the `workbench` subparsers)."""
     evaluate = commands.add_parser(
         "eval",
         help="evaluate retrieval against a question set",
@@ -72,7 +73,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if value is not None
     }
     modes = args.mode or list(MODES)
-    with _open_engine(args) as engine:
+    with open_engine(args) as engine:
         report = evaluate_retrieval(
             _patient(engine.search), questions, args.collection, k=args.k, modes=modes, options=options
         )
