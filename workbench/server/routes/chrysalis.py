@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbench.engine.errors import Conflict
 from workbench.engine.schemas import ID_PATTERN, MAX_QUERY_CHARS, AgentDefinition, KnowledgeItem
 from workbench.server.agent_grants import check_agent_grants
-from workbench.server.routes import listed_model
+from workbench.server.deps import allowed_model
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import APIError, meta, require
 
@@ -207,7 +207,7 @@ def create_agent(body: CreateAgentBody, request: Request, _: Any = Depends(requi
             overrides[name] = value
     engine = _engine(request)
     check_agent_grants(request, overrides)
-    model = listed_model(engine, body.model)
+    model = allowed_model(engine, body.model)
     if model is not None:
         overrides["model"] = model
     agent = engine.create_agent_from_role_model(
@@ -293,7 +293,7 @@ def update_agent(
         if value is not None:
             changes[name] = value
     if body.model is not None:
-        changes["model"] = listed_model(engine, body.model)
+        changes["model"] = allowed_model(engine, body.model)
     check_agent_grants(request, changes, current)
     agent = engine.update_agent(agent_id, changes) if changes else current
     return _ok(request, agent_out(agent))
@@ -396,7 +396,7 @@ def create_knowledge(
                 "corpus": body.corpus_text,
                 "collection": body.collection,
                 "items_per_cycle": body.items_per_cycle,
-                "model": listed_model(engine, body.model),
+                "model": allowed_model(engine, body.model),
             }
         )
         items += [i.model_dump(mode="json") for i in result.items]
@@ -477,5 +477,5 @@ class SkillsBody(BaseModel):
 @router.post("/skills", status_code=201, summary="Generate skills for an occupation")
 def create_skills(body: SkillsBody, request: Request, _: Any = Depends(require("write:skills"))) -> dict[str, Any]:
     engine = _engine(request)
-    skills = engine.generate_skills({**body.model_dump(), "model": listed_model(engine, body.model)})
+    skills = engine.generate_skills({**body.model_dump(), "model": allowed_model(engine, body.model)})
     return _ok(request, [s.model_dump(mode="json") for s in skills])

@@ -48,8 +48,9 @@ workspace root widens what the file and shell tools may touch: both need an
 `*`). Ingestion reads files the server process can read: grant
 `write:knowledge` to trusted keys only.
 
-Over HTTP a model is chosen by id: a model spec that looks like a file path
-must be one `GET /models` lists (the engine would load any `.gguf` path), and
+Over HTTP a model is chosen by id: a model spec must be one `GET /models`
+lists or a configured provider's `PROVIDER:MODEL` (the engine would load any
+`.gguf` path; the rule is `workbench.server.deps.allowed_model`), and
 an agent's prompt template must be built in or live in the home's
 `templates/` folder.
 
@@ -81,7 +82,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from workbench.engine.errors import InvalidRequest, ModelNotFound
+from workbench.engine.errors import InvalidRequest
 from workbench.engine.schemas import (
     AgentDefinition,
     AnswerRequest,
@@ -97,6 +98,7 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
 )
 from workbench.server.agent_grants import check_agent_grants
+from workbench.server.deps import allowed_model
 from workbench.server.security import APIError, require, require_also
 from workbench.server.streaming import generate_to_end, sse_response
 
@@ -126,26 +128,11 @@ class _Body(BaseModel):
 # --------------------------------------------------------- HTTP-only checks
 
 
-def _safe_model(engine: Any, spec: str | None) -> str | None:
-    """`spec` unchanged, unless it names a file that is not a listed model (then `ModelNotFound`)."""
-    if spec is None:
-        return None
-    wanted = spec.strip()
-    if "/" in wanted or "\\" in wanted or wanted.lower().endswith(".gguf"):
-        provider, sep, rest = wanted.partition(":")
-        remote = bool(sep and rest) and provider in {p.name for p in engine.list_providers()}
-        if not remote and wanted.lower() not in {m.id.lower() for m in engine.list_models()}:
-            raise ModelNotFound(
-                f"The model {wanted[:120]!r} is not available over HTTP; GET /workbench/v1/models lists the models."
-            )
-    return spec
-
-
 def _safe_definition(engine: Any, data: dict[str, Any]) -> None:
     """An agent definition (or changes to one) sent over HTTP: listed models and safe templates only."""
     model = data.get("model")
     if isinstance(model, str):
-        _safe_model(engine, model)
+        allowed_model(engine, model)
     template = data.get("template")
     if isinstance(template, str):
         from workbench.engine.agents.templates import builtin_templates
@@ -186,14 +173,16 @@ def set_default_model(request: Request, body: ModelChoice, _: Any = Depends(requ
     engine = _engine(request)
     if body.model is None:
         raise InvalidRequest("Invalid request: model: Field required.")
-    return _dump(engine.set_default_model(_safe_model(engine, body.model)))
+    allowed_model(engine, body.model)
+    return _dump(engine.set_default_model(body.model))
 
 
 @router.post("/models/warm-up", status_code=NO_CONTENT)
 def warm_up(request: Request, body: ModelChoice, _: Any = Depends(require("execute:chat"))) -> Response:
     """Load the embedder and the chat model now (blocks until both are loaded)."""
     engine = _engine(request)
-    engine.warm_up(_safe_model(engine, body.model))
+    allowed_model(engine, body.model)
+    engine.warm_up(body.model)
     return _done()
 
 
@@ -211,7 +200,8 @@ def create_session(
     request: Request, body: SessionCreate, _: Any = Depends(require("write:sessions"))
 ) -> dict[str, Any]:
     engine = _engine(request)
-    return _dump(engine.create_session(body.title, _safe_model(engine, body.model), body.system))
+    allowed_model(engine, body.model)
+    return _dump(engine.create_session(body.title, body.model, body.system))
 
 
 @router.get("/sessions")
@@ -259,7 +249,7 @@ def delete_session(request: Request, session_id: str, _: Any = Depends(require("
 
 
 def _start_chat(engine: Any, body: ChatRequest) -> Any:
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return engine.chat(body)
 
 
@@ -380,7 +370,7 @@ def list_memories(
 @router.post("/memory/retrieve")
 def rag_retrieve(request: Request, body: RagRequest, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.rag_retrieve(body))
 
 
@@ -450,7 +440,7 @@ def search(request: Request, body: SearchRequest, _: Any = Depends(require("read
 @router.post("/knowledge/answer")
 def answer(request: Request, body: AnswerRequest, _: Any = Depends(require("execute:knowledge"))) -> dict[str, Any]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.answer(body))
 
 
@@ -567,7 +557,7 @@ def generate_knowledge(
     request: Request, body: KnowledgeRequest, _: Any = Depends(require("execute:graph"))
 ) -> dict[str, Any]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.generate_knowledge(body))
 
 
@@ -751,7 +741,7 @@ def generate_skills(
     request: Request, body: SkillsRequest, _: Any = Depends(require("execute:agents"))
 ) -> list[dict[str, Any]]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.generate_skills(body))
 
 
@@ -760,7 +750,7 @@ def create_agent_from_role_model(
     request: Request, body: RoleModelRequest, _: Any = Depends(require("execute:agents"))
 ) -> dict[str, Any]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     _safe_definition(engine, body.overrides)
     check_agent_grants(request, body.overrides)
     return _dump(engine.create_agent_from_role_model(body))
@@ -799,7 +789,7 @@ def enrich_agent(
     request: Request, agent_id: str, body: EnrichBody, _: Any = Depends(require("execute:agents"))
 ) -> dict[str, Any]:
     engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.enrich_agent(agent_id, body.additional_cycles, body.corpus_text, body.model))
 
 
@@ -812,9 +802,9 @@ def capabilities(request: Request, agent_id: str, _: Any = Depends(require("read
 
 
 def _start_run(engine: Any, body: RunRequest) -> Any:
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     if body.model is None:
-        _safe_model(engine, engine.get_agent(body.agent_id).model)
+        allowed_model(engine, engine.get_agent(body.agent_id).model)
     return engine.run_agent(body)
 
 

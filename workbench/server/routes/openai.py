@@ -86,6 +86,7 @@ from workbench.engine.schemas import (
     ToolCall,
     validate,
 )
+from workbench.server.deps import allowed_model
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import error_body, require
 from workbench.server.streaming import END, EventPump, cancel_on_disconnect, generate_to_end
@@ -234,26 +235,13 @@ def build_chat_request(engine: Any, body: ChatCompletionRequest) -> ChatRequest:
     }
     data: dict[str, Any] = {
         "messages": _messages(body.messages),
-        "model": _model_spec(engine, body.model),
+        "model": allowed_model(engine, body.model),
         "params": {**{k: v for k, v in params.items() if v is not None}, "stop": stops},
         "response_format": body.response_format,
         "tools": _tools(body.tools, body.tool_choice),
         "persist": False,
     }
     return validate(ChatRequest, data)
-
-
-def _model_spec(engine: Any, model: str | None) -> str | None:
-    spec = (model or "").strip()
-    if not spec or spec == "default":
-        return None
-    if "/" in spec or "\\" in spec or spec.lower().endswith(".gguf"):
-        # The engine loads model files by path; over HTTP only listed models may load.
-        provider, sep, rest = spec.partition(":")
-        remote = sep and rest and provider in {p.name for p in engine.list_providers()}
-        if not remote and spec.lower() not in {m.id.lower() for m in engine.list_models()}:
-            raise ModelNotFound(f"The model {_shown(spec)} does not exist; GET /v1/models lists the available ones.")
-    return spec
 
 
 def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:

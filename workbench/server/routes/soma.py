@@ -39,7 +39,7 @@ from workbench.engine.schemas import (
     RagRequest,
     RememberRequest,
 )
-from workbench.server.routes import listed_model
+from workbench.server.deps import allowed_model
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import APIError, require
 from workbench.server.streaming import generate_to_end
@@ -86,7 +86,7 @@ async def infer_sync(
     }
     if body.seed is not None:
         params["seed"] = body.seed
-    model = await run_in_threadpool(listed_model, engine, body.model)
+    model = await run_in_threadpool(allowed_model, engine, body.model)
     # Validation and unknown models raise here, before any generation.
     events = await run_in_threadpool(
         engine.chat,

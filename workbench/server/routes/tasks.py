@@ -48,7 +48,7 @@ from starlette.responses import Response
 
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
-from workbench.server.routes import listed_model
+from workbench.server.deps import allowed_model
 from workbench.server.security import APIError, require
 from workbench.server.streaming import CLIENT_CLOSED, ClientDisconnected, EventPump, generate_to_end, run_to_end
 
@@ -406,7 +406,7 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
                 "Invalid request: parameters.max_steps applies to agent runs only (give parameters.agent_id).",
             )
         try:
-            model = await run_in_threadpool(listed_model, engine, p.model)
+            model = await run_in_threadpool(allowed_model, engine, p.model)
             result = await _generate(request, engine, req.task, model, p.system, p.max_tokens, p.temperature)
         except (WorkbenchError, ClientDisconnected):
             metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
@@ -430,7 +430,7 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
                 "run uses its own settings (model and max_steps may be overridden).",
             )
         try:
-            model = await run_in_threadpool(listed_model, engine, p.model)
+            model = await run_in_threadpool(allowed_model, engine, p.model)
             run, denied = await run_unattended(request, engine, p.agent_id, req.task, model, p.max_steps)
         except (WorkbenchError, ClientDisconnected):
             metrics.observe_task(p.agent_id, time.perf_counter() - started, 0, ok=False)
