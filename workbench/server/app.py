@@ -7,12 +7,15 @@ plain `def` functions (FastAPI runs them in its thread pool).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.server.security import APIError, RateLimiter, SecurityMiddleware, ServerSettings, error_response
 
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine
 
-def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
+
+def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     from fastapi import Depends, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException

@@ -70,6 +70,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from workbench.engine.engine import Engine
 from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code, status_of_code
 from workbench.engine.schemas import (
     MAX_SEED,
@@ -86,7 +87,7 @@ from workbench.engine.schemas import (
     ToolCall,
     validate,
 )
-from workbench.server.deps import allowed_model
+from workbench.server.deps import EngineDep, allowed_model
 from workbench.server.routes.tasks import MetricsRoute
 from workbench.server.security import error_body, require
 from workbench.server.streaming import END, EventPump, cancel_on_disconnect, generate_to_end
@@ -116,14 +117,14 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @router.get("/models", dependencies=[Depends(require("read:models"))])
-def list_models(request: Request) -> JSONResponse:
-    models = request.app.state.engine.list_models()
+def list_models(engine: EngineDep) -> JSONResponse:
+    models = engine.list_models()
     return JSONResponse({"object": "list", "data": [_model_entry(m) for m in models]})
 
 
 @router.get("/models/{model_id:path}", dependencies=[Depends(require("read:models"))])
-def get_model(model_id: str, request: Request) -> JSONResponse:
-    models = request.app.state.engine.list_models()
+def get_model(model_id: str, engine: EngineDep) -> JSONResponse:
+    models = engine.list_models()
     wanted = model_id.strip()
     for info in models:
         if info.id == wanted or info.id.lower() == wanted.lower() or (wanted == "default" and info.is_default):
@@ -214,7 +215,7 @@ class ChatCompletionRequest(_Lenient):
     repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
 
 
-def build_chat_request(engine: Any, body: ChatCompletionRequest) -> ChatRequest:
+def build_chat_request(engine: Engine, body: ChatCompletionRequest) -> ChatRequest:
     """The engine's request for an OpenAI one (raises InvalidRequest / ModelNotFound)."""
     if body.n not in (None, 1):
         raise InvalidRequest(f"n must be 1: the workbench returns one choice per request (got {body.n}).")
@@ -356,8 +357,7 @@ def _raise_failure(item: Any) -> None:
 
 
 @router.post("/chat/completions", dependencies=[Depends(require("execute:chat"))])
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
-    engine = request.app.state.engine
+async def chat_completions(body: ChatCompletionRequest, request: Request, engine: EngineDep) -> Any:
     chat_request = await run_in_threadpool(build_chat_request, engine, body)
     # Validation, unknown models and refused tools raise here, before any generation.
     events = await run_in_threadpool(engine.chat, chat_request)
@@ -521,10 +521,10 @@ class EmbeddingRequest(_Lenient):
 
 
 @router.post("/embeddings", dependencies=[Depends(require("execute:embeddings"))])
-def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
+def embeddings(body: EmbeddingRequest, engine: EngineDep) -> JSONResponse:
     started = time.perf_counter()
     texts = _embedding_inputs(body.input)
-    embedder = request.app.state.engine.embedder
+    embedder = engine.embedder
     model = (body.model or "").strip()
     if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder.model_id.lower():
         raise ModelNotFound(

@@ -46,9 +46,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from workbench.engine.engine import Engine
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
-from workbench.server.deps import allowed_model
+from workbench.server.deps import EngineDep, allowed_model
 from workbench.server.security import APIError, require
 from workbench.server.streaming import CLIENT_CLOSED, ClientDisconnected, EventPump, generate_to_end, run_to_end
 
@@ -310,10 +311,6 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
-
-
 def _elapsed_ms(request: Request, fallback: float) -> float:
     started = getattr(request.state, "started", None) or fallback
     return round((time.perf_counter() - started) * 1000, 3)
@@ -321,7 +318,7 @@ def _elapsed_ms(request: Request, fallback: float) -> float:
 
 async def _generate(
     request: Request,
-    engine: Any,
+    engine: Engine,
     task: str,
     model: str | None = None,
     system: str | None = None,
@@ -344,7 +341,7 @@ async def _generate(
     return await generate_to_end(request, events, name="task-generate")
 
 
-def _denying(engine: Any, events: Iterator[Any], denied: list[Any]) -> Iterator[Any]:
+def _denying(engine: Engine, events: Iterator[Any], denied: list[Any]) -> Iterator[Any]:
     """An agent run's events, each approval it asks for denied at once (on the thread that runs the run).
 
     Closing this closes the run's iterator, which cancels the run.
@@ -361,7 +358,7 @@ def _denying(engine: Any, events: Iterator[Any], denied: list[Any]) -> Iterator[
 
 
 async def run_unattended(
-    request: Request, engine: Any, agent_id: str, task: str, model: str | None = None, max_steps: int | None = None
+    request: Request, engine: Engine, agent_id: str, task: str, model: str | None = None, max_steps: int | None = None
 ) -> tuple[Any, list[Any]]:
     """Run an agent to its end; each approval it asks for is denied at once. Returns (run, denied approvals).
 
@@ -380,8 +377,12 @@ async def run_unattended(
     def on_event(pump: EventPump, event: Any) -> None:
         if event.type == "agent_run_started":
             run_id = event.run_id
+
+            def cancel() -> None:
+                engine.cancel_run(run_id)
+
             # The run also stops at its next step, not only at its next event.
-            pump.on_cancel = lambda: engine.cancel_run(run_id)
+            pump.on_cancel = cancel
         elif event.type == "agent_run_finished":
             finished.append(event.run)
 
@@ -391,11 +392,10 @@ async def run_unattended(
     return finished[-1], denied
 
 
-async def _zahara(request: Request, body: Any) -> dict[str, Any]:
+async def _zahara(request: Request, engine: Engine, body: Any) -> dict[str, Any]:
     started = time.perf_counter()
     req: ZaharaRequest = _parse(ZaharaRequest, body)
     p = req.parameters
-    engine = _engine(request)
     metrics = registry(request.app)
     answer: dict[str, Any]
     if p.agent_id is None:
@@ -468,13 +468,17 @@ async def _zahara(request: Request, body: Any) -> dict[str, Any]:
 
 
 @router.post("/execute", summary="Zahara gateway: run a task")
-async def zahara_execute(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
-    return await _zahara(request, body)
+async def zahara_execute(
+    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
+) -> Any:
+    return await _zahara(request, engine, body)
 
 
 @router.post("/run", summary="Zahara runtime: run a task")
-async def zahara_run(request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))) -> Any:
-    return await _zahara(request, body)
+async def zahara_run(
+    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
+) -> Any:
+    return await _zahara(request, engine, body)
 
 
 def _platform_prompt(req: PlatformRequest) -> str:
@@ -497,13 +501,13 @@ def _platform_prompt(req: PlatformRequest) -> str:
 
 @router.post("/api/v1/execute", summary="AI Agents Platform: execute an agent task")
 async def platform_execute(
-    request: Request, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
+    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
 ) -> Any:
     started = time.perf_counter()
     req: PlatformRequest = _parse(PlatformRequest, body)
     metrics = registry(request.app)
     try:
-        result = await _generate(request, _engine(request), _platform_prompt(req))
+        result = await _generate(request, engine, _platform_prompt(req))
     except (WorkbenchError, ClientDisconnected):
         metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
         raise
@@ -523,7 +527,7 @@ async def platform_execute(
 # ================================================================== /metrics
 
 
-def _gauges(engine: Any) -> list[tuple[str, str, float]]:
+def _gauges(engine: Engine) -> list[tuple[str, str, float]]:
     gauges: list[tuple[str, str, float]] = [
         ("workbench_agents", "Agents defined.", engine.list_agents(page=1, per_page=1).total),
     ]
@@ -537,6 +541,6 @@ def _gauges(engine: Any) -> list[tuple[str, str, float]]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def metrics(request: Request, _: Any = Depends(require("read:metrics"))) -> Response:
-    text = registry(request.app).render(_gauges(_engine(request)))
+def metrics(request: Request, engine: EngineDep, _: Any = Depends(require("read:metrics"))) -> Response:
+    text = registry(request.app).render(_gauges(engine))
     return Response(content=text, media_type=PROMETHEUS_TEXT)
