@@ -309,6 +309,11 @@ class Engine:
 
     # ---------------------------------------------------------------- memory
 
+    def count_memories(self) -> int:
+        """How many memories are stored and unexpired (read from the store: loads no index or embedder)."""
+        row = self.db.fetchone("SELECT count(*) FROM memories WHERE expires_at IS NULL OR expires_at > ?", [utcnow()])
+        return int(row[0]) if row else 0
+
     def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
         """Store (or replace) a memory; knowledge memories also become graph facts."""
         return self.remember_many([request])[0]

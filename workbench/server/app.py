@@ -23,6 +23,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     from workbench import __version__
     from workbench.engine.errors import WorkbenchError
     from workbench.server.idempotency import IdempotencyMiddleware
+    from workbench.server.metrics import MetricsRegistry
+    from workbench.server.metrics import router as metrics_router
     from workbench.server.routes import auth, chrysalis, health, native, openai, soma, tasks
     from workbench.server.security import family
 
@@ -38,6 +40,7 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     app.state.engine = engine
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.metrics_registry = MetricsRegistry(engine)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Any:
@@ -111,6 +114,7 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     app.include_router(native.router)
     app.include_router(soma.router)
     app.include_router(tasks.router)
+    app.include_router(metrics_router)
     app.include_router(openai.router)
     app.include_router(chrysalis.router)
     app.add_middleware(IdempotencyMiddleware)  # inside SecurityMiddleware (added last, runs first)

@@ -47,7 +47,7 @@ from workbench.engine.errors import Conflict
 from workbench.engine.schemas import ID_PATTERN, MAX_QUERY_CHARS, AgentDefinition, KnowledgeItem
 from workbench.server.agent_grants import check_agent_grants
 from workbench.server.deps import EngineDep, allowed_model
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, meta, require
 
 router = APIRouter(prefix="/api/v1", tags=["chrysalis"], route_class=MetricsRoute)

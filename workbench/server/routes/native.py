@@ -100,10 +100,11 @@ from workbench.engine.schemas import (
 )
 from workbench.server.agent_grants import check_agent_grants
 from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, require, require_also
 from workbench.server.streaming import generate_to_end, sse_response
 
-router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
+router = APIRouter(prefix="/workbench/v1", tags=["workbench"], route_class=MetricsRoute)
 
 NO_CONTENT = 204
 

@@ -88,7 +88,7 @@ from workbench.engine.schemas import (
     validate,
 )
 from workbench.server.deps import EngineDep, allowed_model
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import error_body, require
 from workbench.server.streaming import END, EventPump, cancel_on_disconnect, generate_to_end
 

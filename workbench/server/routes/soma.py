@@ -40,7 +40,7 @@ from workbench.engine.schemas import (
     RememberRequest,
 )
 from workbench.server.deps import EngineDep, allowed_model
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, require
 from workbench.server.streaming import generate_to_end
 

@@ -1,4 +1,4 @@
-"""Task routes of two seed APIs, and the server's Prometheus metrics.
+"""Task routes of two seed APIs.
 
 * Zahara gateway and runtimes: `POST /execute` and `POST /run`
   `{task, parameters}`. With `parameters.agent_id` the agent runs the task;
@@ -7,216 +7,37 @@
   denied at once ("unattended API run") and the response says so.
 * AI Agents Platform: `POST /api/v1/execute` `{task_description, context}` ->
   `{result, metadata{agent_id, model, tokens_used, timestamp}, processing_time_ms}`.
-* `GET /metrics`: Prometheus text (requests per route and status, latency
-  histograms, the seed's `agent_*` series, and engine gauges).
 
 The task routes run the generation or the agent run as an engine stream
 (`workbench.server.streaming.run_to_end`), not as a blocking call: a client
 that disconnects cancels it, so the local model is not held for an answer
-nobody will read. Metrics count such a request with status 499 and as a task
-error.
+nobody will read. Metrics (`workbench.server.metrics`) count such a request
+with status 499 and as a task error; the `agent_*` series come from here.
 
 Both task APIs answer invalid bodies with 400 and their seed's error shape
 (the Platform's `details` names the field and the issue), so their bodies are
 validated here rather than by FastAPI.
-
-Metrics come from `MetricsRoute`, an `APIRoute` class that times every call of
-its routes (this module's and `soma`'s; other routers may adopt it with
-`APIRouter(route_class=MetricsRoute)`). Each app keeps its own registry on
-`app.state`, so two servers in one process never mix their counts.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from workbench.engine.engine import Engine
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
 from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute, registry
 from workbench.server.security import APIError, require
-from workbench.server.streaming import CLIENT_CLOSED, ClientDisconnected, EventPump, generate_to_end, run_to_end
-
-# ================================================================== metrics
-
-#: latency histogram buckets, in seconds (local models take seconds, lookups milliseconds)
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, math.inf)
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class _Histogram:
-    __slots__ = ("counts", "total", "count")
-
-    def __init__(self) -> None:
-        self.counts = [0] * len(BUCKETS)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-        self.total += seconds
-        self.count += 1
-
-
-class MetricsRegistry:
-    """Counters and histograms of one app, safe to update from the thread pool."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, str], int] = {}
-        self.latency: dict[tuple[str, str], _Histogram] = {}
-        #: the seed's agent_* series, per agent id ("workbench" for plain generations)
-        self.agent_requests: dict[str, int] = {}
-        self.agent_errors: dict[str, int] = {}
-        self.agent_tokens: dict[str, int] = {}
-        self.agent_seconds: dict[str, _Histogram] = {}
-
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            key = (method, route, str(status))
-            self.requests[key] = self.requests.get(key, 0) + 1
-            self.latency.setdefault((method, route), _Histogram()).observe(seconds)
-
-    def observe_task(self, agent_id: str, seconds: float, tokens: int, ok: bool) -> None:
-        with self._lock:
-            self.agent_requests[agent_id] = self.agent_requests.get(agent_id, 0) + 1
-            if not ok:
-                self.agent_errors[agent_id] = self.agent_errors.get(agent_id, 0) + 1
-            self.agent_tokens[agent_id] = self.agent_tokens.get(agent_id, 0) + tokens
-            self.agent_seconds.setdefault(agent_id, _Histogram()).observe(seconds)
-
-    def render(self, gauges: list[tuple[str, str, float]]) -> str:
-        """The Prometheus text exposition (format 0.0.4) of everything recorded, plus `gauges`."""
-        out: list[str] = []
-        with self._lock:
-            _family(out, "workbench_http_requests_total", "counter", "HTTP requests by method, route and status.")
-            for (method, route, status), n in sorted(self.requests.items()):
-                out.append(
-                    _sample("workbench_http_requests_total", {"method": method, "route": route, "status": status}, n)
-                )
-            _family(
-                out, "workbench_http_request_duration_seconds", "histogram", "HTTP request latency by method and route."
-            )
-            for (method, route), hist in sorted(self.latency.items()):
-                _histogram(out, "workbench_http_request_duration_seconds", {"method": method, "route": route}, hist)
-            _family(out, "agent_requests_total", "counter", "Total number of task requests (agent or generation).")
-            for agent, n in sorted(self.agent_requests.items()):
-                out.append(_sample("agent_requests_total", {"agent_id": agent}, n))
-            _family(out, "agent_errors_total", "counter", "Task requests that ended without a result.")
-            for agent, n in sorted(self.agent_errors.items()):
-                out.append(_sample("agent_errors_total", {"agent_id": agent}, n))
-            _family(out, "agent_tokens_used_total", "counter", "Prompt and completion tokens used by tasks.")
-            for agent, n in sorted(self.agent_tokens.items()):
-                out.append(_sample("agent_tokens_used_total", {"agent_id": agent}, n))
-            _family(out, "agent_processing_seconds", "histogram", "Request processing time")
-            for agent, hist in sorted(self.agent_seconds.items()):
-                _histogram(out, "agent_processing_seconds", {"agent_id": agent}, hist)
-        for name, help_text, value in gauges:
-            _family(out, name, "gauge", help_text)
-            out.append(_sample(name, {}, value))
-        return "\n".join(out) + "\n"
-
-
-def _family(out: list[str], name: str, kind: str, help_text: str) -> None:
-    out.append(f"# HELP {name} {help_text}")
-    out.append(f"# TYPE {name} {kind}")
-
-
-def _histogram(out: list[str], name: str, labels: dict[str, str], hist: _Histogram) -> None:
-    for bound, n in zip(BUCKETS, hist.counts):
-        out.append(_sample(f"{name}_bucket", {**labels, "le": _number(bound)}, n))
-    out.append(_sample(f"{name}_sum", labels, hist.total))
-    out.append(_sample(f"{name}_count", labels, hist.count))
-
-
-def _sample(name: str, labels: dict[str, str], value: float) -> str:
-    if not labels:
-        return f"{name} {_number(value)}"
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return f"{name}{{{inner}}} {_number(value)}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(round(value, 6))
-
-
-_REGISTRY_LOCK = threading.Lock()
-
-
-def registry(app: Any) -> MetricsRegistry:
-    """The app's registry (created on first use)."""
-    found = getattr(app.state, "metrics_registry", None)
-    if found is None:
-        with _REGISTRY_LOCK:
-            found = getattr(app.state, "metrics_registry", None)
-            if found is None:
-                found = app.state.metrics_registry = MetricsRegistry()
-    return found
-
-
-def status_of(exc: BaseException) -> int:
-    """The HTTP status the app's exception handlers give `exc`."""
-    if isinstance(exc, ClientDisconnected):  # nobody got an answer: not a server failure
-        return CLIENT_CLOSED
-    if isinstance(exc, APIError):
-        return exc.status
-    if isinstance(exc, WorkbenchError):
-        return exc.status
-    if isinstance(exc, RequestValidationError):
-        return 400
-    if isinstance(exc, StarletteHTTPException):
-        return exc.status_code
-    return 500
-
-
-class MetricsRoute(APIRoute):
-    """An APIRoute that counts and times each call (by its path template, so ids add no series)."""
-
-    def get_route_handler(self) -> Callable[[Request], Any]:
-        handler = super().get_route_handler()
-        route = re.sub(r"\{(\w+):\w+\}", r"{\1}", self.path)  # /v1/recall/{key:path} -> /v1/recall/{key}
-
-        async def timed(request: Request) -> Response:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status_code
-                return response
-            except Exception as exc:
-                status = status_of(exc)
-                raise
-            finally:
-                registry(request.app).observe_request(request.method, route, status, time.perf_counter() - started)
-
-        return timed
-
+from workbench.server.streaming import ClientDisconnected, EventPump, generate_to_end, run_to_end
 
 # ==================================================================== tasks
 
@@ -522,25 +343,3 @@ async def platform_execute(
         },
         "processing_time_ms": _elapsed_ms(request, started),
     }
-
-
-# ================================================================== /metrics
-
-
-def _gauges(engine: Engine) -> list[tuple[str, str, float]]:
-    gauges: list[tuple[str, str, float]] = [
-        ("workbench_agents", "Agents defined.", engine.list_agents(page=1, per_page=1).total),
-    ]
-    db = getattr(engine, "db", None)
-    if db is not None:  # the in-process engine: count rows without loading the embedder
-        from workbench.engine.store.db import utcnow
-
-        row = db.fetchone("SELECT count(*) FROM memories WHERE expires_at IS NULL OR expires_at > ?", [utcnow()])
-        gauges.append(("workbench_memories", "Memories stored (unexpired).", row[0]))
-    return gauges
-
-
-@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-def metrics(request: Request, engine: EngineDep, _: Any = Depends(require("read:metrics"))) -> Response:
-    text = registry(request.app).render(_gauges(engine))
-    return Response(content=text, media_type=PROMETHEUS_TEXT)
