@@ -25,7 +25,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     from workbench.server.idempotency import IdempotencyMiddleware
     from workbench.server.metrics import MetricsRegistry
     from workbench.server.metrics import router as metrics_router
-    from workbench.server.routes import auth, chrysalis, health, native, openai, soma, tasks
+    from workbench.server.routes import health, native
+    from workbench.server.routes.compat import auth, chrysalis, openai, soma, tasks
     from workbench.server.security import family
 
     settings = settings or ServerSettings()

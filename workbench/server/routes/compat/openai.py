@@ -524,17 +524,17 @@ class EmbeddingRequest(_Lenient):
 def embeddings(body: EmbeddingRequest, engine: EngineDep) -> JSONResponse:
     started = time.perf_counter()
     texts = _embedding_inputs(body.input)
-    embedder = engine.embedder
+    embedder_id = engine.embedding_model()
     model = (body.model or "").strip()
-    if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder.model_id.lower():
+    if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder_id.lower():
         raise ModelNotFound(
             f"The embedding model {_shown(model)} does not exist; this server embeds with "
-            f'{embedder.model_id!r} (or send "default").'
+            f'{embedder_id!r} (or send "default").'
         )
-    vectors = embedder.embed(texts)
+    vectors = engine.embed_texts(texts)
     dims = int(vectors.shape[1])
     if body.dimensions is not None and body.dimensions != dims:
-        raise InvalidRequest(f"dimensions must be {dims} for {embedder.model_id} (got {body.dimensions}).")
+        raise InvalidRequest(f"dimensions must be {dims} for {embedder_id} (got {body.dimensions}).")
     if body.encoding_format == "base64":
         encoded: list[Any] = [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in vectors]
     else:
@@ -544,7 +544,7 @@ def embeddings(body: EmbeddingRequest, engine: EngineDep) -> JSONResponse:
         {
             "object": "list",
             "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
-            "model": embedder.model_id,
+            "model": embedder_id,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             # SomaAgentHub's fields
             "vectors": [{"embedding": e, "index": i} for i, e in enumerate(encoded)],
