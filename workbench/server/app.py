@@ -26,7 +26,7 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     from workbench.server.metrics import MetricsRegistry
     from workbench.server.metrics import router as metrics_router
     from workbench.server.routes import health, native
-    from workbench.server.routes.compat import auth, chrysalis, openai, soma, tasks
+    from workbench.server.routes.compat import auth, chrysalis, openai, platform, soma, zahara
     from workbench.server.security import family
 
     settings = settings or ServerSettings()
@@ -114,7 +114,8 @@ def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     app.include_router(auth.router)
     app.include_router(native.router)
     app.include_router(soma.router)
-    app.include_router(tasks.router)
+    app.include_router(zahara.router)
+    app.include_router(platform.router)
     app.include_router(metrics_router)
     app.include_router(openai.router)
     app.include_router(chrysalis.router)

@@ -1,84 +1,36 @@
-"""Task routes of two seed APIs.
+"""What the task APIs share: their body validation, one unsaved generation, one unattended agent run.
 
-* Zahara gateway and runtimes: `POST /execute` and `POST /run`
-  `{task, parameters}`. With `parameters.agent_id` the agent runs the task;
-  without it the task is one generation with the default (or given) model.
-  The API has no person to ask yet, so a tool call that needs an approval is
-  denied at once ("unattended API run") and the response says so.
-* AI Agents Platform: `POST /api/v1/execute` `{task_description, context}` ->
-  `{result, metadata{agent_id, model, tokens_used, timestamp}, processing_time_ms}`.
-
-The task routes run the generation or the agent run as an engine stream
-(`workbench.server.streaming.run_to_end`), not as a blocking call: a client
-that disconnects cancels it, so the local model is not held for an answer
-nobody will read. Metrics (`workbench.server.metrics`) count such a request
-with status 499 and as a task error; the `agent_*` series come from here.
+The task routes (`zahara`: `POST /execute`, `POST /run`; `platform`:
+`POST /api/v1/execute`) run the generation or the agent run as an engine
+stream (`workbench.server.streaming.run_to_end`), not as a blocking call: a
+client that disconnects cancels it, so the local model is not held for an
+answer nobody will read. Metrics (`workbench.server.metrics`) count such a
+request with status 499 and as a task error; the `agent_*` series come from
+the task routes.
 
 Both task APIs answer invalid bodies with 400 and their seed's error shape
 (the Platform's `details` names the field and the issue), so their bodies are
-validated here rather than by FastAPI.
+validated here (`parse_body`) rather than by FastAPI.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from workbench.engine.engine import Engine
 from workbench.engine.errors import WorkbenchError
-from workbench.engine.schemas import ID_PATTERN, MAX_MESSAGE_CHARS, MAX_TOKENS_LIMIT
-from workbench.server.deps import EngineDep, allowed_model
-from workbench.server.metrics import MetricsRoute, registry
-from workbench.server.security import APIError, require
-from workbench.server.streaming import ClientDisconnected, EventPump, generate_to_end, run_to_end
-
-# ==================================================================== tasks
-
-router = APIRouter(tags=["tasks"], route_class=MetricsRoute)
+from workbench.server.security import APIError
+from workbench.server.streaming import EventPump, generate_to_end, run_to_end
 
 UNATTENDED = "unattended API run"
+#: the agent id of a plain generation in the `agent_*` metrics and the Platform's answer
 DEFAULT_AGENT = "workbench"
-#: context keys and values folded into a Platform prompt (bounded like the task)
-MAX_CONTEXT_CHARS = 20_000
-
-
-class ZaharaParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    agent_id: str | None = Field(None, pattern=ID_PATTERN)
-    model: str | None = Field(None, min_length=1, max_length=500)
-    #: agent runs only
-    max_steps: int | None = Field(None, ge=1, le=100)
-    #: plain generations only
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    system: str | None = Field(None, max_length=MAX_MESSAGE_CHARS)
-
-
-class ZaharaRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    task: str = Field(min_length=1, max_length=20_000)
-    parameters: ZaharaParameters = Field(default_factory=ZaharaParameters)
-
-    @field_validator("parameters", mode="before")
-    @classmethod
-    def _null_is_empty(cls, value: Any) -> Any:
-        return {} if value is None else value
-
-
-class PlatformRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    task_description: str = Field(min_length=1, max_length=5000)
-    context: dict[str, Any] = Field(default_factory=dict)
 
 
 #: pydantic error types -> the Platform seed's `details.issue` words
@@ -97,7 +49,7 @@ ISSUES = {
 }
 
 
-def _parse(model: type[BaseModel], body: Any) -> Any:
+def parse_body(model: type[BaseModel], body: Any) -> Any:
     """Validate a JSON body, or raise a 400 naming the first problem (field, issue) in the family's shape."""
     if not isinstance(body, dict):
         raise APIError(
@@ -132,12 +84,12 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _elapsed_ms(request: Request, fallback: float) -> float:
+def elapsed_ms(request: Request, fallback: float) -> float:
     started = getattr(request.state, "started", None) or fallback
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-async def _generate(
+async def generate_unsaved(
     request: Request,
     engine: Engine,
     task: str,
@@ -211,135 +163,3 @@ async def run_unattended(
     if not finished:  # pragma: no cover - the runner always finishes with agent_run_finished
         raise WorkbenchError("The agent run ended without a result.")
     return finished[-1], denied
-
-
-async def _zahara(request: Request, engine: Engine, body: Any) -> dict[str, Any]:
-    started = time.perf_counter()
-    req: ZaharaRequest = _parse(ZaharaRequest, body)
-    p = req.parameters
-    metrics = registry(request.app)
-    answer: dict[str, Any]
-    if p.agent_id is None:
-        if p.max_steps is not None:
-            raise APIError(
-                400,
-                "INVALID_REQUEST",
-                "Invalid request: parameters.max_steps applies to agent runs only (give parameters.agent_id).",
-            )
-        try:
-            model = await run_in_threadpool(allowed_model, engine, p.model)
-            result = await _generate(request, engine, req.task, model, p.system, p.max_tokens, p.temperature)
-        except (WorkbenchError, ClientDisconnected):
-            metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
-            raise
-        metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, result.usage.total_tokens, ok=True)
-        answer = {
-            "result": result.text,
-            "status": "completed",
-            "agent_id": None,
-            "model": result.model,
-            "finish_reason": result.finish_reason,
-            "usage": result.usage.model_dump(),
-        }
-    else:
-        unused = [name for name in ("max_tokens", "temperature", "system") if getattr(p, name) is not None]
-        if unused:
-            raise APIError(
-                400,
-                "INVALID_REQUEST",
-                f"Invalid request: parameters.{unused[0]} applies to plain generations only; an agent "
-                "run uses its own settings (model and max_steps may be overridden).",
-            )
-        try:
-            model = await run_in_threadpool(allowed_model, engine, p.model)
-            run, denied = await run_unattended(request, engine, p.agent_id, req.task, model, p.max_steps)
-        except (WorkbenchError, ClientDisconnected):
-            metrics.observe_task(p.agent_id, time.perf_counter() - started, 0, ok=False)
-            raise
-        tokens = run.prompt_tokens + run.completion_tokens
-        metrics.observe_task(p.agent_id, time.perf_counter() - started, tokens, ok=run.status == "finished")
-        answer = {
-            "result": run.answer,
-            "status": "completed" if run.status == "finished" else run.status,
-            "agent_id": run.agent_id,
-            "run_id": run.id,
-            "model": run.model,
-            "steps": run.steps,
-            "error": run.error,
-            "usage": {
-                "prompt_tokens": run.prompt_tokens,
-                "completion_tokens": run.completion_tokens,
-                "total_tokens": tokens,
-            },
-            "approvals_denied": [
-                {"id": a.id, "tool": a.tool, "arguments": a.arguments, "reason": a.reason} for a in denied
-            ],
-        }
-        if denied:
-            answer["note"] = (
-                f"{len(denied)} tool call(s) needed a person's approval and were denied "
-                f"({UNATTENDED}): the API has no person to ask yet."
-            )
-    return {
-        "request_id": request.state.request_id,
-        **answer,
-        "duration_ms": _elapsed_ms(request, started),
-        "service": "workbench",
-    }
-
-
-@router.post("/execute", summary="Zahara gateway: run a task")
-async def zahara_execute(
-    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
-) -> Any:
-    return await _zahara(request, engine, body)
-
-
-@router.post("/run", summary="Zahara runtime: run a task")
-async def zahara_run(
-    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
-) -> Any:
-    return await _zahara(request, engine, body)
-
-
-def _platform_prompt(req: PlatformRequest) -> str:
-    if not req.context:
-        return req.task_description
-    lines = []
-    for key, value in req.context.items():
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-        lines.append(f"- {key}: {shown}")
-    context = "\n".join(lines)
-    if len(context) > MAX_CONTEXT_CHARS:
-        raise APIError(
-            400,
-            "INVALID_REQUEST",
-            f"The context is over {MAX_CONTEXT_CHARS:,} characters.",
-            details={"field": "context", "issue": "too_long", "max_length": MAX_CONTEXT_CHARS},
-        )
-    return f"{req.task_description}\n\nContext:\n{context}"
-
-
-@router.post("/api/v1/execute", summary="AI Agents Platform: execute an agent task")
-async def platform_execute(
-    request: Request, engine: EngineDep, body: Any = Body(None), _: Any = Depends(require("execute:agents"))
-) -> Any:
-    started = time.perf_counter()
-    req: PlatformRequest = _parse(PlatformRequest, body)
-    metrics = registry(request.app)
-    try:
-        result = await _generate(request, engine, _platform_prompt(req))
-    except (WorkbenchError, ClientDisconnected):
-        metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, 0, ok=False)
-        raise
-    metrics.observe_task(DEFAULT_AGENT, time.perf_counter() - started, result.usage.total_tokens, ok=True)
-    return {
-        "result": result.text,
-        "metadata": {
-            "agent_id": DEFAULT_AGENT,
-            "model": result.model,
-            "tokens_used": result.usage.total_tokens,
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        "processing_time_ms": _elapsed_ms(request, started),
-    }
