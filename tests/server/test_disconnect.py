@@ -92,16 +92,16 @@ def statuses(live: Any, route: str) -> dict[str, int]:
     with live.client() as http:
         text = http.get("/metrics").text
     pattern = re.compile(
-        r'^workbench_http_requests_total\{method="POST",route="' + re.escape(route) + r'",status="(\d+)"\} (\d+)$', re.M
+        r'^workbench_http_requests_total\{method="POST",route="' + re.escape(route) + r'",status="(\d+)"\} (\S+)$', re.M
     )
-    return {status: int(count) for status, count in pattern.findall(text)}
+    return {status: int(float(count)) for status, count in pattern.findall(text)}
 
 
 def agent_errors(live: Any, agent_id: str) -> int:
     with live.client() as http:
         text = http.get("/metrics").text
-    found = re.search(r'^agent_errors_total\{agent_id="' + re.escape(agent_id) + r'"\} (\d+)$', text, re.M)
-    return int(found.group(1)) if found else 0
+    found = re.search(r'^agent_errors_total\{agent_id="' + re.escape(agent_id) + r'"\} (\S+)$', text, re.M)
+    return int(float(found.group(1))) if found else 0
 
 
 def evaluated(live: Any) -> int:

@@ -266,3 +266,15 @@ def test_metrics_need_the_read_metrics_scope(live) -> None:
     with live.client(key=scraper) as client:
         assert client.get("/metrics").status_code == 200
         assert client.post("/execute", json={"task": "hi"}).status_code == 403
+
+
+def test_metrics_count_the_native_routes_too(live) -> None:
+    with live.client() as client:
+        assert client.get("/workbench/v1/sessions").status_code == 200
+        assert client.get("/workbench/v1/sessions/ses_nope").status_code == 404
+        _, samples = parse_prometheus(client.get("/metrics").text)
+    requests = "workbench_http_requests_total"
+    assert _value(samples, requests, method="GET", route="/workbench/v1/sessions", status="200") == 1
+    assert _value(samples, requests, method="GET", route="/workbench/v1/sessions/{session_id}", status="404") == 1
+    latency = "workbench_http_request_duration_seconds_count"
+    assert _value(samples, latency, method="GET", route="/workbench/v1/sessions/{session_id}") == 1

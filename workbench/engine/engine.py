@@ -309,6 +309,19 @@ class Engine:
 
     # ---------------------------------------------------------------- memory
 
+    def embedding_model(self) -> str:
+        """The id of the embedder that memories and knowledge are embedded with."""
+        return self.embedder.model_id
+
+    def embed_texts(self, texts: list[str]) -> Any:
+        """Unit-length vectors of `texts` (a float32 array, one row per text) from that embedder."""
+        return self.embedder.embed(texts)
+
+    def count_memories(self) -> int:
+        """How many memories are stored and unexpired (read from the store: loads no index or embedder)."""
+        row = self.db.fetchone("SELECT count(*) FROM memories WHERE expires_at IS NULL OR expires_at > ?", [utcnow()])
+        return int(row[0]) if row else 0
+
     def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
         """Store (or replace) a memory; knowledge memories also become graph facts."""
         return self.remember_many([request])[0]

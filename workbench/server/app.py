@@ -7,12 +7,15 @@ plain `def` functions (FastAPI runs them in its thread pool).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.server.security import APIError, RateLimiter, SecurityMiddleware, ServerSettings, error_response
 
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine
 
-def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
+
+def create_app(engine: Engine, settings: ServerSettings | None = None) -> Any:
     from fastapi import Depends, FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +23,10 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     from workbench import __version__
     from workbench.engine.errors import WorkbenchError
     from workbench.server.idempotency import IdempotencyMiddleware
-    from workbench.server.routes import auth, chrysalis, health, native, openai, soma, tasks
+    from workbench.server.metrics import MetricsRegistry
+    from workbench.server.metrics import router as metrics_router
+    from workbench.server.routes import health, native
+    from workbench.server.routes.compat import auth, chrysalis, openai, platform, soma, zahara
     from workbench.server.security import family
 
     settings = settings or ServerSettings()
@@ -35,6 +41,7 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     app.state.engine = engine
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.metrics_registry = MetricsRegistry(engine)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Any:
@@ -107,7 +114,9 @@ def create_app(engine: Any, settings: ServerSettings | None = None) -> Any:
     app.include_router(auth.router)
     app.include_router(native.router)
     app.include_router(soma.router)
-    app.include_router(tasks.router)
+    app.include_router(zahara.router)
+    app.include_router(platform.router)
+    app.include_router(metrics_router)
     app.include_router(openai.router)
     app.include_router(chrysalis.router)
     app.add_middleware(IdempotencyMiddleware)  # inside SecurityMiddleware (added last, runs first)

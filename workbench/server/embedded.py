@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.engine.errors import InvalidRequest
 from workbench.server.run import (
@@ -28,6 +28,9 @@ from workbench.server.run import (
     uvicorn_config,
 )
 
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine
+
 #: name of the key created when the user has none
 KEY_NAME = "tui"
 #: how long start() waits for uvicorn to accept connections
@@ -39,7 +42,7 @@ GRACEFUL_S = 5
 class EmbeddedServer:
     """The API over `engine` on `listens` (default 127.0.0.1:8765), served from a daemon thread."""
 
-    def __init__(self, engine: Any, listens: list[str] | None = None) -> None:
+    def __init__(self, engine: Engine, listens: list[str] | None = None) -> None:
         self.engine = engine
         self.listens = list(listens or [DEFAULT_LISTEN])
         #: "HOST:PORT" per bound socket, once started

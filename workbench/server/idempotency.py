@@ -37,12 +37,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from workbench.server.security import _send_json, error_body, presented_key
+
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine
 
 log = logging.getLogger("workbench.server")
 
@@ -230,7 +233,7 @@ class IdempotencyMiddleware:
         self.owner = uuid.uuid4().hex
         self._store: Any = None
 
-    def store(self, engine: Any) -> Any:
+    def store(self, engine: Engine) -> Any:
         if self._store is None:
             db = getattr(engine, "db", None)
             self._store = DuckDBStore(db) if db is not None and hasattr(db, "transaction") else MemoryStore()
@@ -396,7 +399,7 @@ class IdempotencyMiddleware:
             await settle()
 
 
-def _key_id(engine: Any, headers: Headers) -> str | None:
+def _key_id(engine: Engine, headers: Headers) -> str | None:
     """The id of the request's API key, or None when it has no valid one."""
 
     class _Request:  # presented_key reads only `.headers`

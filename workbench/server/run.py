@@ -29,11 +29,14 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.engine.errors import InvalidRequest
 from workbench.remote import KEYRING_SERVICE, SERVER_FILE, keyring_user
 from workbench.server.security import LOOPBACK_NAMES, ServerSettings
+
+if TYPE_CHECKING:
+    from workbench.engine.engine import Engine
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 LOCAL_SESSION_KEY = "local-session"
@@ -59,7 +62,7 @@ def is_loopback(host: str) -> bool:
 
 
 def settings_for(
-    listens: list[tuple[str, int]], allow_remote: bool, engine: Any, rate_limit: int | None = None
+    listens: list[tuple[str, int]], allow_remote: bool, engine: Engine, rate_limit: int | None = None
 ) -> ServerSettings:
     remote = [host for host, _ in listens if not is_loopback(host)]
     if remote and not allow_remote:
@@ -125,7 +128,7 @@ def uvicorn_config(app: Any, read_timeout_s: float | None = None, **options: Any
 
 
 def serve(
-    engine: Any,
+    engine: Engine,
     listens: list[str] | None = None,
     allow_remote: bool = False,
     on_ready: Any = None,
@@ -202,7 +205,7 @@ def _restore(previous: dict[int, Any]) -> None:
         signal.signal(number, handler)
 
 
-def start_local_session(engine: Any) -> str:
+def start_local_session(engine: Engine) -> str:
     """Create the all-scopes "local-session" key and put its secret in the OS keyring; its id."""
     for stale in engine.api_keys.list():
         if stale.name == LOCAL_SESSION_KEY:  # left by a server that was killed: one process owns the home
@@ -217,7 +220,7 @@ def start_local_session(engine: Any) -> str:
     return info.id
 
 
-def end_local_session(engine: Any, key_id: str | None) -> None:
+def end_local_session(engine: Engine, key_id: str | None) -> None:
     if key_id is None:
         return
     try:
@@ -232,7 +235,7 @@ def end_local_session(engine: Any, key_id: str | None) -> None:
         pass
 
 
-def _set_owner_port(engine: Any, port: int | None) -> None:
+def _set_owner_port(engine: Engine, port: int | None) -> None:
     owner = getattr(getattr(engine, "db", None), "owner", None)
     if owner is not None:
         try:

@@ -55,7 +55,7 @@ class ClientDisconnected(APIError):
     Nobody reads this error's answer. Its status is a 5xx so that a retry with
     the same `Idempotency-Key` runs the request again instead of replaying it
     (answers under 500 are stored); metrics count it as `CLIENT_CLOSED`, not as
-    a server failure (`workbench.server.routes.tasks.status_of`).
+    a server failure (`workbench.server.metrics.status_of`).
     """
 
     def __init__(self) -> None:

@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.engine.knowledge.answer import STOPWORDS
+from workbench.engine.tools.builtin.files import SKIP_DIRS
+
 #: entries of the workspace offered as path choices and shown in the prompt
 LISTING_LIMIT = 200
 #: entries looked at to find the paths a task names (deeper than the listing)
@@ -47,19 +50,6 @@ PROMPT_ENTRIES = 40
 #: first lines of a file fed back after read_file
 SUMMARY_LINES = 12
 SUMMARY_CHARS = 800
-SKIP_DIRS = {
-    ".git",
-    ".hg",
-    ".svn",
-    "node_modules",
-    "__pycache__",
-    ".venv",
-    "venv",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".tox",
-}
 
 #: a file name or path in a task: a word with an extension (notes/todo.md, hello.txt)
 _FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,8})(?![\w/-])")
@@ -262,70 +252,37 @@ def source_name(path: Any) -> str:
     return text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or text
 
 
-#: words that say nothing about which passage answers a task
-_STOPWORDS = frozenset(
+#: words that say nothing about which passage answers a task: the cited answers' stopwords and
+#: the words a task uses to ask for a search
+_STOPWORDS = STOPWORDS | frozenset(
     {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "do",
-        "does",
-        "for",
-        "from",
+        "about",
+        "any",
+        "base",
+        "document",
+        "documents",
+        "find",
         "has",
         "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "its",
+        "knowledge",
+        "look",
         "me",
         "my",
         "not",
-        "of",
-        "on",
-        "or",
         "our",
         "search",
         "show",
         "tell",
         "that",
-        "the",
         "their",
         "them",
         "there",
         "these",
-        "this",
-        "to",
         "up",
         "us",
         "was",
         "we",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
         "will",
-        "with",
-        "you",
-        "your",
-        "about",
-        "any",
-        "look",
-        "find",
-        "documents",
-        "document",
-        "knowledge",
-        "base",
     }
 )
 

@@ -109,7 +109,8 @@ def salvage(text: str) -> dict[str, Any]:
     return {"sentences": sentences}
 
 
-_STOPWORDS = frozenset(
+#: words that carry no meaning of their own when matching a question to passages
+STOPWORDS = frozenset(
     [
         "a",
         "an",
@@ -158,7 +159,7 @@ Similarity = Callable[[str, list[str]], list[float]]
 
 def _terms(text: str) -> set[str]:
     # a crude stem ("limits" ~ "limit") is enough to match a question's words
-    return {t[:-1] if len(t) > 3 and t.endswith("s") else t for t in _TERM.findall(text.lower())} - _STOPWORDS
+    return {t[:-1] if len(t) > 3 and t.endswith("s") else t for t in _TERM.findall(text.lower())} - STOPWORDS
 
 
 def candidate_sentences(passages: list[Passage]) -> list[tuple[int, str]]:

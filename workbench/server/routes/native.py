@@ -48,8 +48,9 @@ workspace root widens what the file and shell tools may touch: both need an
 `*`). Ingestion reads files the server process can read: grant
 `write:knowledge` to trusted keys only.
 
-Over HTTP a model is chosen by id: a model spec that looks like a file path
-must be one `GET /models` lists (the engine would load any `.gguf` path), and
+Over HTTP a model is chosen by id: a model spec must be one `GET /models`
+lists or a configured provider's `PROVIDER:MODEL` (the engine would load any
+`.gguf` path; the rule is `workbench.server.deps.allowed_model`), and
 an agent's prompt template must be built in or live in the home's
 `templates/` folder.
 
@@ -81,7 +82,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from workbench.engine.errors import InvalidRequest, ModelNotFound
+from workbench.engine.engine import Engine
+from workbench.engine.errors import InvalidRequest
 from workbench.engine.schemas import (
     AgentDefinition,
     AnswerRequest,
@@ -97,16 +99,14 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
 )
 from workbench.server.agent_grants import check_agent_grants
+from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, require, require_also
 from workbench.server.streaming import generate_to_end, sse_response
 
-router = APIRouter(prefix="/workbench/v1", tags=["workbench"])
+router = APIRouter(prefix="/workbench/v1", tags=["workbench"], route_class=MetricsRoute)
 
 NO_CONTENT = 204
-
-
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
 
 
 def _dump(value: Any) -> Any:
@@ -126,26 +126,11 @@ class _Body(BaseModel):
 # --------------------------------------------------------- HTTP-only checks
 
 
-def _safe_model(engine: Any, spec: str | None) -> str | None:
-    """`spec` unchanged, unless it names a file that is not a listed model (then `ModelNotFound`)."""
-    if spec is None:
-        return None
-    wanted = spec.strip()
-    if "/" in wanted or "\\" in wanted or wanted.lower().endswith(".gguf"):
-        provider, sep, rest = wanted.partition(":")
-        remote = bool(sep and rest) and provider in {p.name for p in engine.list_providers()}
-        if not remote and wanted.lower() not in {m.id.lower() for m in engine.list_models()}:
-            raise ModelNotFound(
-                f"The model {wanted[:120]!r} is not available over HTTP; GET /workbench/v1/models lists the models."
-            )
-    return spec
-
-
-def _safe_definition(engine: Any, data: dict[str, Any]) -> None:
+def _safe_definition(engine: Engine, data: dict[str, Any]) -> None:
     """An agent definition (or changes to one) sent over HTTP: listed models and safe templates only."""
     model = data.get("model")
     if isinstance(model, str):
-        _safe_model(engine, model)
+        allowed_model(engine, model)
     template = data.get("template")
     if isinstance(template, str):
         from workbench.engine.agents.templates import builtin_templates
@@ -172,8 +157,8 @@ def whoami(request: Request, key: Any = Depends(require("read:keys"))) -> dict[s
 
 
 @router.get("/models")
-def list_models(request: Request, _: Any = Depends(require("read:models"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_models())
+def list_models(engine: EngineDep, _: Any = Depends(require("read:models"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_models())
 
 
 class ModelChoice(_Body):
@@ -181,19 +166,21 @@ class ModelChoice(_Body):
 
 
 @router.put("/models/default")
-def set_default_model(request: Request, body: ModelChoice, _: Any = Depends(require("write:models"))) -> dict[str, Any]:
+def set_default_model(
+    request: Request, engine: EngineDep, body: ModelChoice, _: Any = Depends(require("write:models"))
+) -> dict[str, Any]:
     """Make a listed model the default of new chats (saved in the server's config)."""
-    engine = _engine(request)
     if body.model is None:
         raise InvalidRequest("Invalid request: model: Field required.")
-    return _dump(engine.set_default_model(_safe_model(engine, body.model)))
+    allowed_model(engine, body.model)
+    return _dump(engine.set_default_model(body.model))
 
 
 @router.post("/models/warm-up", status_code=NO_CONTENT)
-def warm_up(request: Request, body: ModelChoice, _: Any = Depends(require("execute:chat"))) -> Response:
+def warm_up(engine: EngineDep, body: ModelChoice, _: Any = Depends(require("execute:chat"))) -> Response:
     """Load the embedder and the chat model now (blocks until both are loaded)."""
-    engine = _engine(request)
-    engine.warm_up(_safe_model(engine, body.model))
+    allowed_model(engine, body.model)
+    engine.warm_up(body.model)
     return _done()
 
 
@@ -208,22 +195,22 @@ class SessionCreate(_Body):
 
 @router.post("/sessions")
 def create_session(
-    request: Request, body: SessionCreate, _: Any = Depends(require("write:sessions"))
+    engine: EngineDep, body: SessionCreate, _: Any = Depends(require("write:sessions"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
-    return _dump(engine.create_session(body.title, _safe_model(engine, body.model), body.system))
+    allowed_model(engine, body.model)
+    return _dump(engine.create_session(body.title, body.model, body.system))
 
 
 @router.get("/sessions")
 def list_sessions(
-    request: Request,
+    engine: EngineDep,
     limit: int = 50,
     offset: int = 0,
     query: str | None = None,
     _: Any = Depends(require("read:sessions")),
 ) -> list[dict[str, Any]]:
     """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
-    return _dump(_engine(request).list_sessions(limit, offset, query))
+    return _dump(engine.list_sessions(limit, offset, query))
 
 
 class SessionRename(_Body):
@@ -232,49 +219,51 @@ class SessionRename(_Body):
 
 @router.patch("/sessions/{session_id}")
 def rename_session(
-    request: Request, session_id: str, body: SessionRename, _: Any = Depends(require("write:sessions"))
+    engine: EngineDep, session_id: str, body: SessionRename, _: Any = Depends(require("write:sessions"))
 ) -> dict[str, Any]:
-    return _dump(_engine(request).rename_session(session_id, body.title))
+    return _dump(engine.rename_session(session_id, body.title))
 
 
 @router.get("/sessions/{session_id}")
-def get_session(request: Request, session_id: str, _: Any = Depends(require("read:sessions"))) -> dict[str, Any]:
-    return _dump(_engine(request).get_session(session_id))
+def get_session(engine: EngineDep, session_id: str, _: Any = Depends(require("read:sessions"))) -> dict[str, Any]:
+    return _dump(engine.get_session(session_id))
 
 
 @router.get("/sessions/{session_id}/messages")
 def session_messages(
-    request: Request, session_id: str, _: Any = Depends(require("read:sessions"))
+    engine: EngineDep, session_id: str, _: Any = Depends(require("read:sessions"))
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).session_messages(session_id))
+    return _dump(engine.session_messages(session_id))
 
 
 @router.delete("/sessions/{session_id}", status_code=NO_CONTENT)
-def delete_session(request: Request, session_id: str, _: Any = Depends(require("write:sessions"))) -> Response:
-    _engine(request).delete_session(session_id)
+def delete_session(engine: EngineDep, session_id: str, _: Any = Depends(require("write:sessions"))) -> Response:
+    engine.delete_session(session_id)
     return _done()
 
 
 # ------------------------------------------------------------------ chat
 
 
-def _start_chat(engine: Any, body: ChatRequest) -> Any:
-    _safe_model(engine, body.model)
+def _start_chat(engine: Engine, body: ChatRequest) -> Any:
+    allowed_model(engine, body.model)
     return engine.chat(body)
 
 
 @router.post("/chat")
-async def chat(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> Any:
+async def chat(engine: EngineDep, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> Any:
     """One chat turn as server-sent events: run_started, token..., run_finished | run_failed."""
     # Validation, unknown sessions and models raise here, as HTTP errors, before any generation.
-    events = await run_in_threadpool(_start_chat, _engine(request), body)
+    events = await run_in_threadpool(_start_chat, engine, body)
     return sse_response(events, name="native-chat")
 
 
 @router.post("/generate")
-async def generate(request: Request, body: ChatRequest, _: Any = Depends(require("execute:chat"))) -> dict[str, Any]:
+async def generate(
+    request: Request, engine: EngineDep, body: ChatRequest, _: Any = Depends(require("execute:chat"))
+) -> dict[str, Any]:
     """`engine.generate` over HTTP; a client that disconnects cancels the generation (a stored turn ends "cancelled")."""
-    events = await run_in_threadpool(_start_chat, _engine(request), body)
+    events = await run_in_threadpool(_start_chat, engine, body)
     return _dump(await generate_to_end(request, events, name="native-generate"))
 
 
@@ -292,13 +281,13 @@ class ProviderKey(_Body):
 
 
 @router.get("/providers")
-def list_providers(request: Request, _: Any = Depends(require("read:providers"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_providers())
+def list_providers(engine: EngineDep, _: Any = Depends(require("read:providers"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_providers())
 
 
 @router.put("/providers/{name}")
 def add_provider(
-    request: Request, name: str, body: ProviderBody, _: Any = Depends(require("write:providers"))
+    request: Request, engine: EngineDep, name: str, body: ProviderBody, _: Any = Depends(require("write:providers"))
 ) -> dict[str, Any]:
     """Add or replace a provider (its key is set separately).
 
@@ -306,7 +295,6 @@ def add_provider(
     (the engine then deletes the key): otherwise a key that may only write providers
     could send the stored key to a listener of its choosing.
     """
-    engine = _engine(request)
     current = {p.name: p for p in engine.list_providers()}.get(name)
     if current is None:
         if _orphan_key(name):  # the keyring is shared by every home: the key may be another's
@@ -336,17 +324,17 @@ def _endpoint_changes(current: str, wanted: str) -> bool:
 
 
 @router.delete("/providers/{name}", status_code=NO_CONTENT)
-def remove_provider(request: Request, name: str, _: Any = Depends(require("write:providers"))) -> Response:
-    _engine(request).remove_provider(name)
+def remove_provider(engine: EngineDep, name: str, _: Any = Depends(require("write:providers"))) -> Response:
+    engine.remove_provider(name)
     return _done()
 
 
 @router.put("/providers/{name}/key", status_code=NO_CONTENT)
 def set_provider_key(
-    request: Request, name: str, body: ProviderKey, _: Any = Depends(require("write:providers"))
+    engine: EngineDep, name: str, body: ProviderKey, _: Any = Depends(require("write:providers"))
 ) -> Response:
     """Store the provider's key in the server's OS keyring; the answer never contains it."""
-    _engine(request).set_provider_key(name, body.api_key)
+    engine.set_provider_key(name, body.api_key)
     return _done()
 
 
@@ -354,51 +342,50 @@ def set_provider_key(
 
 
 @router.post("/memory")
-def remember(request: Request, body: RememberRequest, _: Any = Depends(require("write:memory"))) -> dict[str, Any]:
-    return _dump(_engine(request).remember(body))
+def remember(engine: EngineDep, body: RememberRequest, _: Any = Depends(require("write:memory"))) -> dict[str, Any]:
+    return _dump(engine.remember(body))
 
 
 @router.post("/memory/batch")
 def remember_many(
-    request: Request, body: list[RememberRequest] = Body(...), _: Any = Depends(require("write:memory"))
+    engine: EngineDep, body: list[RememberRequest] = Body(...), _: Any = Depends(require("write:memory"))
 ) -> list[dict[str, Any]]:
     """Store many memories: all of them, or none."""
-    return _dump(_engine(request).remember_many(list(body)))
+    return _dump(engine.remember_many(list(body)))
 
 
 @router.get("/memory")
 def list_memories(
-    request: Request,
+    engine: EngineDep,
     namespace: str | None = None,
     limit: int = 100,
     offset: int = 0,
     _: Any = Depends(require("read:memory")),
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_memories(namespace, limit, offset))
+    return _dump(engine.list_memories(namespace, limit, offset))
 
 
 @router.post("/memory/retrieve")
-def rag_retrieve(request: Request, body: RagRequest, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+def rag_retrieve(engine: EngineDep, body: RagRequest, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+    allowed_model(engine, body.model)
     return _dump(engine.rag_retrieve(body))
 
 
 @router.get("/memory/{namespace}/{key:path}")
-def recall(request: Request, namespace: str, key: str, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
-    return _dump(_engine(request).recall(key, namespace))
+def recall(engine: EngineDep, namespace: str, key: str, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+    return _dump(engine.recall(key, namespace))
 
 
 @router.delete("/memory/{namespace}/{key:path}", status_code=NO_CONTENT)
-def forget(request: Request, namespace: str, key: str, _: Any = Depends(require("write:memory"))) -> Response:
-    _engine(request).forget(key, namespace)
+def forget(engine: EngineDep, namespace: str, key: str, _: Any = Depends(require("write:memory"))) -> Response:
+    engine.forget(key, namespace)
     return _done()
 
 
 # ------------------------------------------------------------- knowledge
 
 
-def _check_in_roots(engine: Any, paths: list[str]) -> list[str]:
+def _check_in_roots(engine: Engine, paths: list[str]) -> list[str]:
     """The workspace roots, once every given path is inside one (files found in a walk are checked by ingest)."""
     import os
 
@@ -426,14 +413,15 @@ def _check_in_roots(engine: Any, paths: list[str]) -> list[str]:
 
 
 @router.post("/knowledge/ingest")
-async def ingest(request: Request, body: IngestRequest, key: Any = Depends(require("write:knowledge"))) -> Any:
+async def ingest(
+    request: Request, engine: EngineDep, body: IngestRequest, key: Any = Depends(require("write:knowledge"))
+) -> Any:
     """Ingest files and folders (paths on the server's machine) as server-sent events: progress..., ingest_finished.
 
     Paths must lie inside the workspace roots, except for the server's own
     local-session key (the user's TUI and CLI on this machine): an API key does
     not open every file the server can read.
     """
-    engine = _engine(request)
     if key.id in request.app.state.settings.local_session_keys:
         events = await run_in_threadpool(engine.ingest, body)
     else:
@@ -443,39 +431,38 @@ async def ingest(request: Request, body: IngestRequest, key: Any = Depends(requi
 
 
 @router.post("/knowledge/search")
-def search(request: Request, body: SearchRequest, _: Any = Depends(require("read:knowledge"))) -> dict[str, Any]:
-    return _dump(_engine(request).search(body))
+def search(engine: EngineDep, body: SearchRequest, _: Any = Depends(require("read:knowledge"))) -> dict[str, Any]:
+    return _dump(engine.search(body))
 
 
 @router.post("/knowledge/answer")
-def answer(request: Request, body: AnswerRequest, _: Any = Depends(require("execute:knowledge"))) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+def answer(engine: EngineDep, body: AnswerRequest, _: Any = Depends(require("execute:knowledge"))) -> dict[str, Any]:
+    allowed_model(engine, body.model)
     return _dump(engine.answer(body))
 
 
 @router.get("/knowledge/collections")
-def list_collections(request: Request, _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_collections())
+def list_collections(engine: EngineDep, _: Any = Depends(require("read:knowledge"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_collections())
 
 
 @router.get("/knowledge/collections/{collection}/documents")
 def list_documents(
-    request: Request, collection: str, _: Any = Depends(require("read:knowledge"))
+    engine: EngineDep, collection: str, _: Any = Depends(require("read:knowledge"))
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_documents(collection))
+    return _dump(engine.list_documents(collection))
 
 
 @router.get("/knowledge/collections/{collection}/chunks")
 def document_chunks(
-    request: Request,
+    engine: EngineDep,
     collection: str,
     path: str = Query(..., max_length=10_000),
     limit: int = Query(200, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     _: Any = Depends(require("read:knowledge")),
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).document_chunks(collection, path, limit, offset))
+    return _dump(engine.document_chunks(collection, path, limit, offset))
 
 
 class PinBody(_Body):
@@ -485,20 +472,20 @@ class PinBody(_Body):
 
 @router.post("/knowledge/collections/{collection}/pin", status_code=NO_CONTENT)
 def set_pinned(
-    request: Request, collection: str, body: PinBody, _: Any = Depends(require("write:knowledge"))
+    engine: EngineDep, collection: str, body: PinBody, _: Any = Depends(require("write:knowledge"))
 ) -> Response:
-    _engine(request).set_pinned(collection, body.path, body.pinned)
+    engine.set_pinned(collection, body.path, body.pinned)
     return _done()
 
 
 @router.delete("/knowledge/collections/{collection}/documents", status_code=NO_CONTENT)
 def remove_document(
-    request: Request,
+    engine: EngineDep,
     collection: str,
     path: str = Query(..., max_length=10_000),
     _: Any = Depends(require("write:knowledge")),
 ) -> Response:
-    _engine(request).remove_document(collection, path)
+    engine.remove_document(collection, path)
     return _done()
 
 
@@ -524,77 +511,76 @@ class RelationBody(_Body):
 
 
 @router.post("/graph/facts")
-def store_fact(request: Request, body: FactBody, _: Any = Depends(require("write:graph"))) -> dict[str, Any]:
+def store_fact(engine: EngineDep, body: FactBody, _: Any = Depends(require("write:graph"))) -> dict[str, Any]:
     options = body.model_dump(exclude={"entity", "attribute", "value"}, exclude_unset=True)
-    return _dump(_engine(request).store_fact(body.entity, body.attribute, body.value, **options))
+    return _dump(engine.store_fact(body.entity, body.attribute, body.value, **options))
 
 
 @router.get("/graph/facts")
 def retrieve_facts(
-    request: Request, entity: str, attribute: str | None = None, _: Any = Depends(require("read:graph"))
+    engine: EngineDep, entity: str, attribute: str | None = None, _: Any = Depends(require("read:graph"))
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).retrieve_facts(entity, attribute))
+    return _dump(engine.retrieve_facts(entity, attribute))
 
 
 @router.post("/graph/relationships")
 def create_relationship(
-    request: Request, body: RelationBody, _: Any = Depends(require("write:graph"))
+    engine: EngineDep, body: RelationBody, _: Any = Depends(require("write:graph"))
 ) -> dict[str, Any]:
-    return _dump(_engine(request).create_relationship(body.source, body.target, body.relation_type, body.properties))
+    return _dump(engine.create_relationship(body.source, body.target, body.relation_type, body.properties))
 
 
 @router.get("/graph/neighbours")
 def neighbours(
-    request: Request,
+    engine: EngineDep,
     entity: str,
     max_hops: int = 1,
     relation_type: str | None = None,
     direction: str = "both",
     _: Any = Depends(require("read:graph")),
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).neighbours(entity, max_hops, relation_type, direction))
+    return _dump(engine.neighbours(entity, max_hops, relation_type, direction))
 
 
 @router.get("/graph/entities")
 def search_entities(
-    request: Request, query: str, limit: int = 10, _: Any = Depends(require("read:graph"))
+    engine: EngineDep, query: str, limit: int = 10, _: Any = Depends(require("read:graph"))
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).search_entities(query, limit))
+    return _dump(engine.search_entities(query, limit))
 
 
 @router.post("/graph/knowledge")
 def generate_knowledge(
-    request: Request, body: KnowledgeRequest, _: Any = Depends(require("execute:graph"))
+    engine: EngineDep, body: KnowledgeRequest, _: Any = Depends(require("execute:graph"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.generate_knowledge(body))
 
 
 @router.get("/graph/knowledge")
-def list_knowledge(request: Request, identifier: str, _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_knowledge(identifier))
+def list_knowledge(engine: EngineDep, identifier: str, _: Any = Depends(require("read:graph"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_knowledge(identifier))
 
 
 # ----------------------------------------------------------------- tools
 
 
 @router.get("/tools")
-def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_tools())
+def list_tools(engine: EngineDep, _: Any = Depends(require("read:tools"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_tools())
 
 
 @router.post("/tools/execute")
 def execute_tool(
-    request: Request, body: ToolExecuteRequest, _: Any = Depends(require("execute:tools"))
+    engine: EngineDep, body: ToolExecuteRequest, _: Any = Depends(require("execute:tools"))
 ) -> dict[str, Any]:
     """Run one tool now (validated, confined to the workspace roots and audited like an agent's call)."""
-    return _dump(_engine(request).execute_tool(body))
+    return _dump(engine.execute_tool(body))
 
 
 @router.get("/tools/audit")
 def tool_audit(
-    request: Request,
+    engine: EngineDep,
     run_id: str | None = None,
     agent_id: str | None = None,
     tool: str | None = None,
@@ -602,7 +588,7 @@ def tool_audit(
     offset: int = Query(0, ge=0),
     _: Any = Depends(require("read:audit")),
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).tool_audit(run_id, agent_id, tool, limit, offset))
+    return _dump(engine.tool_audit(run_id, agent_id, tool, limit, offset))
 
 
 # ------------------------------------------------------------- workspace
@@ -613,23 +599,23 @@ class RootBody(_Body):
 
 
 @router.get("/workspace/roots")
-def workspace_roots(request: Request, _: Any = Depends(require("read:workspace"))) -> list[str]:
-    return list(_engine(request).workspace_roots())
+def workspace_roots(engine: EngineDep, _: Any = Depends(require("read:workspace"))) -> list[str]:
+    return list(engine.workspace_roots())
 
 
 @router.post("/workspace/roots")
-def add_workspace_root(request: Request, body: RootBody, _: Any = Depends(require("admin:workspace"))) -> list[str]:
+def add_workspace_root(engine: EngineDep, body: RootBody, _: Any = Depends(require("admin:workspace"))) -> list[str]:
     """Add a folder (on the server's machine) the file, shell, git and python tools may use."""
-    return list(_engine(request).add_workspace_root(body.path))
+    return list(engine.add_workspace_root(body.path))
 
 
 @router.delete("/workspace/roots")
 def remove_workspace_root(
-    request: Request,
+    engine: EngineDep,
     path: str = Query(..., min_length=1, max_length=10_000),
     _: Any = Depends(require("admin:workspace")),
 ) -> list[str]:
-    return list(_engine(request).remove_workspace_root(path))
+    return list(engine.remove_workspace_root(path))
 
 
 # ----------------------------------------------------------- MCP servers
@@ -648,32 +634,32 @@ class AcceptBody(_Body):
 
 
 @router.get("/mcp/servers")
-def list_mcp_servers(request: Request, _: Any = Depends(require("read:mcp"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_mcp_servers())
+def list_mcp_servers(engine: EngineDep, _: Any = Depends(require("read:mcp"))) -> list[dict[str, Any]]:
+    return _dump(engine.list_mcp_servers())
 
 
 @router.post("/mcp/servers")
-def add_mcp_server(request: Request, body: MCPServerBody, _: Any = Depends(require("admin:mcp"))) -> dict[str, Any]:
+def add_mcp_server(engine: EngineDep, body: MCPServerBody, _: Any = Depends(require("admin:mcp"))) -> dict[str, Any]:
     """Configure an MCP server: a program the server starts over stdio when its tools are needed."""
     return _dump(
-        _engine(request).add_mcp_server(
+        engine.add_mcp_server(
             body.name, body.command, env=body.env, permission=body.permission, tool_permissions=body.tool_permissions
         )
     )
 
 
 @router.delete("/mcp/servers/{name}", status_code=NO_CONTENT)
-def remove_mcp_server(request: Request, name: str, _: Any = Depends(require("admin:mcp"))) -> Response:
-    _engine(request).remove_mcp_server(name)
+def remove_mcp_server(engine: EngineDep, name: str, _: Any = Depends(require("admin:mcp"))) -> Response:
+    engine.remove_mcp_server(name)
     return _done()
 
 
 @router.post("/mcp/servers/{name}/accept", status_code=NO_CONTENT)
 def accept_mcp_changes(
-    request: Request, name: str, body: AcceptBody, _: Any = Depends(require("admin:mcp"))
+    engine: EngineDep, name: str, body: AcceptBody, _: Any = Depends(require("admin:mcp"))
 ) -> Response:
     """Re-pin a server's tool descriptions after a reviewed change."""
-    _engine(request).accept_mcp_changes(name, body.tool)
+    engine.accept_mcp_changes(name, body.tool)
     return _done()
 
 
@@ -692,8 +678,9 @@ class EnrichBody(_Body):
 
 
 @router.post("/agents")
-def create_agent(request: Request, body: AgentDefinition, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
-    engine = _engine(request)
+def create_agent(
+    request: Request, engine: EngineDep, body: AgentDefinition, _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     _safe_definition(engine, body.model_dump(exclude_unset=True))
     check_agent_grants(request, body.model_dump(mode="json"))
     return _dump(engine.create_agent(body))
@@ -701,7 +688,7 @@ def create_agent(request: Request, body: AgentDefinition, _: Any = Depends(requi
 
 @router.get("/agents")
 def list_agents(
-    request: Request,
+    engine: EngineDep,
     page: int = 1,
     per_page: int = 20,
     sort: str = "-created_at",
@@ -711,13 +698,14 @@ def list_agents(
     query: str | None = None,
     _: Any = Depends(require("read:agents")),
 ) -> dict[str, Any]:
-    return _dump(_engine(request).list_agents(page, per_page, sort, role, status, parent, query))
+    return _dump(engine.list_agents(page, per_page, sort, role, status, parent, query))
 
 
 @router.post("/agents/import")
-def import_agent(request: Request, body: ImportBody, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def import_agent(
+    request: Request, engine: EngineDep, body: ImportBody, _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     """Create an agent from an export (an inlined template is saved in the server's templates folder)."""
-    engine = _engine(request)
     exported = _exported_agent(body.text)
     if exported is not None:
         replaced = body.replace and isinstance(exported.get("id"), str)
@@ -737,7 +725,7 @@ def _exported_agent(text: str) -> dict[str, Any] | None:
     return agent if isinstance(agent, dict) else None
 
 
-def _agent_or_none(engine: Any, agent_id: str) -> Any:
+def _agent_or_none(engine: Engine, agent_id: str) -> Any:
     from workbench.engine.errors import NotFound
 
     try:
@@ -748,80 +736,79 @@ def _agent_or_none(engine: Any, agent_id: str) -> Any:
 
 @router.post("/agents/skills")
 def generate_skills(
-    request: Request, body: SkillsRequest, _: Any = Depends(require("execute:agents"))
+    engine: EngineDep, body: SkillsRequest, _: Any = Depends(require("execute:agents"))
 ) -> list[dict[str, Any]]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.generate_skills(body))
 
 
 @router.post("/agents/from-role-model")
 def create_agent_from_role_model(
-    request: Request, body: RoleModelRequest, _: Any = Depends(require("execute:agents"))
+    request: Request, engine: EngineDep, body: RoleModelRequest, _: Any = Depends(require("execute:agents"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     _safe_definition(engine, body.overrides)
     check_agent_grants(request, body.overrides)
     return _dump(engine.create_agent_from_role_model(body))
 
 
 @router.get("/agents/{agent_id}")
-def get_agent(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
-    return _dump(_engine(request).get_agent(agent_id))
+def get_agent(engine: EngineDep, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    return _dump(engine.get_agent(agent_id))
 
 
 @router.patch("/agents/{agent_id}")
 def update_agent(
-    request: Request, agent_id: str, changes: dict[str, Any] = Body(...), _: Any = Depends(require("write:agents"))
+    request: Request,
+    engine: EngineDep,
+    agent_id: str,
+    changes: dict[str, Any] = Body(...),
+    _: Any = Depends(require("write:agents")),
 ) -> dict[str, Any]:
     """Partially update an agent (nested settings merge key by key)."""
-    engine = _engine(request)
     _safe_definition(engine, changes)
     check_agent_grants(request, changes, engine.get_agent(agent_id))
     return _dump(engine.update_agent(agent_id, changes))
 
 
 @router.delete("/agents/{agent_id}", status_code=NO_CONTENT)
-def delete_agent(request: Request, agent_id: str, _: Any = Depends(require("write:agents"))) -> Response:
-    _engine(request).delete_agent(agent_id)
+def delete_agent(engine: EngineDep, agent_id: str, _: Any = Depends(require("write:agents"))) -> Response:
+    engine.delete_agent(agent_id)
     return _done()
 
 
 @router.get("/agents/{agent_id}/export")
-def export_agent(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+def export_agent(engine: EngineDep, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
     """The agent as one YAML document, in `text`."""
-    return {"text": _engine(request).export_agent(agent_id)}
+    return {"text": engine.export_agent(agent_id)}
 
 
 @router.post("/agents/{agent_id}/enrich")
 def enrich_agent(
-    request: Request, agent_id: str, body: EnrichBody, _: Any = Depends(require("execute:agents"))
+    engine: EngineDep, agent_id: str, body: EnrichBody, _: Any = Depends(require("execute:agents"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
-    _safe_model(engine, body.model)
+    allowed_model(engine, body.model)
     return _dump(engine.enrich_agent(agent_id, body.additional_cycles, body.corpus_text, body.model))
 
 
 @router.get("/agents/{agent_id}/capabilities")
-def capabilities(request: Request, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
-    return _dump(_engine(request).capabilities(agent_id))
+def capabilities(engine: EngineDep, agent_id: str, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
+    return _dump(engine.capabilities(agent_id))
 
 
 # ------------------------------------------------------------------ runs
 
 
-def _start_run(engine: Any, body: RunRequest) -> Any:
-    _safe_model(engine, body.model)
+def _start_run(engine: Engine, body: RunRequest) -> Any:
+    allowed_model(engine, body.model)
     if body.model is None:
-        _safe_model(engine, engine.get_agent(body.agent_id).model)
+        allowed_model(engine, engine.get_agent(body.agent_id).model)
     return engine.run_agent(body)
 
 
 @router.post("/runs")
-async def run_agent(request: Request, body: RunRequest, _: Any = Depends(require("execute:agents"))) -> Any:
+async def run_agent(engine: EngineDep, body: RunRequest, _: Any = Depends(require("execute:agents"))) -> Any:
     """Run an agent as server-sent events; approvals pause it until POST /approvals/{id}."""
-    engine = _engine(request)
     events = await run_in_threadpool(_start_run, engine, body)
 
     def on_event(pump: Any, event: Any) -> None:
@@ -834,30 +821,30 @@ async def run_agent(request: Request, body: RunRequest, _: Any = Depends(require
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel_run(request: Request, run_id: str, _: Any = Depends(require("write:runs"))) -> dict[str, Any]:
+def cancel_run(engine: EngineDep, run_id: str, _: Any = Depends(require("write:runs"))) -> dict[str, Any]:
     """Ask a running run to stop; `cancelled` is false when it was not running here."""
-    return {"cancelled": bool(_engine(request).cancel_run(run_id))}
+    return {"cancelled": bool(engine.cancel_run(run_id))}
 
 
 @router.get("/runs")
 def list_runs(
-    request: Request,
+    engine: EngineDep,
     agent_id: str | None = None,
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     _: Any = Depends(require("read:runs")),
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).list_runs(agent_id, limit, offset))
+    return _dump(engine.list_runs(agent_id, limit, offset))
 
 
 @router.get("/runs/{run_id}")
-def get_run(request: Request, run_id: str, _: Any = Depends(require("read:runs"))) -> dict[str, Any]:
-    return _dump(_engine(request).get_run(run_id))
+def get_run(engine: EngineDep, run_id: str, _: Any = Depends(require("read:runs"))) -> dict[str, Any]:
+    return _dump(engine.get_run(run_id))
 
 
 @router.get("/runs/{run_id}/events")
-def run_events(request: Request, run_id: str, _: Any = Depends(require("read:runs"))) -> list[dict[str, Any]]:
-    return _dump(_engine(request).run_events(run_id))
+def run_events(engine: EngineDep, run_id: str, _: Any = Depends(require("read:runs"))) -> list[dict[str, Any]]:
+    return _dump(engine.run_events(run_id))
 
 
 # ------------------------------------------------------------- approvals
@@ -865,9 +852,9 @@ def run_events(request: Request, run_id: str, _: Any = Depends(require("read:run
 
 @router.get("/approvals")
 def pending_approvals(
-    request: Request, run_id: str | None = None, _: Any = Depends(require("read:approvals"))
+    engine: EngineDep, run_id: str | None = None, _: Any = Depends(require("read:approvals"))
 ) -> list[dict[str, Any]]:
-    return _dump(_engine(request).pending_approvals(run_id))
+    return _dump(engine.pending_approvals(run_id))
 
 
 class Decision(_Body):
@@ -877,7 +864,7 @@ class Decision(_Body):
 
 @router.post("/approvals/{approval_id}")
 def resolve_approval(
-    request: Request, approval_id: str, decision: Decision, _: Any = Depends(require("write:approvals"))
+    engine: EngineDep, approval_id: str, decision: Decision, _: Any = Depends(require("write:approvals"))
 ) -> dict[str, Any]:
     """Approve or deny a pending tool call of a running agent."""
-    return _dump(_engine(request).resolve_approval(approval_id, decision.approve, decision.reason))
+    return _dump(engine.resolve_approval(approval_id, decision.approve, decision.reason))

@@ -39,16 +39,12 @@ from workbench.engine.schemas import (
     RagRequest,
     RememberRequest,
 )
-from workbench.server.routes import listed_model
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, require
 from workbench.server.streaming import generate_to_end
 
 router = APIRouter(tags=["soma"], route_class=MetricsRoute)
-
-
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
 
 
 # ---------------------------------------------------------------- inference
@@ -73,9 +69,8 @@ class InferRequest(BaseModel):
 
 @router.post("/v1/infer/sync", summary="SLM synchronous inference")
 async def infer_sync(
-    body: InferRequest, request: Request, _: Any = Depends(require("execute:infer"))
+    body: InferRequest, request: Request, engine: EngineDep, _: Any = Depends(require("execute:infer"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
     params = {
         "max_tokens": body.max_tokens,
         "temperature": body.temperature,
@@ -86,7 +81,7 @@ async def infer_sync(
     }
     if body.seed is not None:
         params["seed"] = body.seed
-    model = await run_in_threadpool(listed_model, engine, body.model)
+    model = await run_in_threadpool(allowed_model, engine, body.model)
     # Validation and unknown models raise here, before any generation.
     events = await run_in_threadpool(
         engine.chat,
@@ -116,13 +111,13 @@ async def infer_sync(
 
 
 @router.post("/v1/remember", summary="Store a memory")
-def remember(body: RememberRequest, request: Request, _: Any = Depends(require("write:memory"))) -> dict[str, Any]:
-    return _engine(request).remember(body).model_dump(mode="json")
+def remember(body: RememberRequest, engine: EngineDep, _: Any = Depends(require("write:memory"))) -> dict[str, Any]:
+    return engine.remember(body).model_dump(mode="json")
 
 
 @router.get("/v1/recall/{key:path}", summary="Recall a memory by key")
 def recall(
-    key: str, request: Request, namespace: str = "default", _: Any = Depends(require("read:memory"))
+    key: str, request: Request, engine: EngineDep, namespace: str = "default", _: Any = Depends(require("read:memory"))
 ) -> dict[str, Any]:
     if not re.match(NAME_PATTERN, namespace):
         raise APIError(
@@ -130,12 +125,12 @@ def recall(
             "INVALID_REQUEST",
             "Invalid request: namespace: letters, digits, '_', '.' and '-' (1 to 64, starting with a letter or digit).",
         )
-    return _engine(request).recall(key, namespace).model_dump(mode="json")
+    return engine.recall(key, namespace).model_dump(mode="json")
 
 
 @router.post("/v1/rag/retrieve", summary="Retrieve memories by meaning")
-def rag_retrieve(body: RagRequest, request: Request, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
-    response = _engine(request).rag_retrieve(body).model_dump(mode="json")
+def rag_retrieve(body: RagRequest, engine: EngineDep, _: Any = Depends(require("read:memory"))) -> dict[str, Any]:
+    response = engine.rag_retrieve(body).model_dump(mode="json")
     if not body.include_metadata:
         for result in response["results"]:
             result.pop("metadata", None)
@@ -169,7 +164,7 @@ def _category(name: str, source: str) -> str:
 
 
 @router.get("/v1/tools", summary="List tools")
-def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> dict[str, Any]:
+def list_tools(engine: EngineDep, _: Any = Depends(require("read:tools"))) -> dict[str, Any]:
     tools = [
         {
             "id": t.name,
@@ -182,7 +177,7 @@ def list_tools(request: Request, _: Any = Depends(require("read:tools"))) -> dic
             "examples": t.examples,
             "warning": t.warning,
         }
-        for t in _engine(request).list_tools()
+        for t in engine.list_tools()
     ]
     return {"tools": tools, "total": len(tools)}
 
@@ -211,7 +206,7 @@ FAILURES = {
 @router.post("/v1/tools/{tool_id}/execute", summary="Execute a tool")
 def execute_tool(
     tool_id: str,
-    request: Request,
+    engine: EngineDep,
     body: ToolExecuteBody | None = Body(None),
     _: Any = Depends(require("execute:tools")),
 ) -> dict[str, Any]:
@@ -221,7 +216,7 @@ def execute_tool(
     arguments = body.parameters if body.parameters is not None else (body.arguments or {})
     name = f"{tool_id}.{body.action}" if body.action else tool_id
     try:
-        execution = _engine(request).execute_tool({"tool": name, "arguments": arguments, "agent_id": body.agent_id})
+        execution = engine.execute_tool({"tool": name, "arguments": arguments, "agent_id": body.agent_id})
     except NotFound:
         if body.action:
             raise APIError(

@@ -70,6 +70,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from workbench.engine.engine import Engine
 from workbench.engine.errors import InvalidRequest, ModelNotFound, WorkbenchError, error_from_code, status_of_code
 from workbench.engine.schemas import (
     MAX_SEED,
@@ -86,7 +87,8 @@ from workbench.engine.schemas import (
     ToolCall,
     validate,
 )
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import error_body, require
 from workbench.server.streaming import END, EventPump, cancel_on_disconnect, generate_to_end
 
@@ -115,14 +117,14 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 @router.get("/models", dependencies=[Depends(require("read:models"))])
-def list_models(request: Request) -> JSONResponse:
-    models = request.app.state.engine.list_models()
+def list_models(engine: EngineDep) -> JSONResponse:
+    models = engine.list_models()
     return JSONResponse({"object": "list", "data": [_model_entry(m) for m in models]})
 
 
 @router.get("/models/{model_id:path}", dependencies=[Depends(require("read:models"))])
-def get_model(model_id: str, request: Request) -> JSONResponse:
-    models = request.app.state.engine.list_models()
+def get_model(model_id: str, engine: EngineDep) -> JSONResponse:
+    models = engine.list_models()
     wanted = model_id.strip()
     for info in models:
         if info.id == wanted or info.id.lower() == wanted.lower() or (wanted == "default" and info.is_default):
@@ -213,7 +215,7 @@ class ChatCompletionRequest(_Lenient):
     repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
 
 
-def build_chat_request(engine: Any, body: ChatCompletionRequest) -> ChatRequest:
+def build_chat_request(engine: Engine, body: ChatCompletionRequest) -> ChatRequest:
     """The engine's request for an OpenAI one (raises InvalidRequest / ModelNotFound)."""
     if body.n not in (None, 1):
         raise InvalidRequest(f"n must be 1: the workbench returns one choice per request (got {body.n}).")
@@ -234,26 +236,13 @@ def build_chat_request(engine: Any, body: ChatCompletionRequest) -> ChatRequest:
     }
     data: dict[str, Any] = {
         "messages": _messages(body.messages),
-        "model": _model_spec(engine, body.model),
+        "model": allowed_model(engine, body.model),
         "params": {**{k: v for k, v in params.items() if v is not None}, "stop": stops},
         "response_format": body.response_format,
         "tools": _tools(body.tools, body.tool_choice),
         "persist": False,
     }
     return validate(ChatRequest, data)
-
-
-def _model_spec(engine: Any, model: str | None) -> str | None:
-    spec = (model or "").strip()
-    if not spec or spec == "default":
-        return None
-    if "/" in spec or "\\" in spec or spec.lower().endswith(".gguf"):
-        # The engine loads model files by path; over HTTP only listed models may load.
-        provider, sep, rest = spec.partition(":")
-        remote = sep and rest and provider in {p.name for p in engine.list_providers()}
-        if not remote and spec.lower() not in {m.id.lower() for m in engine.list_models()}:
-            raise ModelNotFound(f"The model {_shown(spec)} does not exist; GET /v1/models lists the available ones.")
-    return spec
 
 
 def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
@@ -368,8 +357,7 @@ def _raise_failure(item: Any) -> None:
 
 
 @router.post("/chat/completions", dependencies=[Depends(require("execute:chat"))])
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
-    engine = request.app.state.engine
+async def chat_completions(body: ChatCompletionRequest, request: Request, engine: EngineDep) -> Any:
     chat_request = await run_in_threadpool(build_chat_request, engine, body)
     # Validation, unknown models and refused tools raise here, before any generation.
     events = await run_in_threadpool(engine.chat, chat_request)
@@ -533,20 +521,20 @@ class EmbeddingRequest(_Lenient):
 
 
 @router.post("/embeddings", dependencies=[Depends(require("execute:embeddings"))])
-def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
+def embeddings(body: EmbeddingRequest, engine: EngineDep) -> JSONResponse:
     started = time.perf_counter()
     texts = _embedding_inputs(body.input)
-    embedder = request.app.state.engine.embedder
+    embedder_id = engine.embedding_model()
     model = (body.model or "").strip()
-    if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder.model_id.lower():
+    if model and model != "default" and model.rsplit("/", 1)[-1].lower() != embedder_id.lower():
         raise ModelNotFound(
             f"The embedding model {_shown(model)} does not exist; this server embeds with "
-            f'{embedder.model_id!r} (or send "default").'
+            f'{embedder_id!r} (or send "default").'
         )
-    vectors = embedder.embed(texts)
+    vectors = engine.embed_texts(texts)
     dims = int(vectors.shape[1])
     if body.dimensions is not None and body.dimensions != dims:
-        raise InvalidRequest(f"dimensions must be {dims} for {embedder.model_id} (got {body.dimensions}).")
+        raise InvalidRequest(f"dimensions must be {dims} for {embedder_id} (got {body.dimensions}).")
     if body.encoding_format == "base64":
         encoded: list[Any] = [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in vectors]
     else:
@@ -556,7 +544,7 @@ def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
         {
             "object": "list",
             "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)],
-            "model": embedder.model_id,
+            "model": embedder_id,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             # SomaAgentHub's fields
             "vectors": [{"embedding": e, "index": i} for i, e in enumerate(encoded)],

@@ -46,8 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbench.engine.errors import Conflict
 from workbench.engine.schemas import ID_PATTERN, MAX_QUERY_CHARS, AgentDefinition, KnowledgeItem
 from workbench.server.agent_grants import check_agent_grants
-from workbench.server.routes import listed_model
-from workbench.server.routes.tasks import MetricsRoute
+from workbench.server.deps import EngineDep, allowed_model
+from workbench.server.metrics import MetricsRoute
 from workbench.server.security import APIError, meta, require
 
 router = APIRouter(prefix="/api/v1", tags=["chrysalis"], route_class=MetricsRoute)
@@ -62,10 +62,6 @@ SORTS = {
     "agent_id": "id",
     "id": "id",
 }
-
-
-def _engine(request: Request) -> Any:
-    return request.app.state.engine
 
 
 def _ok(request: Request, data: Any, pagination: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -196,7 +192,9 @@ def agent_out(agent: AgentDefinition) -> dict[str, Any]:
 
 
 @router.post("/agents", status_code=201, summary="Create an agent from a role model")
-def create_agent(body: CreateAgentBody, request: Request, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def create_agent(
+    body: CreateAgentBody, request: Request, engine: EngineDep, _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     extra = body.role_model.model_extra or {}
     overrides: dict[str, Any] = {
         "metadata": {"deepening_cycles": body.deepening_cycles, **({"role_model": extra} if extra else {})}
@@ -205,9 +203,8 @@ def create_agent(body: CreateAgentBody, request: Request, _: Any = Depends(requi
         value = getattr(body, name)
         if value is not None:
             overrides[name] = value
-    engine = _engine(request)
     check_agent_grants(request, overrides)
-    model = listed_model(engine, body.model)
+    model = allowed_model(engine, body.model)
     if model is not None:
         overrides["model"] = model
     agent = engine.create_agent_from_role_model(
@@ -226,6 +223,7 @@ def create_agent(body: CreateAgentBody, request: Request, _: Any = Depends(requi
 @router.get("/agents", summary="List agents")
 def list_agents(
     request: Request,
+    engine: EngineDep,
     page: int = 1,
     per_page: int = 20,
     sort: str = Query("-created_at", max_length=100),
@@ -253,20 +251,21 @@ def list_agents(
                 details={"field": "filter[status]", "issue": "is not a status"},
             )
         engine_status = STATUS_IN[status]
-    result = _engine(request).list_agents(page=page, per_page=per_page, sort=engine_sort, status=engine_status)
+    result = engine.list_agents(page=page, per_page=per_page, sort=engine_sort, status=engine_status)
     return _ok(request, [agent_out(a) for a in result.items], _pagination(page, per_page, result.total))
 
 
 @router.get("/agents/{agent_id}", summary="Get an agent")
-def get_agent(agent_id: str, request: Request, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
-    return _ok(request, agent_out(_engine(request).get_agent(agent_id)))
+def get_agent(
+    agent_id: str, request: Request, engine: EngineDep, _: Any = Depends(require("read:agents"))
+) -> dict[str, Any]:
+    return _ok(request, agent_out(engine.get_agent(agent_id)))
 
 
 @router.patch("/agents/{agent_id}", summary="Update an agent (partial)")
 def update_agent(
-    agent_id: str, body: PatchAgentBody, request: Request, _: Any = Depends(require("write:agents"))
+    agent_id: str, body: PatchAgentBody, request: Request, engine: EngineDep, _: Any = Depends(require("write:agents"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
     current = engine.get_agent(agent_id)
     changes: dict[str, Any] = {}
     metadata = dict(current.metadata)
@@ -293,7 +292,7 @@ def update_agent(
         if value is not None:
             changes[name] = value
     if body.model is not None:
-        changes["model"] = listed_model(engine, body.model)
+        changes["model"] = allowed_model(engine, body.model)
     check_agent_grants(request, changes, current)
     agent = engine.update_agent(agent_id, changes) if changes else current
     return _ok(request, agent_out(agent))
@@ -310,17 +309,21 @@ def _unique(items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 @router.delete("/agents/{agent_id}", summary="Delete an agent")
-def delete_agent(agent_id: str, request: Request, _: Any = Depends(require("write:agents"))) -> dict[str, Any]:
+def delete_agent(
+    agent_id: str, request: Request, engine: EngineDep, _: Any = Depends(require("write:agents"))
+) -> dict[str, Any]:
     try:
-        _engine(request).delete_agent(agent_id)
+        engine.delete_agent(agent_id)
     except Conflict as exc:  # it is the parent of other agents
         raise APIError(409, "CONFLICT_ERROR.RESOURCE_CONFLICT", str(exc)) from None
     return _ok(request, {"deleted": True, "agent_id": agent_id})
 
 
 @router.get("/agents/{agent_id}/capabilities", summary="An agent's skills and knowledge")
-def capabilities(agent_id: str, request: Request, _: Any = Depends(require("read:agents"))) -> dict[str, Any]:
-    caps = _engine(request).capabilities(agent_id)
+def capabilities(
+    agent_id: str, request: Request, engine: EngineDep, _: Any = Depends(require("read:agents"))
+) -> dict[str, Any]:
+    caps = engine.capabilities(agent_id)
     return _ok(
         request,
         {
@@ -355,11 +358,10 @@ class CreateKnowledgeBody(BaseModel):
 
 @router.post("/knowledge", status_code=201, summary="Create knowledge for an identifier")
 def create_knowledge(
-    body: CreateKnowledgeBody, request: Request, _: Any = Depends(require("write:knowledge"))
+    body: CreateKnowledgeBody, request: Request, engine: EngineDep, _: Any = Depends(require("write:knowledge"))
 ) -> dict[str, Any]:
     from workbench.engine.knowledge.builder import knowledge_id
 
-    engine = _engine(request)
     items: list[dict[str, Any]] = []
     if body.text is not None:
         text = " ".join(body.text.split())
@@ -396,7 +398,7 @@ def create_knowledge(
                 "corpus": body.corpus_text,
                 "collection": body.collection,
                 "items_per_cycle": body.items_per_cycle,
-                "model": listed_model(engine, body.model),
+                "model": allowed_model(engine, body.model),
             }
         )
         items += [i.model_dump(mode="json") for i in result.items]
@@ -406,6 +408,7 @@ def create_knowledge(
 @router.get("/knowledge", summary="List knowledge items of an identifier")
 def list_knowledge(
     request: Request,
+    engine: EngineDep,
     identifier: str | None = Query(None, alias="filter[identifier]", max_length=200),
     item_type: str | None = Query(None, alias="filter[type]", max_length=100),
     page: int = 1,
@@ -420,7 +423,7 @@ def list_knowledge(
             details={"field": "filter[identifier]", "issue": "is required"},
         )
     page, per_page = _page_params(page, per_page)
-    items = _engine(request).list_knowledge(identifier)
+    items = engine.list_knowledge(identifier)
     if item_type:
         items = [i for i in items if i.entity.type.casefold() == item_type.casefold()]
     shown = items[(page - 1) * per_page : page * per_page]
@@ -437,9 +440,8 @@ class SearchKnowledgeBody(BaseModel):
 
 @router.post("/knowledge/search", summary="Search knowledge by meaning")
 def search_knowledge(
-    body: SearchKnowledgeBody, request: Request, _: Any = Depends(require("read:knowledge"))
+    body: SearchKnowledgeBody, request: Request, engine: EngineDep, _: Any = Depends(require("read:knowledge"))
 ) -> dict[str, Any]:
-    engine = _engine(request)
     terms = set(re.findall(r"\w+", body.query.casefold()))
     results: list[dict[str, Any]] = []
     for hit in engine.search_entities(body.query, limit=min(max(body.limit, 10) * 2, 100)):
@@ -475,7 +477,8 @@ class SkillsBody(BaseModel):
 
 
 @router.post("/skills", status_code=201, summary="Generate skills for an occupation")
-def create_skills(body: SkillsBody, request: Request, _: Any = Depends(require("write:skills"))) -> dict[str, Any]:
-    engine = _engine(request)
-    skills = engine.generate_skills({**body.model_dump(), "model": listed_model(engine, body.model)})
+def create_skills(
+    body: SkillsBody, request: Request, engine: EngineDep, _: Any = Depends(require("write:skills"))
+) -> dict[str, Any]:
+    skills = engine.generate_skills({**body.model_dump(), "model": allowed_model(engine, body.model)})
     return _ok(request, [s.model_dump(mode="json") for s in skills])

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.server.deps import EngineDep
 from workbench.server.security import APIError, meta
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -22,7 +23,7 @@ class BootstrapRequest(BaseModel):
 
 
 @router.post("/bootstrap", status_code=201)
-def bootstrap(request: Request, body: BootstrapRequest | None = None) -> dict[str, Any]:
+def bootstrap(request: Request, engine: EngineDep, body: BootstrapRequest | None = None) -> dict[str, Any]:
     """Create the first API key (all scopes). Refused once any key exists, and from non-loopback clients."""
     client = request.client.host if request.client else ""
     try:
@@ -31,7 +32,7 @@ def bootstrap(request: Request, body: BootstrapRequest | None = None) -> dict[st
         loopback = False
     if not loopback:
         raise APIError(403, "AUTHORIZATION_ERROR.BOOTSTRAP_FORBIDDEN", "Bootstrap works only from this machine.")
-    keys = request.app.state.engine.api_keys
+    keys = engine.api_keys
     with _LOCK:  # two concurrent bootstraps must not both succeed
         if keys.any_active():
             raise APIError(
