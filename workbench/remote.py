@@ -1,13 +1,15 @@
 """`RemoteEngine`: the `EngineAPI` over HTTP, against a running `workbench serve`.
 
 Every `EngineAPI` method calls one Workbench-native route
-(`/workbench/v1/...`, see `workbench.server.routes.native`) and returns the
-same pydantic models the in-process `Engine` returns, so the CLI, the TUI and
-any script work alike on either.
+(`/workbench/v1/...`) and returns the same pydantic models the in-process
+`Engine` returns, so the CLI, the TUI and any script work alike on either.
+The methods are not written here one by one: each is generated from its row in
+`workbench.engine.ops` (route, request model, response type), the same table
+the server's native routes are generated from.
 
-* **Requests** are validated here first, with the engine's own schemas and
-  its `validate` helper: an invalid request raises the very `InvalidRequest`
-  (same sentence) the local engine raises, without a round trip.
+* **Requests** are validated here first, with the operation's request model:
+  an invalid request raises the very `InvalidRequest` (same sentence) the
+  local engine raises, without a round trip.
 * **Errors** come back as the same `WorkbenchError` subclass with the same
   message: the server's error body carries the engine's code (`NOT_FOUND`,
   `MODEL_NOT_FOUND`, ...), rebuilt with `error_from_code` from the one
@@ -43,16 +45,20 @@ managed where the database is, with `workbench keys`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_args
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from workbench.engine.api import EngineAPI
 from workbench.engine.errors import (
     ERRORS,
     AuthenticationFailed,
@@ -66,53 +72,7 @@ from workbench.engine.errors import (
     WorkbenchError,
     error_from_code,
 )
-from workbench.engine.schemas import (
-    AgentDefinition,
-    AgentEvent,
-    AgentPage,
-    AgentRunRecord,
-    AnswerRequest,
-    AnswerResponse,
-    ApprovalRecord,
-    AuditRecord,
-    Capabilities,
-    ChatEvent,
-    ChatRequest,
-    ChunkInfo,
-    CollectionInfo,
-    DocumentInfo,
-    EntityHit,
-    Fact,
-    GenerationResult,
-    IngestEvent,
-    IngestRequest,
-    KnowledgeItem,
-    KnowledgeRequest,
-    KnowledgeResult,
-    MCPServerInfo,
-    MemoryRecord,
-    MessageRecord,
-    ModelInfo,
-    Neighbour,
-    ProviderInfo,
-    RagRequest,
-    RagResponse,
-    Relation,
-    RememberRequest,
-    RememberResult,
-    RoleModelRequest,
-    RunEventRecord,
-    RunRequest,
-    SearchRequest,
-    SearchResponse,
-    Session,
-    Skill,
-    SkillsRequest,
-    ToolExecuteRequest,
-    ToolExecution,
-    ToolInfo,
-    validate,
-)
+from workbench.engine.ops import OPERATIONS, Op, parameters
 
 API_PREFIX = "/workbench/v1"
 KEY_ENV = "WORKBENCH_API_KEY"
@@ -211,7 +171,9 @@ def _event_types(union: Any) -> set[str]:
 class EventStream(Iterator[T], Generic[T]):
     """Engine events parsed from a server-sent event stream; `close()` cancels the operation on the server."""
 
-    def __init__(self, engine: RemoteEngine, response: httpx.Response, adapter: TypeAdapter, known: set[str]) -> None:
+    def __init__(
+        self, engine: RemoteEngine, response: httpx.Response, adapter: TypeAdapter[Any], known: set[str]
+    ) -> None:
         self._engine = engine
         self._response = response
         self._lines = response.iter_lines()
@@ -240,7 +202,7 @@ class EventStream(Iterator[T], Generic[T]):
             if kind not in self._known:
                 continue  # an event type this client does not know yet
             try:
-                return self._adapter.validate_python(_loads(data))
+                return cast(T, self._adapter.validate_python(_loads(data)))
             except ValidationError as exc:
                 self.close()
                 raise RemoteError(
@@ -307,26 +269,30 @@ def _loads(data: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ the client
 
 
-_CHAT_EVENT = TypeAdapter(ChatEvent)
-_INGEST_EVENT = TypeAdapter(IngestEvent)
-_AGENT_EVENT = TypeAdapter(AgentEvent)
-
-
 def _seg(value: str) -> str:
     """One URL path segment: everything escaped, dots too (so `.` and `..` stay names, not path steps)."""
     return quote(str(value), safe="").replace(".", "%2E")
-
-
-def _json(model: BaseModel) -> Any:
-    return model.model_dump(mode="json", by_alias=True)
 
 
 def _params(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-class RemoteEngine:
-    """Everything the workbench does, in a server process reached over HTTP."""
+if TYPE_CHECKING:
+    # The operations are generated from the table (below the class); to a type checker they are EngineAPI's.
+    _Operations = EngineAPI
+else:
+    _Operations = object
+
+
+class RemoteEngine(_Operations):
+    """Everything the workbench does, in a server process reached over HTTP.
+
+    Every `EngineAPI` method is generated from `workbench.engine.ops`: it
+    validates its parameters with the operation's request model (the very
+    sentence the in-process engine raises), sends them to the operation's route
+    and parses the answer as the operation's response type.
+    """
 
     def __init__(
         self,
@@ -412,7 +378,7 @@ class RemoteEngine:
     def _post(self, path: str, body: Any = None, **params: Any) -> Any:
         return self._call("POST", path, json=body, params=_params(**params))
 
-    def _stream(self, path: str, body: Any, adapter: TypeAdapter, union: Any) -> EventStream[Any]:
+    def _stream(self, path: str, body: Any, adapter: TypeAdapter[Any], union: Any) -> EventStream[Any]:
         response = self._send("POST", path, stream=True, json=body, headers={"Accept": "text/event-stream"})
         return EventStream(self, response, adapter, _event_types(union))
 
@@ -450,314 +416,39 @@ class RemoteEngine:
             return NotFound(message)
         return RemoteError(message) if not code else WorkbenchError(message)
 
-    # ------------------------------------------------------------- models
-
-    def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo.model_validate(m) for m in self._get("/models")]
-
-    def set_default_model(self, model: str) -> ModelInfo:
-        return ModelInfo.model_validate(self._call("PUT", "/models/default", json={"model": model}))
-
-    def warm_up(self, model: str | None = None) -> None:
-        """Have the server load the embedder and the chat model now (blocks until they are loaded)."""
-        self._post("/models/warm-up", {"model": model})
-
-    # ----------------------------------------------------------- sessions
-
-    def create_session(self, title: str = "New chat", model: str | None = None, system: str | None = None) -> Session:
-        return Session.model_validate(self._post("/sessions", {"title": title, "model": model, "system": system}))
-
-    def list_sessions(self, limit: int = 50, offset: int = 0, query: str | None = None) -> list[Session]:
-        rows = self._get("/sessions", limit=limit, offset=offset, query=query)
-        return [Session.model_validate(s) for s in rows]
-
-    def rename_session(self, session_id: str, title: str) -> Session:
-        return Session.model_validate(self._call("PATCH", f"/sessions/{_seg(session_id)}", json={"title": title}))
-
-    def get_session(self, session_id: str) -> Session:
-        return Session.model_validate(self._get(f"/sessions/{_seg(session_id)}"))
-
-    def session_messages(self, session_id: str) -> list[MessageRecord]:
-        return [MessageRecord.model_validate(m) for m in self._get(f"/sessions/{_seg(session_id)}/messages")]
-
-    def delete_session(self, session_id: str) -> None:
-        self._call("DELETE", f"/sessions/{_seg(session_id)}")
-
-    # --------------------------------------------------------------- chat
-
-    def chat(self, request: ChatRequest | dict[str, Any]) -> EventStream[ChatEvent]:
-        """Stream one chat turn: RunStarted, TokenDelta..., RunFinished | RunFailed; `close()` cancels it."""
-        req: ChatRequest = validate(ChatRequest, request)
-        return self._stream("/chat", _json(req), _CHAT_EVENT, ChatEvent)
-
-    def generate(self, request: ChatRequest | dict[str, Any]) -> GenerationResult:
-        req: ChatRequest = validate(ChatRequest, request)
-        return GenerationResult.model_validate(self._post("/generate", _json(req)))
-
-    # ---------------------------------------------------------- providers
-
-    def list_providers(self) -> list[ProviderInfo]:
-        return [ProviderInfo.model_validate(p) for p in self._get("/providers")]
-
-    def add_provider(self, name: str, kind: str, base_url: str, models: list[str]) -> ProviderInfo:
-        body = {"kind": kind, "base_url": base_url, "models": list(models)}
-        return ProviderInfo.model_validate(self._call("PUT", f"/providers/{_seg(name)}", json=body))
-
-    def remove_provider(self, name: str) -> None:
-        self._call("DELETE", f"/providers/{_seg(name)}")
-
-    def set_provider_key(self, name: str, api_key: str) -> None:
-        """Store the key in the server's OS keyring (it travels once, in the request body)."""
-        self._call("PUT", f"/providers/{_seg(name)}/key", json={"api_key": api_key})
-
-    # ------------------------------------------------------------- memory
-
-    def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
-        req: RememberRequest = validate(RememberRequest, request)
-        return RememberResult.model_validate(self._post("/memory", _json(req)))
-
-    def remember_many(self, requests: list[RememberRequest | dict[str, Any]]) -> list[RememberResult]:
-        if len(requests) > 10_000:
-            raise InvalidRequest("remember_many takes at most 10,000 memories per call.")
-        reqs = [_json(validate(RememberRequest, r)) for r in requests]
-        return [RememberResult.model_validate(r) for r in self._post("/memory/batch", reqs)]
-
-    def recall(self, key: str, namespace: str = "default") -> MemoryRecord:
-        return MemoryRecord.model_validate(self._get(f"/memory/{_seg(namespace)}/{_seg(key)}"))
-
-    def forget(self, key: str, namespace: str = "default") -> None:
-        self._call("DELETE", f"/memory/{_seg(namespace)}/{_seg(key)}")
-
-    def list_memories(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
-        rows = self._get("/memory", namespace=namespace, limit=limit, offset=offset)
-        return [MemoryRecord.model_validate(m) for m in rows]
-
-    def rag_retrieve(self, request: RagRequest | dict[str, Any]) -> RagResponse:
-        req: RagRequest = validate(RagRequest, request)
-        return RagResponse.model_validate(self._post("/memory/retrieve", _json(req)))
-
-    # ------------------------------------------------------ knowledge base
-
-    def ingest(self, request: IngestRequest | dict[str, Any]) -> EventStream[IngestEvent]:
-        """Ingest files and folders (the server's paths; relative ones resolved here): Progress..., IngestFinished."""
-        req: IngestRequest = validate(IngestRequest, request)
-        req = req.model_copy(update={"paths": [str(Path(p).expanduser().absolute()) for p in req.paths]})
-        return self._stream("/knowledge/ingest", _json(req), _INGEST_EVENT, IngestEvent)
-
-    def search(self, request: SearchRequest | dict[str, Any]) -> SearchResponse:
-        req: SearchRequest = validate(SearchRequest, request)
-        return SearchResponse.model_validate(self._post("/knowledge/search", _json(req)))
-
-    def answer(self, request: AnswerRequest | dict[str, Any]) -> AnswerResponse:
-        req: AnswerRequest = validate(AnswerRequest, request)
-        return AnswerResponse.model_validate(self._post("/knowledge/answer", _json(req)))
-
-    def list_collections(self) -> list[CollectionInfo]:
-        return [CollectionInfo.model_validate(c) for c in self._get("/knowledge/collections")]
-
-    def list_documents(self, collection: str = "default") -> list[DocumentInfo]:
-        rows = self._get(f"/knowledge/collections/{_seg(collection)}/documents")
-        return [DocumentInfo.model_validate(d) for d in rows]
-
-    def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
-        rows = self._call(
-            "GET",
-            f"/knowledge/collections/{_seg(collection)}/chunks",
-            params={"path": path, "limit": limit, "offset": offset},
-        )
-        return [ChunkInfo.model_validate(c) for c in rows]
-
-    def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
-        self._post(f"/knowledge/collections/{_seg(collection)}/pin", {"path": path, "pinned": pinned})
-
-    def remove_document(self, collection: str, path: str) -> None:
-        self._call("DELETE", f"/knowledge/collections/{_seg(collection)}/documents", params={"path": path})
-
-    # ---------------------------------------------- knowledge graph
-
-    def store_fact(self, entity: str, attribute: str, value: str, **options: Any) -> Fact:
-        body = {"entity": entity, "attribute": attribute, "value": value, **options}
-        return Fact.model_validate(self._post("/graph/facts", body))
-
-    def retrieve_facts(self, entity: str, attribute: str | None = None) -> list[Fact]:
-        return [Fact.model_validate(f) for f in self._get("/graph/facts", entity=entity, attribute=attribute)]
-
-    def create_relationship(
-        self, source: str, target: str, relation_type: str, properties: dict[str, Any] | None = None
-    ) -> Relation:
-        body = {"source": source, "target": target, "relation_type": relation_type, "properties": properties}
-        return Relation.model_validate(self._post("/graph/relationships", body))
-
-    def neighbours(
-        self, entity: str, max_hops: int = 1, relation_type: str | None = None, direction: str = "both"
-    ) -> list[Neighbour]:
-        rows = self._get(
-            "/graph/neighbours", entity=entity, max_hops=max_hops, relation_type=relation_type, direction=direction
-        )
-        return [Neighbour.model_validate(n) for n in rows]
-
-    def search_entities(self, query: str, limit: int = 10) -> list[EntityHit]:
-        return [EntityHit.model_validate(h) for h in self._get("/graph/entities", query=query, limit=limit)]
-
-    def generate_knowledge(self, request: KnowledgeRequest | dict[str, Any]) -> KnowledgeResult:
-        req: KnowledgeRequest = validate(KnowledgeRequest, request)
-        return KnowledgeResult.model_validate(self._post("/graph/knowledge", _json(req)))
-
-    def list_knowledge(self, identifier: str) -> list[KnowledgeItem]:
-        return [KnowledgeItem.model_validate(i) for i in self._get("/graph/knowledge", identifier=identifier)]
-
-    # -------------------------------------------------------------- tools
-
-    def list_tools(self) -> list[ToolInfo]:
-        return [ToolInfo.model_validate(t) for t in self._get("/tools")]
-
-    def execute_tool(self, request: ToolExecuteRequest | dict[str, Any]) -> ToolExecution:
-        req: ToolExecuteRequest = validate(ToolExecuteRequest, request)
-        return ToolExecution.model_validate(self._post("/tools/execute", _json(req)))
-
-    def tool_audit(
-        self,
-        run_id: str | None = None,
-        agent_id: str | None = None,
-        tool: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[AuditRecord]:
-        rows = self._get("/tools/audit", run_id=run_id, agent_id=agent_id, tool=tool, limit=limit, offset=offset)
-        return [AuditRecord.model_validate(r) for r in rows]
-
-    def workspace_roots(self) -> list[str]:
-        return list(self._get("/workspace/roots"))
-
-    def add_workspace_root(self, path: str) -> list[str]:
-        """Add a folder on the server's machine (a relative path is resolved against this process's cwd)."""
-        return list(self._post("/workspace/roots", {"path": str(Path(path).expanduser().absolute())}))
-
-    def remove_workspace_root(self, path: str) -> list[str]:
-        given = Path(path).expanduser()
-        return list(
-            self._call(
-                "DELETE",
-                "/workspace/roots",
-                params={"path": str(given.absolute()) if not given.is_absolute() else path},
-            )
-        )
-
-    def add_mcp_server(
-        self,
-        name: str,
-        command: list[str],
-        env: dict[str, str] | None = None,
-        permission: str = "exec",
-        tool_permissions: dict[str, str] | None = None,
-    ) -> MCPServerInfo:
-        body = {
-            "name": name,
-            "command": list(command),
-            "env": env,
-            "permission": permission,
-            "tool_permissions": tool_permissions,
-        }
-        return MCPServerInfo.model_validate(self._post("/mcp/servers", body))
-
-    def list_mcp_servers(self) -> list[MCPServerInfo]:
-        return [MCPServerInfo.model_validate(s) for s in self._get("/mcp/servers")]
-
-    def remove_mcp_server(self, name: str) -> None:
-        self._call("DELETE", f"/mcp/servers/{_seg(name)}")
-
-    def accept_mcp_changes(self, server: str, tool: str | None = None) -> None:
-        self._post(f"/mcp/servers/{_seg(server)}/accept", {"tool": tool})
-
-    # ------------------------------------------------------------- agents
-
-    def create_agent(self, definition: AgentDefinition | dict[str, Any]) -> AgentDefinition:
-        agent: AgentDefinition = validate(AgentDefinition, definition)
-        body = agent.model_dump(mode="json", by_alias=True, exclude_unset=True)
-        return AgentDefinition.model_validate(self._post("/agents", body))
-
-    def get_agent(self, agent_id: str) -> AgentDefinition:
-        return AgentDefinition.model_validate(self._get(f"/agents/{_seg(agent_id)}"))
-
-    def list_agents(
-        self,
-        page: int = 1,
-        per_page: int = 20,
-        sort: str = "-created_at",
-        role: str | None = None,
-        status: str | None = None,
-        parent: str | None = None,
-        query: str | None = None,
-    ) -> AgentPage:
-        return AgentPage.model_validate(
-            self._get(
-                "/agents", page=page, per_page=per_page, sort=sort, role=role, status=status, parent=parent, query=query
-            )
-        )
-
-    def update_agent(self, agent_id: str, changes: dict[str, Any]) -> AgentDefinition:
-        if not isinstance(changes, dict):
-            raise InvalidRequest("changes must be a mapping of fields to new values.")
-        return AgentDefinition.model_validate(
-            self._call("PATCH", f"/agents/{_seg(agent_id)}", json=_plain_json(changes))
-        )
-
-    def delete_agent(self, agent_id: str) -> None:
-        self._call("DELETE", f"/agents/{_seg(agent_id)}")
-
-    def export_agent(self, agent_id: str) -> str:
-        return str(self._get(f"/agents/{_seg(agent_id)}/export")["text"])
-
-    def import_agent(self, text: str, replace: bool = False) -> AgentDefinition:
-        return AgentDefinition.model_validate(self._post("/agents/import", {"text": text, "replace": replace}))
-
-    def generate_skills(self, request: SkillsRequest | dict[str, Any]) -> list[Skill]:
-        req: SkillsRequest = validate(SkillsRequest, request)
-        return [Skill.model_validate(s) for s in self._post("/agents/skills", _json(req))]
-
-    def create_agent_from_role_model(self, request: RoleModelRequest | dict[str, Any]) -> AgentDefinition:
-        req: RoleModelRequest = validate(RoleModelRequest, request)
-        return AgentDefinition.model_validate(self._post("/agents/from-role-model", _json(req)))
-
-    def enrich_agent(
-        self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "", model: str | None = None
-    ) -> AgentDefinition:
-        if not 1 <= additional_cycles <= 5:
-            raise InvalidRequest("additional_cycles must be 1..5.")
-        body = {"additional_cycles": additional_cycles, "corpus_text": corpus_text, "model": model}
-        return AgentDefinition.model_validate(self._post(f"/agents/{_seg(agent_id)}/enrich", body))
-
-    def capabilities(self, agent_id: str) -> Capabilities:
-        return Capabilities.model_validate(self._get(f"/agents/{_seg(agent_id)}/capabilities"))
-
-    # --------------------------------------------------------------- runs
-
-    def run_agent(self, request: RunRequest | dict[str, Any]) -> EventStream[AgentEvent]:
-        """Run an agent, streaming its events; `close()` cancels the run on the server."""
-        req: RunRequest = validate(RunRequest, request)
-        return self._stream("/runs", _json(req), _AGENT_EVENT, AgentEvent)
-
-    def cancel_run(self, run_id: str) -> bool:
-        return bool(self._post(f"/runs/{_seg(run_id)}/cancel")["cancelled"])
-
-    def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
-        rows = self._get("/runs", agent_id=agent_id, limit=limit, offset=offset)
-        return [AgentRunRecord.model_validate(r) for r in rows]
-
-    def get_run(self, run_id: str) -> AgentRunRecord:
-        return AgentRunRecord.model_validate(self._get(f"/runs/{_seg(run_id)}"))
-
-    def run_events(self, run_id: str) -> list[RunEventRecord]:
-        return [RunEventRecord.model_validate(e) for e in self._get(f"/runs/{_seg(run_id)}/events")]
-
-    def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
-        return [ApprovalRecord.model_validate(a) for a in self._get("/approvals", run_id=run_id)]
-
-    def resolve_approval(self, approval_id: str, approve: bool, reason: str | None = None) -> ApprovalRecord:
-        body = {"approve": approve, "reason": reason}
-        return ApprovalRecord.model_validate(self._post(f"/approvals/{_seg(approval_id)}", body))
+    # ------------------------------------------------------------- operations
+
+    def _invoke(self, op: Op, request: BaseModel) -> Any:
+        """Call the route of `op` with a validated request; the answer parsed as its response type."""
+        prepare = _PREPARE.get(op.name)
+        if prepare is not None:
+            request = prepare(request)
+        if op.param is not None:  # the request object is the body
+            values = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
+            path, rest = op.path, values
+        else:
+            values = request.model_dump(mode="json", by_alias=True)
+            path = _PATH_FIELD.sub(lambda m: _seg(values[m.group(1)]), op.path)
+            rest = {k: v for k, v in values.items() if k not in op.path_fields}
+        if op.method in ("GET", "DELETE"):
+            kwargs: dict[str, Any] = {"params": _params(**rest)}
+        else:
+            body = rest[op.body] if op.body is not None else rest
+            kwargs = {"json": body if body or op.body is not None or op.param is not None else None}
+        if op.events is not None:
+            return self._stream(path, kwargs.get("json"), _adapter(op.events), op.events)
+        answer = self._call(op.method, path, **kwargs)
+        if op.response is None:
+            return None
+        if op.wrap is not None:
+            answer = answer.get(op.wrap) if isinstance(answer, dict) else None
+        try:
+            return _adapter(op.response).validate_python(answer)
+        except ValidationError as exc:
+            raise RemoteError(
+                f"The server at {self.base_url} answered {op.method} {path} with something this client cannot read "
+                f"({exc.errors()[0].get('msg', 'invalid')}); is it a Workbench server of this version?"
+            ) from None
 
     # -------------------------------------------------------------- extra
 
@@ -766,12 +457,59 @@ class RemoteEngine:
         return dict(self._get("/whoami"))
 
 
-def _plain_json(value: Any) -> Any:
-    """`value` with pydantic models dumped, ready for `json=` (agent changes may hold models)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, dict):
-        return {str(k): _plain_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_json(v) for v in value]
-    return value
+_PATH_FIELD = re.compile(r"{(\w+)(?::path)?}")
+
+
+@functools.cache
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def _absolute(path: str) -> str:
+    given = Path(path).expanduser()
+    return path if given.is_absolute() else str(given.absolute())
+
+
+# Paths are the server's: relative ones are made absolute against this process's working directory
+# (right when the server runs on this machine, the normal case).
+_PREPARE: dict[str, Callable[[Any], BaseModel]] = {
+    "ingest": lambda r: r.model_copy(update={"paths": [str(Path(p).expanduser().absolute()) for p in r.paths]}),
+    "add_workspace_root": lambda r: r.model_copy(update={"path": str(Path(r.path).expanduser().absolute())}),
+    "remove_workspace_root": lambda r: r.model_copy(update={"path": _absolute(r.path)}),
+}
+
+
+def _remote_method(op: Op) -> Callable[..., Any]:
+    """`RemoteEngine.<op.name>`: the `EngineAPI` signature, validated here, sent by `_invoke`."""
+    declared = inspect.signature(getattr(EngineAPI, op.name))
+
+    def method(self: RemoteEngine, *args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = declared.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise InvalidRequest(f"{op.name}: {exc}.") from None
+        arguments = dict(bound.arguments)
+        arguments.pop("self", None)
+        return self._invoke(op, parameters(op, arguments))
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__doc__ = op.summary
+    method.__signature__ = _with_defaults(declared, op)  # type: ignore[attr-defined]
+    return method
+
+
+def _with_defaults(declared: inspect.Signature, op: Op) -> inspect.Signature:
+    """`declared` (the protocol's, whose defaults are `...`) with the request model's defaults shown."""
+    fields = op.request.model_fields
+    shown = [
+        p.replace(default=fields[p.name].get_default(call_default_factory=True))
+        if p.default is not inspect.Parameter.empty and p.name in fields and op.param is None
+        else p
+        for p in declared.parameters.values()
+    ]
+    return declared.replace(parameters=shown)
+
+
+for _op in OPERATIONS:
+    setattr(RemoteEngine, _op.name, _remote_method(_op))
+del _op

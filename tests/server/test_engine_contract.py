@@ -84,7 +84,7 @@ def test_models_and_sessions(api) -> None:
         api.get_session(session.id)
     with pytest.raises(NotFound):
         api.delete_session(session.id)
-    with pytest.raises(InvalidRequest, match="limit must be 1..1000"):
+    with pytest.raises(InvalidRequest, match="limit: Input should be greater than or equal to 1"):
         api.list_sessions(limit=0)
 
 
@@ -471,7 +471,7 @@ def test_run_errors(api) -> None:
         api.get_run("run_missing")
     with pytest.raises(NotFound):
         api.run_events("run_missing")
-    with pytest.raises(InvalidRequest, match="limit must be"):
+    with pytest.raises(InvalidRequest, match="limit: Input should be greater than or equal to 1"):
         api.list_runs(limit=0)
     with pytest.raises(NotFound):
         api.resolve_approval("apr_missing", True)

@@ -1,5 +1,9 @@
 """`EngineAPI`: the one protocol every front end talks to.
 
+Its operations are described once, as data, in `workbench.engine.ops` (route,
+scope, request and response model of each); `tests/unit/test_ops.py` keeps
+this protocol, that table, `Engine` and `RemoteEngine` in agreement.
+
 `Engine` implements it in-process; a remote client implements it over HTTP
 against `workbench serve`. Later capabilities (tools, agents, flows) extend
 this protocol (tools, agents, runs and approvals are part of it now).
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
+from workbench.engine.ops import Direction, Permission
 from workbench.engine.schemas import (
     AgentDefinition,
     AgentEvent,
@@ -102,13 +107,23 @@ class EngineAPI(Protocol):
     def remove_document(self, collection: str, path: str) -> None: ...
 
     # knowledge graph and generation
-    def store_fact(self, entity: str, attribute: str, value: str, **options: Any) -> Fact: ...
+    def store_fact(
+        self,
+        entity: str,
+        attribute: str,
+        value: str,
+        ttl_seconds: int | None = ...,
+        source: str | None = ...,
+        confidence: float = ...,
+        knowledge_id: str | None = ...,
+        entity_type: str | None = ...,
+    ) -> Fact: ...
     def retrieve_facts(self, entity: str, attribute: str | None = ...) -> list[Fact]: ...
     def create_relationship(
         self, source: str, target: str, relation_type: str, properties: dict[str, Any] | None = ...
     ) -> Relation: ...
     def neighbours(
-        self, entity: str, max_hops: int = ..., relation_type: str | None = ..., direction: str = ...
+        self, entity: str, max_hops: int = ..., relation_type: str | None = ..., direction: Direction = ...
     ) -> list[Neighbour]: ...
     def search_entities(self, query: str, limit: int = ...) -> list[EntityHit]: ...
     def generate_knowledge(self, request: KnowledgeRequest | dict[str, Any]) -> KnowledgeResult: ...
@@ -133,7 +148,7 @@ class EngineAPI(Protocol):
         name: str,
         command: list[str],
         env: dict[str, str] | None = ...,
-        permission: str = ...,
+        permission: Permission = ...,
         tool_permissions: dict[str, str] | None = ...,
     ) -> MCPServerInfo: ...
     def list_mcp_servers(self) -> list[MCPServerInfo]: ...

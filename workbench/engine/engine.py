@@ -33,8 +33,8 @@ from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
 from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
+from workbench.engine.ops import Direction, Permission, bind_operations
 from workbench.engine.schemas import (
-    MAX_BATCH_ITEMS,
     AgentDefinition,
     AgentEvent,
     AgentPage,
@@ -104,6 +104,7 @@ TITLE_CHARS = 60
 ANSWER_MIN_SIMILARITY = 0.3
 
 
+@bind_operations
 class Engine:
     """Everything the workbench does, in this process."""
 
@@ -324,15 +325,10 @@ class Engine:
 
     def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult:
         """Store (or replace) a memory; knowledge memories also become graph facts."""
-        return self.remember_many([request])[0]
+        return self.remember_many([validate(RememberRequest, request)])[0]
 
     def remember_many(self, requests: list[RememberRequest | dict[str, Any]]) -> list[RememberResult]:
         """Store many memories in one batch: all are stored, or none (bulk import)."""
-        if len(requests) > MAX_BATCH_ITEMS:
-            raise InvalidRequest(
-                f"remember_many takes at most {MAX_BATCH_ITEMS:,} memories per call "
-                f"(got {len(requests):,}); send several batches."
-            )
         reqs: list[RememberRequest] = [validate(RememberRequest, r) for r in requests]
         stored = self.memory.remember_many(reqs)
         for req, (_, fact) in zip(reqs, stored):
@@ -484,8 +480,6 @@ class Engine:
 
     def document_chunks(self, collection: str, path: str, limit: int = 200, offset: int = 0) -> list[ChunkInfo]:
         """A document's chunks in order (`NotFound` for an unknown document)."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         return self.knowledge.chunks(collection, path, limit, offset)
 
     def set_pinned(self, collection: str, path: str, pinned: bool = True) -> None:
@@ -497,9 +491,28 @@ class Engine:
 
     # ------------------------------------------------------- knowledge graph
 
-    def store_fact(self, entity: str, attribute: str, value: str, **options: Any) -> Fact:
-        """Record a fact (ttl_seconds, source, confidence, entity_type are optional)."""
-        return self.graph.store_fact(entity, attribute, value, **options)
+    def store_fact(
+        self,
+        entity: str,
+        attribute: str,
+        value: str,
+        ttl_seconds: int | None = None,
+        source: str | None = None,
+        confidence: float = 1.0,
+        knowledge_id: str | None = None,
+        entity_type: str | None = None,
+    ) -> Fact:
+        """Record a fact about an entity (it expires after `ttl_seconds` when given)."""
+        return self.graph.store_fact(
+            entity,
+            attribute,
+            value,
+            ttl_seconds=ttl_seconds,
+            source=source,
+            confidence=confidence,
+            knowledge_id=knowledge_id,
+            entity_type=entity_type,
+        )
 
     def retrieve_facts(self, entity: str, attribute: str | None = None) -> list[Fact]:
         return self.graph.retrieve_facts(entity, attribute)
@@ -510,9 +523,9 @@ class Engine:
         return self.graph.create_relationship(source, target, relation_type, properties)
 
     def neighbours(
-        self, entity: str, max_hops: int = 1, relation_type: str | None = None, direction: str = "both"
+        self, entity: str, max_hops: int = 1, relation_type: str | None = None, direction: Direction = "both"
     ) -> list[Neighbour]:
-        return self.graph.neighbours(entity, max_hops, relation_type, direction)  # type: ignore[arg-type]
+        return self.graph.neighbours(entity, max_hops, relation_type, direction)
 
     def search_entities(self, query: str, limit: int = 10) -> list[EntityHit]:
         return self.graph.search_entities(query, limit)
@@ -571,7 +584,7 @@ class Engine:
         name: str,
         command: list[str],
         env: dict[str, str] | None = None,
-        permission: str = "exec",
+        permission: Permission = "exec",
         tool_permissions: dict[str, str] | None = None,
     ) -> MCPServerInfo:
         """Configure an MCP server (started over stdio when its tools are first needed)."""
@@ -682,8 +695,6 @@ class Engine:
         self, agent_id: str, additional_cycles: int = 1, corpus_text: str = "", model: str | None = None
     ) -> AgentDefinition:
         """Run more knowledge and skill cycles for an agent and merge what is new."""
-        if not 1 <= additional_cycles <= 5:
-            raise InvalidRequest("additional_cycles must be 1..5.")
         agent = self.agents.get(agent_id)
         model_id = self.models.resolve(model or agent.model).id
         return self.agents.replace(agent_builder.build(agent, additional_cycles, corpus_text, self, model_id))
@@ -718,8 +729,6 @@ class Engine:
 
     def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
         """Agent runs, newest first."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
         sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
         sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
         rows = self.db.fetchall(sql, [*([agent_id] if agent_id else []), limit, offset])
@@ -783,10 +792,6 @@ class Engine:
 
     def list_sessions(self, limit: int = 50, offset: int = 0, query: str | None = None) -> list[Session]:
         """Sessions, most recently used first; `query` keeps those whose title or messages contain it."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
-        if query is not None and len(query) > 200:
-            raise InvalidRequest("A session search is at most 200 characters.")
         return self.conversations.list_sessions(limit, offset, (query or "").strip() or None)
 
     def rename_session(self, session_id: str, title: str) -> Session:

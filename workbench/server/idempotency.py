@@ -35,12 +35,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.types import Message, Receive, Send
 
 from workbench.server.security import _send_json, error_body, presented_key
 
@@ -239,7 +239,7 @@ class IdempotencyMiddleware:
             self._store = DuckDBStore(db) if db is not None and hasattr(db, "transaction") else MemoryStore()
         return self._store
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
@@ -323,7 +323,7 @@ class IdempotencyMiddleware:
         # a new request: run it, pass its answer through as it comes, and keep a copy to replay
         sent = False
 
-        async def replay_receive() -> dict[str, Any]:
+        async def replay_receive() -> Message:
             nonlocal sent
             if not sent:
                 sent = True
@@ -417,7 +417,7 @@ def _key_id(engine: Engine, headers: Headers) -> str | None:
     return info.id if info is not None else None
 
 
-async def _read_body(receive: Callable) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     while True:
         message = await receive()

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import Message, Receive, Send
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -193,7 +194,7 @@ class SecurityMiddleware:
         self.app = app
         self.settings = settings
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -243,7 +244,7 @@ class SecurityMiddleware:
         over_limit = False
         answered = False
 
-        async def limited_receive() -> dict[str, Any]:
+        async def limited_receive() -> Message:
             nonlocal received, over_limit
             message = await receive()
             if message["type"] == "http.request":
@@ -319,7 +320,7 @@ def _is_json(headers: dict[str, str]) -> bool:
     return not content_type or "json" in content_type
 
 
-async def _read_limited(receive: Callable, limit: int) -> tuple[bytes, str]:
+async def _read_limited(receive: Receive, limit: int) -> tuple[bytes, str]:
     """The whole body and "ok", or "too_large" past `limit` bytes, or "disconnected"."""
     chunks: list[bytes] = []
     size = 0
@@ -338,11 +339,11 @@ async def _read_limited(receive: Callable, limit: int) -> tuple[bytes, str]:
             return b"".join(chunks), "ok"
 
 
-def _replay(body: bytes, receive: Callable) -> Callable:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands out `body` once, then waits on the real one (for the disconnect)."""
     sent = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
@@ -380,7 +381,7 @@ def _split_host(host: str) -> tuple[str | None, int | None]:
     return match.group(1), port
 
 
-async def _send_json(send: Callable, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
     data = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in headers.items()]

@@ -242,7 +242,8 @@ def build_chat_request(engine: Engine, body: ChatCompletionRequest) -> ChatReque
         "tools": _tools(body.tools, body.tool_choice),
         "persist": False,
     }
-    return validate(ChatRequest, data)
+    request: ChatRequest = validate(ChatRequest, data)
+    return request
 
 
 def _text(content: str | list[dict[str, Any]] | None, where: str) -> str:
