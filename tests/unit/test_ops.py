@@ -130,13 +130,18 @@ def test_limits_live_in_the_request_models_and_hold_for_every_engine(tmp_path) -
     from workbench.engine.errors import InvalidRequest
 
     # The engine validates through the table: no hand-written check is needed (nor left) in engine.py.
-    source = inspect.getsource(Engine)
-    assert "1 <= limit <= 1000" not in source and "1 <= additional_cycles <= 5" not in source
+    from workbench.engine.memory.store import MemoryStore
+    from workbench.engine.tools.registry import ToolRegistry
+
+    for implementation in (Engine, MemoryStore, ToolRegistry):
+        source = inspect.getsource(implementation)
+        assert "1 <= limit <= 1000" not in source and "1 <= additional_cycles <= 5" not in source
     with Engine(tmp_path / "home") as engine:
         for call in (
             lambda: engine.list_sessions(limit=1001),
             lambda: engine.list_runs(offset=-1),
             lambda: engine.tool_audit(limit=0),
+            lambda: engine.list_memories(limit=1001),
             lambda: engine.document_chunks("default", "x.md", limit=5000),
             lambda: engine.enrich_agent("nobody", additional_cycles=6),
             lambda: engine.list_sessions(query="q" * 201),

@@ -261,9 +261,7 @@ class MemoryStore:
         return _record(row, accessed_count=count, last_accessed=now)
 
     def list(self, namespace: str | None = None, limit: int = 100, offset: int = 0) -> list[MemoryRecord]:
-        """Memories, most recently updated first."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
+        """Memories, most recently updated first (`limit` and `offset` are validated by the API: `ops.Limit`)."""
         self.purge_expired()
         self._flush_access()
         where, params = ("WHERE namespace = ?", [namespace]) if namespace else ("", [])

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from workbench.engine.errors import InvalidRequest, NotFound, StoreError, ToolError, WorkbenchError
+from workbench.engine.errors import NotFound, StoreError, ToolError, WorkbenchError
 from workbench.engine.schemas import AuditRecord, ToolExecution, ToolInfo, unpaired_surrogate
 from workbench.engine.store.conversations import new_id
 from workbench.engine.store.db import Database, utcnow
@@ -299,9 +299,7 @@ class ToolRegistry:
         limit: int = 100,
         offset: int = 0,
     ) -> list[AuditRecord]:
-        """Recorded tool executions, newest first."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
-            raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
+        """Recorded tool executions, newest first (`limit` and `offset` are validated by the API: `ops.Limit`)."""
         where, params = [], []
         for column, value in (("run_id", run_id), ("agent_id", agent_id), ("tool", tool)):
             if value is not None:
