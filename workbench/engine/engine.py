@@ -21,6 +21,7 @@ from workbench.engine import secrets
 from workbench.engine.agents import builder as agent_builder
 from workbench.engine.agents.approvals import Approvals
 from workbench.engine.agents.routing import ToolRouter
+from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
 from workbench.engine.agents.store import AgentStore
 from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
@@ -128,7 +129,8 @@ class Engine:
         self.agents = AgentStore(self.db)
         self.api_keys = APIKeys(self.db)
         self.approvals = Approvals(self.db)
-        self.runner = AgentRunner(self)
+        self.runs = RunStore(self.db)
+        self.runner = AgentRunner(self, self.runs)
         #: receives index rebuild progress (done, total); front ends may set it
         self.on_index_progress: Callable[[str, int, int], None] | None = None
 
@@ -720,26 +722,15 @@ class Engine:
         """Agent runs, newest first."""
         if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
             raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
-        sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
-        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-        rows = self.db.fetchall(sql, [*([agent_id] if agent_id else []), limit, offset])
-        return [_run_record(r) for r in rows]
+        return self.runs.list(agent_id, limit, offset)
 
     def get_run(self, run_id: str) -> AgentRunRecord:
-        row = self.db.fetchone("SELECT * FROM agent_runs WHERE id = ?", [run_id])
-        if row is None:
-            raise NotFound(f"No run {run_id!r}.")
-        return _run_record(row)
+        """One run, or `NotFound`."""
+        return self.runs.get(run_id)
 
     def run_events(self, run_id: str) -> list[RunEventRecord]:
         """Every persisted event of a run, in order."""
-        self.get_run(run_id)
-        rows = self.db.fetchall(
-            "SELECT run_id, seq, type, payload, created_at FROM run_events WHERE run_id = ? ORDER BY seq", [run_id]
-        )
-        return [
-            RunEventRecord(run_id=r[0], seq=r[1], type=r[2], payload=json.loads(r[3]), created_at=r[4]) for r in rows
-        ]
+        return self.runs.events(run_id)
 
     def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         return self.approvals.pending(run_id)
@@ -1003,24 +994,6 @@ class Engine:
         save_config(self.home, config)
         self.config = config
         self.models.config = config
-
-
-def _run_record(row: tuple) -> AgentRunRecord:
-    return AgentRunRecord(
-        id=row[0],
-        agent_id=row[1],
-        task=row[2],
-        model=row[3],
-        status=row[4],
-        answer=row[5],
-        error=row[6],
-        steps=row[7],
-        prompt_tokens=row[8],
-        completion_tokens=row[9],
-        started_at=row[10],
-        finished_at=row[11],
-        duration_ms=row[12],
-    )
 
 
 def validate_provider(**data: Any) -> ProviderConfig:

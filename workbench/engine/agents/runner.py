@@ -12,9 +12,9 @@
                          feed the result (or the error, or the denial) back
 
 Everything the run does is an event (`workbench.engine.schemas.AgentEvent`);
-every event but token deltas is persisted in `run_events`, and the run's row in
-`agent_runs` is kept current, so the Clinic can show any run, even one that
-was interrupted.
+every event but token deltas is persisted through the run store
+(`workbench.engine.agents.run_store`), which keeps the run's row current, so
+the Clinic can show any run, even one that was interrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.agents import hints
+from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.step import FINAL, PROTOCOL, Proposal, describe_tools, parse_step, step_schema
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.inference.base import ChatModel, StreamEnd
@@ -152,15 +153,13 @@ class _Run:
 
 
 class AgentRunner:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, runs: RunStore) -> None:
         self.engine = engine
+        self.runs = runs
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         # Runs left "running" by a process that died can never finish.
-        engine.db.execute(
-            "UPDATE agent_runs SET status = 'interrupted', error = 'the workbench stopped during this run' "
-            "WHERE status = 'running'"
-        )
+        runs.interrupt_running()
 
     def cancel(self, run_id: str) -> bool:
         with self._lock:
@@ -191,10 +190,7 @@ class AgentRunner:
             status="running",
             started_at=utcnow(),
         )
-        engine.db.execute(
-            "INSERT INTO agent_runs VALUES (?, ?, ?, ?, 'running', NULL, NULL, 0, 0, 0, ?, NULL, NULL)",
-            [record.id, agent.id, record.task, model.model_id, record.started_at],
-        )
+        self.runs.start(record)
         cancelled = threading.Event()
         with self._lock:
             self._cancel[record.id] = cancelled
@@ -225,13 +221,7 @@ class AgentRunner:
         guard = Guardrails(agent.guardrails)
         trips = Tripwires(agent.tripwires, max_steps)
         # Anomalies are judged against this agent's recent steps, not only this run's.
-        history = engine.db.fetchall(
-            "SELECT CAST(json_extract(e.payload, '$.completion_tokens') AS DOUBLE) FROM run_events e "
-            "JOIN agent_runs r ON r.id = e.run_id WHERE r.agent_id = ? AND e.type = 'step_finished' "
-            "ORDER BY e.created_at DESC LIMIT 200",
-            [agent.id],
-        )
-        trips.seed("step_completion_tokens", [row[0] for row in history if row[0] is not None])
+        trips.seed("step_completion_tokens", self.runs.recent_step_tokens(agent.id))
         context = ToolContext(
             roots=[Path(root) for root in engine.config.workspace_roots],
             allow_private_network=engine.config.allow_private_network,
@@ -773,16 +763,7 @@ class AgentRunner:
     def _flush(self, state: _Run) -> None:
         if not state.pending:
             return
-        record = state.record
-        now = utcnow()
-        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(state.pending))
-        params = [value for seq, kind, payload in state.pending for value in (record.id, seq, kind, payload, now)]
-        with self.engine.db.transaction() as conn:
-            conn.execute(f"INSERT INTO run_events VALUES {values}", params)
-            conn.execute(
-                "UPDATE agent_runs SET steps = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
-                [record.steps, record.prompt_tokens, record.completion_tokens, record.id],
-            )
+        self.runs.append(state.record, state.pending)
         state.pending.clear()
 
     def _close(self, state: _Run, status: str, error: str | None) -> AgentRunRecord:
@@ -792,21 +773,7 @@ class AgentRunner:
         record.finished_at = utcnow()
         record.duration_ms = round((time.perf_counter() - state.started) * 1000, 3)
         self._flush(state)
-        self.engine.db.execute(
-            "UPDATE agent_runs SET status = ?, answer = ?, error = ?, steps = ?, prompt_tokens = ?, "
-            "completion_tokens = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
-            [
-                status,
-                record.answer,
-                error,
-                record.steps,
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.finished_at,
-                record.duration_ms,
-                record.id,
-            ],
-        )
+        self.runs.close(record)
         if state.session_id is not None:
             self._record_in_session(state)
         if status == "finished" and state.agent.memory.remember_runs and record.answer:
@@ -835,10 +802,7 @@ class AgentRunner:
         record = self._close(state, status, error)
         event = AgentRunFinished(run=record.model_copy())
         state.seq += 1
-        self.engine.db.execute(
-            "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
-            [record.id, state.seq, event.type, event.model_dump_json(), utcnow()],
-        )
+        self.runs.append_event(record.id, state.seq, event.type, event.model_dump_json())
         return event
 
 
