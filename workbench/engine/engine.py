@@ -16,14 +16,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ProviderConfig, load_config, resolve_home, save_config, secure_home
-from workbench.engine import secrets
 from workbench.engine.agents import builder as agent_builder
 from workbench.engine.agents.approvals import Approvals
 from workbench.engine.agents.routing import ToolRouter
 from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
 from workbench.engine.agents.store import AgentStore
+from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
 from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
 from workbench.engine.inference.base import ChatModel, StreamEnd
 from workbench.engine.inference.registry import ModelRegistry
@@ -92,6 +91,7 @@ from workbench.engine.schemas import (
     Usage,
     validate,
 )
+from workbench.engine.settings import Settings, validate_provider
 from workbench.engine.store.apikeys import APIKeys
 from workbench.engine.store.conversations import ConversationStore, new_id
 from workbench.engine.store.db import Database, utcnow
@@ -99,6 +99,9 @@ from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.registry import ToolRegistry
 
 log = logging.getLogger("workbench.engine")
+
+#: `validate_provider` is re-exported: the server's provider routes import it from here
+__all__ = ["Engine", "validate_provider"]
 
 TITLE_CHARS = 60
 #: cosine similarity below which a passage without a shared term is not evidence
@@ -110,11 +113,12 @@ class Engine:
 
     def __init__(self, home: str | Path | None = None, embedder: Embedder | None = None) -> None:
         self.home = resolve_home(home)
-        self.config = load_config(self.home)
+        config = load_config(self.home)
         self.db = Database(self.home)
         secure_home(self.home)  # the database (and files from older versions) owner-only
         self.conversations = ConversationStore(self.db)
-        self.models = ModelRegistry(self.home, self.config)
+        self.models = ModelRegistry(self.home, config)
+        self.settings = Settings(self.home, config, self.models)
         #: an embedder passed in is shared (e.g. by tests): the engine does not close it
         self._embedder: Embedder | None = embedder
         self._owns_embedder = embedder is None
@@ -139,6 +143,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def config(self) -> WorkbenchConfig:
+        """The current settings (`self.settings` changes and saves them)."""
+        return self.settings.config
 
     def close(self) -> None:
         """Flush memory statistics, save indexes, release models, the database and the lock."""
@@ -591,26 +600,14 @@ class Engine:
 
     def workspace_roots(self) -> list[str]:
         """Folders the file, shell, git and python tools are confined to."""
-        return list(self.config.workspace_roots)
+        return self.settings.workspace_roots()
 
     def add_workspace_root(self, path: str) -> list[str]:
         """Add a folder (it must exist; stored resolved) to the workspace roots."""
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.is_dir():
-            raise InvalidRequest(f"{path} is not a folder.")
-        if resolved == Path(resolved.anchor):
-            raise InvalidRequest("The file-system root cannot be a workspace root.")
-        roots = [r for r in self.config.workspace_roots if r != str(resolved)] + [str(resolved)]
-        self._save_config(workspace_roots=roots)
-        return roots
+        return self.settings.add_workspace_root(path)
 
     def remove_workspace_root(self, path: str) -> list[str]:
-        resolved = str(Path(path).expanduser().resolve())
-        if resolved not in self.config.workspace_roots and path not in self.config.workspace_roots:
-            raise NotFound(f"{path} is not a workspace root.")
-        roots = [r for r in self.config.workspace_roots if r not in (resolved, path)]
-        self._save_config(workspace_roots=roots)
-        return roots
+        return self.settings.remove_workspace_root(path)
 
     # ---------------------------------------------------------------- agents
 
@@ -747,9 +744,7 @@ class Engine:
 
     def set_default_model(self, model: str) -> ModelInfo:
         """Make `model` (an id from `list_models`) the default of new chats; saved in config.json."""
-        info = self.models.resolve(model)
-        self._save_config(default_model=info.id)
-        return next(m for m in self.models.list() if m.id == info.id)
+        return self.settings.set_default_model(model)
 
     def warm_up(self, model: str | None = None) -> None:
         """Load the embedder and the chat model now, so the first request does not wait for them.
@@ -952,10 +947,7 @@ class Engine:
 
     def list_providers(self) -> list[ProviderInfo]:
         """Configured remote providers and whether a key is stored for each."""
-        return [
-            ProviderInfo(name=name, kind=p.kind, base_url=p.base_url, models=p.models, has_key=_has_key(name))
-            for name, p in sorted(self.config.providers.items())
-        ]
+        return self.settings.providers()
 
     def add_provider(self, name: str, kind: str, base_url: str, models: list[str]) -> ProviderInfo:
         """Add or replace a remote provider in the config (its key goes to the keyring separately).
@@ -963,69 +955,15 @@ class Engine:
         Replacing a provider with another `base_url` deletes its stored key: the key was
         meant for the old endpoint and must never be sent to a new one unasked.
         """
-        providers = dict(self.config.providers)
-        previous = providers.get(name)
-        providers[name] = validate_provider(kind=kind, base_url=base_url, models=models)
-        moved = previous is not None and previous.base_url != providers[name].base_url
-        if moved:
-            secrets.delete_provider_key(name)
-        self._save_config(providers=providers)
-        self.models.forget_provider(name)
-        return next(p for p in self.list_providers() if p.name == name)
+        return self.settings.add_provider(name, kind, base_url, models)
 
     def remove_provider(self, name: str) -> None:
         """Remove a provider and its stored key."""
-        if name not in self.config.providers:
-            raise NotFound(f"No provider named {name!r}.")
-        providers = {k: v for k, v in self.config.providers.items() if k != name}
-        self._save_config(providers=providers)
-        self.models.forget_provider(name)
-        secrets.delete_provider_key(name)
+        self.settings.remove_provider(name)
 
     def set_provider_key(self, name: str, api_key: str) -> None:
         """Store a provider's API key in the OS keyring."""
-        if name not in self.config.providers:
-            raise NotFound(f"No provider named {name!r}; add it first with `workbench providers add`.")
-        secrets.set_provider_key(name, api_key)
-        self.models.forget_provider(name)
-
-    def _save_config(self, **changes: Any) -> None:
-        config = validate_config(self.config.model_dump() | changes)
-        save_config(self.home, config)
-        self.config = config
-        self.models.config = config
-
-
-def validate_provider(**data: Any) -> ProviderConfig:
-    from pydantic import ValidationError
-
-    try:
-        return ProviderConfig.model_validate(data)
-    except ValidationError as exc:
-        from workbench.engine.schemas import describe_validation_error
-
-        raise InvalidRequest(describe_validation_error(exc)) from None
-
-
-def validate_config(data: dict[str, Any]):
-    from pydantic import ValidationError
-
-    from workbench.config import WorkbenchConfig
-    from workbench.engine.schemas import describe_validation_error
-
-    try:
-        return WorkbenchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
-
-
-def _has_key(provider: str) -> bool:
-    from workbench.engine.errors import SecretsError
-
-    try:
-        return bool(secrets.get_provider_key(provider))
-    except SecretsError:  # no keyring here: listing still works
-        return False
+        self.settings.set_provider_key(name, api_key)
 
 
 def _title_from(messages: list[ChatMessage]) -> str:
