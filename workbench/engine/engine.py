@@ -6,13 +6,11 @@ It wires the store, the model registry and the adapters together. Front ends
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from workbench.engine.agents.routing import ToolRouter
 from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
 from workbench.engine.agents.store import AgentStore
+from workbench.engine.chat_turn import Chat
 from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
-from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
-from workbench.engine.inference.base import ChatModel, StreamEnd
+from workbench.engine.errors import InvalidRequest, NotFound, StoreError
 from workbench.engine.inference.registry import ModelRegistry
 from workbench.engine.knowledge.answer import Passage, write_answer
 from workbench.engine.knowledge.base import KnowledgeBase
@@ -45,7 +43,6 @@ from workbench.engine.schemas import (
     AuditRecord,
     Capabilities,
     ChatEvent,
-    ChatMessage,
     ChatRequest,
     ChunkInfo,
     Citation,
@@ -71,29 +68,22 @@ from workbench.engine.schemas import (
     Relation,
     RememberRequest,
     RememberResult,
-    ResponseFormat,
     RoleModelRequest,
     RunEventRecord,
-    RunFailed,
-    RunFinished,
     RunRequest,
-    RunStarted,
     SearchRequest,
     SearchResponse,
     Session,
     Skill,
     SkillsRequest,
-    TokenDelta,
-    ToolCall,
     ToolExecuteRequest,
     ToolExecution,
     ToolInfo,
-    Usage,
     validate,
 )
 from workbench.engine.settings import Settings, validate_provider
 from workbench.engine.store.apikeys import APIKeys
-from workbench.engine.store.conversations import ConversationStore, new_id
+from workbench.engine.store.conversations import ConversationStore
 from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.registry import ToolRegistry
@@ -103,7 +93,6 @@ log = logging.getLogger("workbench.engine")
 #: `validate_provider` is re-exported: the server's provider routes import it from here
 __all__ = ["Engine", "validate_provider"]
 
-TITLE_CHARS = 60
 #: cosine similarity below which a passage without a shared term is not evidence
 ANSWER_MIN_SIMILARITY = 0.3
 
@@ -119,6 +108,7 @@ class Engine:
         self.conversations = ConversationStore(self.db)
         self.models = ModelRegistry(self.home, config)
         self.settings = Settings(self.home, config, self.models)
+        self.chat_turns = Chat(self.models, self.conversations)
         #: an embedder passed in is shared (e.g. by tests): the engine does not close it
         self._embedder: Embedder | None = embedder
         self._owns_embedder = embedder is None
@@ -805,143 +795,11 @@ class Engine:
         Closing the iterator early cancels the generation; the partial answer
         is stored with finish_reason "cancelled".
         """
-        req: ChatRequest = validate(ChatRequest, request)
-        history: list[ChatMessage] = []
-        new_session: tuple[str, str | None] | None = None
-        system = req.system
-        if req.session_id:
-            session = self.conversations.get_session(req.session_id)
-            session_id: str | None = session.id
-            model_spec = req.model or session.model
-            system = system if system is not None else session.system_prompt
-            history = [ChatMessage(role=m.role, content=m.content) for m in self.conversations.messages(session.id)]
-        else:
-            session_id = new_id("ses") if req.persist else None
-            model_spec = req.model
-            title = req.title or _title_from(req.messages)
-            new_session = (title, system)
-        if req.persist and any(m.role == "tool" or m.tool_calls for m in req.messages):
-            # The store keeps role and content only: without the call ids, a
-            # stored tool exchange could neither be listed nor replayed.
-            raise InvalidRequest(
-                "Sessions do not store tool calls and tool results yet; send requests carrying them "
-                "with persist false and keep the conversation on your side."
-            )
-        model = self.models.chat_model(model_spec)
-        if req.tools and not model.supports_tools:
-            raise InvalidRequest(
-                f"{model.model_id} cannot take tools in a chat request: local models call tools through agents "
-                "(`workbench run`); pick a remote OpenAI-compatible or Anthropic model for native tool calls."
-            )
-        model.check(req.params, req.response_format, req.tools)
-        messages = ([ChatMessage(role="system", content=system)] if system else []) + history + req.messages
-        return self._run(model, req, messages, session_id if req.persist else None, new_session)
+        return self.chat_turns.stream(request)
 
     def generate(self, request: ChatRequest | dict[str, Any]) -> GenerationResult:
         """Run a chat turn to the end and return its result (raises on failure)."""
-        with closing(self.chat(request)) as events:
-            for event in events:
-                if isinstance(event, RunFinished):
-                    return event.result
-                if isinstance(event, RunFailed):
-                    raise error_from_code(event.code, event.error)
-        raise WorkbenchError("The generation ended without a result.")  # pragma: no cover
-
-    def _run(
-        self,
-        model: ChatModel,
-        req: ChatRequest,
-        messages: list[ChatMessage],
-        session_id: str | None,
-        new_session: tuple[str, str | None] | None,
-    ) -> Iterator[ChatEvent]:
-        run_id = new_id("gen")
-        yield RunStarted(run_id=run_id, session_id=session_id, model=model.model_id)
-        started = time.perf_counter()
-        first_token_at: float | None = None
-        parts: list[str] = []
-        calls: list[ToolCall] = []
-        end: StreamEnd | None = None
-        stream = model.stream(messages, req.params, req.response_format, tools=req.tools)
-        try:
-            for item in stream:
-                if isinstance(item, StreamEnd):
-                    end = item
-                    continue
-                if isinstance(item, ToolCall):  # complete calls: they reach the caller on the result
-                    calls.append(item)
-                    continue
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                parts.append(item)
-                yield TokenDelta(text=item)
-        except (GeneratorExit, KeyboardInterrupt):
-            # The consumer closed the stream, or Ctrl-C landed while this
-            # generator ran: keep what was said, marked cancelled.
-            stream.close()
-            end = StreamEnd("cancelled", 0, len(parts))
-            self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
-            raise
-        except WorkbenchError as exc:
-            yield RunFailed(run_id=run_id, code=exc.code, error=str(exc))
-            return
-        except Exception as exc:  # a bug or an unexpected backend failure: log it, tell the user
-            log.exception("generation %s failed", run_id)
-            # Only the type: an exception's text can carry request data (even a key).
-            yield RunFailed(
-                run_id=run_id,
-                code="internal_error",
-                error=f"The generation failed unexpectedly ({type(exc).__name__}); details are in the log.",
-            )
-            return
-        if end is None:
-            yield RunFailed(run_id=run_id, code="provider_error", error="The model stream ended without finishing.")
-            return
-        result = self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
-        yield RunFinished(result=result)
-
-    def _finish(
-        self,
-        run_id: str,
-        model: ChatModel,
-        req: ChatRequest,
-        session_id: str | None,
-        new_session: tuple[str, str | None] | None,
-        parts: list[str],
-        end: StreamEnd,
-        started: float,
-        first_token_at: float | None,
-        tool_calls: list[ToolCall] | None = None,
-    ) -> GenerationResult:
-        now = time.perf_counter()
-        text = "".join(parts)
-        parsed, parse_error = _parse_output(text, req.response_format, end)
-        result = GenerationResult(
-            id=run_id,
-            session_id=session_id,
-            model=model.model_id,
-            provider=model.provider,
-            text=text,
-            parsed=parsed,
-            parse_error=parse_error,
-            finish_reason=end.finish_reason,
-            usage=Usage(
-                prompt_tokens=end.prompt_tokens,
-                completion_tokens=end.completion_tokens,
-                total_tokens=end.prompt_tokens + end.completion_tokens,
-            ),
-            latency_ms=(now - started) * 1000,
-            time_to_first_token_ms=(first_token_at - started) * 1000 if first_token_at else None,
-            params=req.params.explicit(),
-            created_at=utcnow(),
-            tool_calls=tool_calls or [],
-        )
-        if session_id is not None:
-            response_format = (
-                req.response_format.model_dump(by_alias=True, exclude_none=True) if req.response_format else None
-            )
-            self.conversations.record_turn(session_id, req.messages, result, response_format, new_session)
-        return result
+        return self.chat_turns.generate(request)
 
     # ------------------------------------------------------------- providers
 
@@ -964,29 +822,3 @@ class Engine:
     def set_provider_key(self, name: str, api_key: str) -> None:
         """Store a provider's API key in the OS keyring."""
         self.settings.set_provider_key(name, api_key)
-
-
-def _title_from(messages: list[ChatMessage]) -> str:
-    first_user = next((m.content for m in messages if m.role == "user"), messages[0].content)
-    line = " ".join("".join(ch for ch in first_user if ch.isprintable() or ch.isspace()).split())
-    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
-
-
-def _parse_output(text: str, response_format: ResponseFormat | None, end: StreamEnd) -> tuple[Any, str | None]:
-    if response_format is None or not response_format.is_json:
-        return None, None
-    if end.finish_reason == "length":
-        return None, "the output was cut off by max_tokens before the JSON was complete"
-    if end.finish_reason == "repetition":
-        return None, "the model started repeating itself and was stopped before the JSON was complete"
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        return None, f"the output is not valid JSON ({exc})"
-    if response_format.schema_ is not None:
-        from jsonschema import Draft202012Validator
-
-        error = next(iter(Draft202012Validator(response_format.schema_).iter_errors(parsed)), None)
-        if error is not None:
-            return parsed, f"the output does not match the schema: {error.message}"
-    return parsed, None
