@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any, Protocol
 
@@ -230,6 +230,43 @@ class ChatTurn:
             )
             self.sessions.record_turn(self.session_id, req.messages, result, response_format, self.new_session)
         return result
+
+
+#: one constrained generation: (messages as role/content dicts, a response format) -> the result
+JsonGenerate = Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]
+
+
+class JsonGenerator:
+    """Constrained, greedy, unsaved generations for the knowledge features (answers, knowledge, skills).
+
+    `json_generator(model, max_tokens)` is the `JsonGenerate` those features
+    call with their messages and JSON schema.
+    """
+
+    def __init__(self, generate: Callable[[dict[str, Any]], GenerationResult]) -> None:
+        self.generate = generate
+
+    def __call__(
+        self, model: str | None, max_tokens: int = 512, repetition_penalty: float | None = None
+    ) -> JsonGenerate:
+        def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
+            system = next((m["content"] for m in messages if m["role"] == "system"), None)
+            return self.generate(
+                {
+                    "messages": [m for m in messages if m["role"] != "system"],
+                    "system": system,
+                    "model": model,
+                    "persist": False,
+                    "params": {
+                        "temperature": 0.0,
+                        "max_tokens": max_tokens,
+                        **({"repetition_penalty": repetition_penalty} if repetition_penalty else {}),
+                    },
+                    "response_format": response_format,
+                }
+            )
+
+        return run
 
 
 def title_from(messages: list[ChatMessage]) -> str:

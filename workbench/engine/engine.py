@@ -20,7 +20,7 @@ from workbench.engine.agents.routing import ToolRouter
 from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
 from workbench.engine.agents.store import AgentStore
-from workbench.engine.chat_turn import Chat
+from workbench.engine.chat_turn import Chat, JsonGenerator
 from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
 from workbench.engine.errors import InvalidRequest, NotFound, StoreError
 from workbench.engine.inference.registry import ModelRegistry
@@ -109,6 +109,8 @@ class Engine:
         self.models = ModelRegistry(self.home, config)
         self.settings = Settings(self.home, config, self.models)
         self.chat_turns = Chat(self.models, self.conversations)
+        #: constrained, unsaved generations for answers, knowledge and skills
+        self.json_generator = JsonGenerator(self.chat_turns.generate)
         #: an embedder passed in is shared (e.g. by tests): the engine does not close it
         self._embedder: Embedder | None = embedder
         self._owns_embedder = embedder is None
@@ -276,33 +278,6 @@ class Engine:
             agent_id=agent_id,
         )
 
-    def _json_generate(
-        self,
-        model: str | None,
-        max_tokens: int = 512,
-        repetition_penalty: float | None = None,
-    ) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
-        """A constrained, greedy, unsaved generation for the knowledge features."""
-
-        def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
-            system = next((m["content"] for m in messages if m["role"] == "system"), None)
-            return self.generate(
-                {
-                    "messages": [m for m in messages if m["role"] != "system"],
-                    "system": system,
-                    "model": model,
-                    "persist": False,
-                    "params": {
-                        "temperature": 0.0,
-                        "max_tokens": max_tokens,
-                        **({"repetition_penalty": repetition_penalty} if repetition_penalty else {}),
-                    },
-                    "response_format": response_format,
-                }
-            )
-
-        return run
-
     def _similarity(self, question: str, sentences: list[str]) -> list[float]:
         """Cosine similarity of each sentence to the question (the embedder's rows are unit length)."""
         vectors = self.embedder.embed([question, *sentences])
@@ -367,7 +342,7 @@ class Engine:
         answer, citations = None, []
         if req.answer and results:
             passages = [Passage(f"memory {r.namespace}/{r.key}", memory_text(r.kind, r.value)) for r in results]
-            answer, cited, _ = write_answer(self._json_generate(req.model), req.query, passages, self._similarity)
+            answer, cited, _ = write_answer(self.json_generator(req.model), req.query, passages, self._similarity)
             citations = [
                 Citation(
                     n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300]
@@ -452,7 +427,7 @@ class Engine:
         model = self.models.resolve(req.model).id
         passages = [Passage(f"{h.path}" + (f" § {h.heading}" if h.heading else ""), h.text) for h in hits]
         text, cited, mode = write_answer(
-            self._json_generate(model, req.max_tokens), req.question, passages, self._similarity
+            self.json_generator(model, req.max_tokens), req.question, passages, self._similarity
         )
         citations = [
             Citation(
@@ -526,7 +501,7 @@ class Engine:
         if req.collection:
             hits = self.knowledge.search(SearchRequest(query=req.identifier, collection=req.collection, top_k=8)).hits
             corpus = "\n\n".join([corpus, *(h.text for h in hits)]).strip()
-        return generate_knowledge(req, corpus, self._json_generate(model, 600), self.graph)
+        return generate_knowledge(req, corpus, self.json_generator(model, 600), self.graph)
 
     def list_knowledge(self, identifier: str) -> list[KnowledgeItem]:
         """The generated knowledge items of an identifier."""
@@ -648,7 +623,7 @@ class Engine:
         req: SkillsRequest = validate(SkillsRequest, request)
         model = self.models.resolve(req.model).id
         return agent_builder.generate_skills(
-            req, self._json_generate(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY)
+            req, self.json_generator(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY)
         )
 
     def create_agent_from_role_model(self, request: RoleModelRequest | dict[str, Any]) -> AgentDefinition:
@@ -664,7 +639,9 @@ class Engine:
             "status": "building",
         }
         agent = self.agents.create(definition)
-        built = agent_builder.build(agent, req.deepening_cycles, req.corpus_text, self, model)
+        built = agent_builder.build(
+            agent, req.deepening_cycles, req.corpus_text, self.generate_knowledge, self.json_generator, model
+        )
         return self.agents.replace(built)
 
     def enrich_agent(
@@ -675,7 +652,10 @@ class Engine:
             raise InvalidRequest("additional_cycles must be 1..5.")
         agent = self.agents.get(agent_id)
         model_id = self.models.resolve(model or agent.model).id
-        return self.agents.replace(agent_builder.build(agent, additional_cycles, corpus_text, self, model_id))
+        built = agent_builder.build(
+            agent, additional_cycles, corpus_text, self.generate_knowledge, self.json_generator, model_id
+        )
+        return self.agents.replace(built)
 
     def capabilities(self, agent_id: str) -> Capabilities:
         """What an agent knows and can do: generated knowledge, skills, tools, collections."""
