@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import closing
 from typing import Any, Protocol
 
@@ -107,7 +107,7 @@ class Chat:
         messages = ([ChatMessage(role="system", content=system)] if system else []) + history + req.messages
         return ChatTurn(model, req, messages, session_id if req.persist else None, new_session, self.sessions)
 
-    def stream(self, request: ChatRequest | dict[str, Any]) -> Iterator[ChatEvent]:
+    def stream(self, request: ChatRequest | dict[str, Any]) -> Generator[ChatEvent, None, None]:
         """Check the turn now, then stream it (see `Engine.chat`)."""
         return self.turn(request).stream()
 
@@ -144,7 +144,7 @@ class ChatTurn:
         self.sessions = sessions
         self.id = ""  # given when the stream starts
 
-    def stream(self) -> Iterator[ChatEvent]:
+    def stream(self) -> Generator[ChatEvent, None, None]:
         """RunStarted, TokenDelta..., RunFinished | RunFailed; closing early records a cancelled turn."""
         self.id = run_id = new_id("gen")
         model, req = self.model, self.request
@@ -170,7 +170,7 @@ class ChatTurn:
         except (GeneratorExit, KeyboardInterrupt):
             # The consumer closed the stream, or Ctrl-C landed while this
             # generator ran: keep what was said, marked cancelled.
-            stream.close()
+            stream.close()  # type: ignore[attr-defined]  # every adapter's stream is a generator
             end = StreamEnd("cancelled", 0, len(parts))
             self._finish(parts, end, started, first_token_at, calls)
             raise

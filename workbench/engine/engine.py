@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from workbench.engine.agents.approvals import Approvals
 from workbench.engine.agents.routing import ToolRouter
 from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
+from workbench.engine.agents.services import RunnerServices
 from workbench.engine.agents.store import AgentStore
 from workbench.engine.chat_turn import Chat, JsonGenerator
 from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
@@ -30,7 +32,7 @@ from workbench.engine.knowledge.builder import generate_knowledge
 from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
-from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
+from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, has_memories, memory_text
 from workbench.engine.schemas import (
     MAX_BATCH_ITEMS,
     AgentDefinition,
@@ -126,7 +128,21 @@ class Engine:
         self.api_keys = APIKeys(self.db)
         self.approvals = Approvals(self.db)
         self.runs = RunStore(self.db)
-        self.runner = AgentRunner(self, self.runs)
+        self.runner = AgentRunner(
+            RunnerServices(
+                models=self.models,
+                tools=lambda: self.tools,
+                router=lambda: self.tool_router,
+                tool_context=self.tool_context,
+                sessions=self.conversations,
+                approvals=self.approvals,
+                runs=self.runs,
+                search=self.search,
+                has_memories=partial(has_memories, self.db),
+                retrieve=self.rag_retrieve,
+                remember=self.remember,
+            )
+        )
         #: receives index rebuild progress (done, total); front ends may set it
         self.on_index_progress: Callable[[str, int, int], None] | None = None
 
@@ -689,7 +705,7 @@ class Engine:
         """Agent runs, newest first."""
         if not 1 <= limit <= 1000 or not 0 <= offset <= 1_000_000_000:
             raise InvalidRequest("limit must be 1..1000 and offset 0..1,000,000,000.")
-        return self.runs.list(agent_id, limit, offset)
+        return self.runs.list_runs(agent_id, limit, offset)
 
     def get_run(self, run_id: str) -> AgentRunRecord:
         """One run, or `NotFound`."""

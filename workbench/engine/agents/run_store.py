@@ -83,7 +83,7 @@ class RunStore:
         )
         return [row[0] for row in rows if row[0] is not None]
 
-    def list(self, agent_id: str | None, limit: int, offset: int) -> list[AgentRunRecord]:
+    def list_runs(self, agent_id: str | None, limit: int, offset: int) -> list[AgentRunRecord]:
         """Runs, newest first (the caller checks the bounds)."""
         sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
         sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
