@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     busy_before = cpu_busy()
 
-    from workbench.config import WorkbenchConfig
+    from workbench.engine.config import WorkbenchConfig
     from workbench.engine.engine import Engine
     from workbench.engine.inference.llama import LlamaCppChatModel, _TokenCounter, load_llama, physical_cores
     from workbench.engine.inference.registry import packaged_model_path

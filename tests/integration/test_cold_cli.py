@@ -112,7 +112,7 @@ def test_the_loaded_model_agrees_with_its_metadata(embedder):
 
 
 def test_n_threads_comes_from_config(workbench_home: Path):
-    from workbench.config import load_config
+    from workbench.engine.config import load_config
     from workbench.engine.engine import Engine
     from workbench.engine.inference.llama import default_threads, physical_cores
 

@@ -130,7 +130,7 @@ def test_configured_remote_embedder_and_collection_guard(embeddings_server, work
     with Engine(workbench_home) as engine:
         engine.add_provider("wire", "openai", embeddings_server, ["text-embedding-wire"])
         engine.set_provider_key("wire", _EmbeddingsHandler.key)
-        engine._save_config(embedder="wire:text-embedding-wire")
+        engine.settings.save(embedder="wire:text-embedding-wire")
     with Engine(workbench_home) as engine:
         assert engine.embedder.model_id == "wire:text-embedding-wire"
         stored = engine.remember({"key": "k", "value": "remote vectors"})
@@ -150,13 +150,13 @@ def test_configured_embedder_must_be_an_openai_provider(workbench_home):
     from workbench.engine.errors import InvalidRequest, ModelNotFound
 
     with Engine(workbench_home) as engine:
-        engine._save_config(embedder="nowhere:model")
+        engine.settings.save(embedder="nowhere:model")
     with Engine(workbench_home) as engine:
         with pytest.raises(ModelNotFound, match="nowhere:model"):
             _ = engine.embedder
     with Engine(workbench_home) as engine:
         engine.add_provider("claude", "anthropic", "https://api.anthropic.com", ["claude-x"])
-        engine._save_config(embedder="claude:claude-x")
+        engine.settings.save(embedder="claude:claude-x")
     with Engine(workbench_home) as engine:
         with pytest.raises(InvalidRequest, match="no embeddings API"):
             _ = engine.embedder

@@ -146,7 +146,7 @@ def test_broken_config_gives_a_clear_error(workbench_home: Path):
 
 
 def test_home_defaults_to_env_and_flag_overrides(tmp_path: Path, workbench_home: Path):
-    from workbench.config import resolve_home
+    from workbench.engine.config import resolve_home
 
     assert resolve_home() == workbench_home.resolve()
     assert resolve_home(tmp_path / "other") == (tmp_path / "other").resolve()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workbench.config import WorkbenchConfig
+from workbench.engine.config import WorkbenchConfig
 from workbench.engine.inference.registry import ModelRegistry
 
 

@@ -50,7 +50,7 @@ def open_engine(args: argparse.Namespace) -> EngineAPI:
     Serving (`serve`, the TUI's `--serve`) and `keys create|list|revoke`
     need the data folder itself.
     """
-    from workbench.config import resolve_home
+    from workbench.engine.config import resolve_home
     from workbench.engine.errors import InvalidRequest
 
     serving = args.command == "serve" or bool(getattr(args, "serve", None))
@@ -84,7 +84,7 @@ def log_to(path: Any) -> None:
     """Send the engine's log (e.g. tracebacks of unexpected failures) to a file, not the terminal."""
     import logging
 
-    from workbench.config import make_private
+    from workbench.engine.config import make_private
 
     logger = logging.getLogger("workbench")
     if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):

@@ -50,7 +50,7 @@ def _byte_bar(done: int, total: int) -> None:
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
     """Download a GGUF into <home>/models (no engine: a running server sees it at its next listing)."""
-    from workbench.config import resolve_home
+    from workbench.engine.config import resolve_home
     from workbench.engine.errors import InvalidRequest
     from workbench.engine.inference import hub
 

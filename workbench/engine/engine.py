@@ -6,25 +6,25 @@ It wires the store, the model registry and the adapters together. Front ends
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ProviderConfig, load_config, resolve_home, save_config, secure_home
-from workbench.engine import secrets
 from workbench.engine.agents import builder as agent_builder
 from workbench.engine.agents.approvals import Approvals
 from workbench.engine.agents.routing import ToolRouter
+from workbench.engine.agents.run_store import RunStore
 from workbench.engine.agents.runner import AgentRunner
+from workbench.engine.agents.services import RunnerServices
 from workbench.engine.agents.store import AgentStore
-from workbench.engine.errors import InvalidRequest, NotFound, StoreError, WorkbenchError, error_from_code
-from workbench.engine.inference.base import ChatModel, StreamEnd
+from workbench.engine.chat_turn import Chat, JsonGenerator
+from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
+from workbench.engine.errors import InvalidRequest, NotFound, StoreError
 from workbench.engine.inference.registry import ModelRegistry
 from workbench.engine.knowledge.answer import Passage, write_answer
 from workbench.engine.knowledge.base import KnowledgeBase
@@ -32,7 +32,7 @@ from workbench.engine.knowledge.builder import generate_knowledge
 from workbench.engine.knowledge.graph import ENTITY_INDEX, KnowledgeGraph
 from workbench.engine.memory.embedder import Embedder
 from workbench.engine.memory.index import VectorIndex
-from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, memory_text
+from workbench.engine.memory.store import MEMORY_COLLECTION, MemoryStore, has_memories, memory_text
 from workbench.engine.ops import Direction, Permission, bind_operations
 from workbench.engine.schemas import (
     AgentDefinition,
@@ -45,7 +45,6 @@ from workbench.engine.schemas import (
     AuditRecord,
     Capabilities,
     ChatEvent,
-    ChatMessage,
     ChatRequest,
     ChunkInfo,
     Citation,
@@ -71,35 +70,31 @@ from workbench.engine.schemas import (
     Relation,
     RememberRequest,
     RememberResult,
-    ResponseFormat,
     RoleModelRequest,
     RunEventRecord,
-    RunFailed,
-    RunFinished,
     RunRequest,
-    RunStarted,
     SearchRequest,
     SearchResponse,
     Session,
     Skill,
     SkillsRequest,
-    TokenDelta,
-    ToolCall,
     ToolExecuteRequest,
     ToolExecution,
     ToolInfo,
-    Usage,
     validate,
 )
+from workbench.engine.settings import Settings, validate_provider
 from workbench.engine.store.apikeys import APIKeys
-from workbench.engine.store.conversations import ConversationStore, new_id
+from workbench.engine.store.conversations import ConversationStore
 from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import ToolContext
 from workbench.engine.tools.registry import ToolRegistry
 
 log = logging.getLogger("workbench.engine")
 
-TITLE_CHARS = 60
+#: `validate_provider` is re-exported: the server's provider routes import it from here
+__all__ = ["Engine", "validate_provider"]
+
 #: cosine similarity below which a passage without a shared term is not evidence
 ANSWER_MIN_SIMILARITY = 0.3
 
@@ -110,11 +105,15 @@ class Engine:
 
     def __init__(self, home: str | Path | None = None, embedder: Embedder | None = None) -> None:
         self.home = resolve_home(home)
-        self.config = load_config(self.home)
+        config = load_config(self.home)
         self.db = Database(self.home)
         secure_home(self.home)  # the database (and files from older versions) owner-only
         self.conversations = ConversationStore(self.db)
-        self.models = ModelRegistry(self.home, self.config)
+        self.models = ModelRegistry(self.home, config)
+        self.settings = Settings(self.home, config, self.models)
+        self.chat_turns = Chat(self.models, self.conversations)
+        #: constrained, unsaved generations for answers, knowledge and skills
+        self.json_generator = JsonGenerator(self.chat_turns.generate)
         #: an embedder passed in is shared (e.g. by tests): the engine does not close it
         self._embedder: Embedder | None = embedder
         self._owns_embedder = embedder is None
@@ -129,7 +128,22 @@ class Engine:
         self.agents = AgentStore(self.db)
         self.api_keys = APIKeys(self.db)
         self.approvals = Approvals(self.db)
-        self.runner = AgentRunner(self)
+        self.runs = RunStore(self.db)
+        self.runner = AgentRunner(
+            RunnerServices(
+                models=self.models,
+                tools=lambda: self.tools,
+                router=lambda: self.tool_router,
+                tool_context=self.tool_context,
+                sessions=self.conversations,
+                approvals=self.approvals,
+                runs=self.runs,
+                search=self.search,
+                has_memories=partial(has_memories, self.db),
+                retrieve=self.rag_retrieve,
+                remember=self.remember,
+            )
+        )
         #: receives index rebuild progress (done, total); front ends may set it
         self.on_index_progress: Callable[[str, int, int], None] | None = None
 
@@ -138,6 +152,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def config(self) -> WorkbenchConfig:
+        """The current settings (`self.settings` changes and saves them)."""
+        return self.settings.config
 
     def close(self) -> None:
         """Flush memory statistics, save indexes, release models, the database and the lock."""
@@ -276,33 +295,6 @@ class Engine:
             agent_id=agent_id,
         )
 
-    def _json_generate(
-        self,
-        model: str | None,
-        max_tokens: int = 512,
-        repetition_penalty: float | None = None,
-    ) -> Callable[[list[dict[str, str]], dict[str, Any]], GenerationResult]:
-        """A constrained, greedy, unsaved generation for the knowledge features."""
-
-        def run(messages: list[dict[str, str]], response_format: dict[str, Any]) -> GenerationResult:
-            system = next((m["content"] for m in messages if m["role"] == "system"), None)
-            return self.generate(
-                {
-                    "messages": [m for m in messages if m["role"] != "system"],
-                    "system": system,
-                    "model": model,
-                    "persist": False,
-                    "params": {
-                        "temperature": 0.0,
-                        "max_tokens": max_tokens,
-                        **({"repetition_penalty": repetition_penalty} if repetition_penalty else {}),
-                    },
-                    "response_format": response_format,
-                }
-            )
-
-        return run
-
     def _similarity(self, question: str, sentences: list[str]) -> list[float]:
         """Cosine similarity of each sentence to the question (the embedder's rows are unit length)."""
         vectors = self.embedder.embed([question, *sentences])
@@ -362,7 +354,7 @@ class Engine:
         answer, citations = None, []
         if req.answer and results:
             passages = [Passage(f"memory {r.namespace}/{r.key}", memory_text(r.kind, r.value)) for r in results]
-            answer, cited, _ = write_answer(self._json_generate(req.model), req.query, passages, self._similarity)
+            answer, cited, _ = write_answer(self.json_generator(req.model), req.query, passages, self._similarity)
             citations = [
                 Citation(
                     n=n, source=f"{results[n - 1].namespace}/{results[n - 1].key}", snippet=passages[n - 1].text[:300]
@@ -447,7 +439,7 @@ class Engine:
         model = self.models.resolve(req.model).id
         passages = [Passage(f"{h.path}" + (f" § {h.heading}" if h.heading else ""), h.text) for h in hits]
         text, cited, mode = write_answer(
-            self._json_generate(model, req.max_tokens), req.question, passages, self._similarity
+            self.json_generator(model, req.max_tokens), req.question, passages, self._similarity
         )
         citations = [
             Citation(
@@ -538,7 +530,7 @@ class Engine:
         if req.collection:
             hits = self.knowledge.search(SearchRequest(query=req.identifier, collection=req.collection, top_k=8)).hits
             corpus = "\n\n".join([corpus, *(h.text for h in hits)]).strip()
-        return generate_knowledge(req, corpus, self._json_generate(model, 600), self.graph)
+        return generate_knowledge(req, corpus, self.json_generator(model, 600), self.graph)
 
     def list_knowledge(self, identifier: str) -> list[KnowledgeItem]:
         """The generated knowledge items of an identifier."""
@@ -602,26 +594,14 @@ class Engine:
 
     def workspace_roots(self) -> list[str]:
         """Folders the file, shell, git and python tools are confined to."""
-        return list(self.config.workspace_roots)
+        return self.settings.workspace_roots()
 
     def add_workspace_root(self, path: str) -> list[str]:
         """Add a folder (it must exist; stored resolved) to the workspace roots."""
-        resolved = Path(path).expanduser().resolve()
-        if not resolved.is_dir():
-            raise InvalidRequest(f"{path} is not a folder.")
-        if resolved == Path(resolved.anchor):
-            raise InvalidRequest("The file-system root cannot be a workspace root.")
-        roots = [r for r in self.config.workspace_roots if r != str(resolved)] + [str(resolved)]
-        self._save_config(workspace_roots=roots)
-        return roots
+        return self.settings.add_workspace_root(path)
 
     def remove_workspace_root(self, path: str) -> list[str]:
-        resolved = str(Path(path).expanduser().resolve())
-        if resolved not in self.config.workspace_roots and path not in self.config.workspace_roots:
-            raise NotFound(f"{path} is not a workspace root.")
-        roots = [r for r in self.config.workspace_roots if r not in (resolved, path)]
-        self._save_config(workspace_roots=roots)
-        return roots
+        return self.settings.remove_workspace_root(path)
 
     # ---------------------------------------------------------------- agents
 
@@ -672,7 +652,7 @@ class Engine:
         req: SkillsRequest = validate(SkillsRequest, request)
         model = self.models.resolve(req.model).id
         return agent_builder.generate_skills(
-            req, self._json_generate(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY)
+            req, self.json_generator(model, 600, repetition_penalty=agent_builder.SKILLS_REPETITION_PENALTY)
         )
 
     def create_agent_from_role_model(self, request: RoleModelRequest | dict[str, Any]) -> AgentDefinition:
@@ -688,7 +668,9 @@ class Engine:
             "status": "building",
         }
         agent = self.agents.create(definition)
-        built = agent_builder.build(agent, req.deepening_cycles, req.corpus_text, self, model)
+        built = agent_builder.build(
+            agent, req.deepening_cycles, req.corpus_text, self.generate_knowledge, self.json_generator, model
+        )
         return self.agents.replace(built)
 
     def enrich_agent(
@@ -697,7 +679,10 @@ class Engine:
         """Run more knowledge and skill cycles for an agent and merge what is new."""
         agent = self.agents.get(agent_id)
         model_id = self.models.resolve(model or agent.model).id
-        return self.agents.replace(agent_builder.build(agent, additional_cycles, corpus_text, self, model_id))
+        built = agent_builder.build(
+            agent, additional_cycles, corpus_text, self.generate_knowledge, self.json_generator, model_id
+        )
+        return self.agents.replace(built)
 
     def capabilities(self, agent_id: str) -> Capabilities:
         """What an agent knows and can do: generated knowledge, skills, tools, collections."""
@@ -729,26 +714,15 @@ class Engine:
 
     def list_runs(self, agent_id: str | None = None, limit: int = 50, offset: int = 0) -> list[AgentRunRecord]:
         """Agent runs, newest first."""
-        sql = "SELECT * FROM agent_runs" + (" WHERE agent_id = ?" if agent_id else "")
-        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
-        rows = self.db.fetchall(sql, [*([agent_id] if agent_id else []), limit, offset])
-        return [_run_record(r) for r in rows]
+        return self.runs.list_runs(agent_id, limit, offset)
 
     def get_run(self, run_id: str) -> AgentRunRecord:
-        row = self.db.fetchone("SELECT * FROM agent_runs WHERE id = ?", [run_id])
-        if row is None:
-            raise NotFound(f"No run {run_id!r}.")
-        return _run_record(row)
+        """One run, or `NotFound`."""
+        return self.runs.get(run_id)
 
     def run_events(self, run_id: str) -> list[RunEventRecord]:
         """Every persisted event of a run, in order."""
-        self.get_run(run_id)
-        rows = self.db.fetchall(
-            "SELECT run_id, seq, type, payload, created_at FROM run_events WHERE run_id = ? ORDER BY seq", [run_id]
-        )
-        return [
-            RunEventRecord(run_id=r[0], seq=r[1], type=r[2], payload=json.loads(r[3]), created_at=r[4]) for r in rows
-        ]
+        return self.runs.events(run_id)
 
     def pending_approvals(self, run_id: str | None = None) -> list[ApprovalRecord]:
         return self.approvals.pending(run_id)
@@ -765,9 +739,7 @@ class Engine:
 
     def set_default_model(self, model: str) -> ModelInfo:
         """Make `model` (an id from `list_models`) the default of new chats; saved in config.json."""
-        info = self.models.resolve(model)
-        self._save_config(default_model=info.id)
-        return next(m for m in self.models.list() if m.id == info.id)
+        return self.settings.set_default_model(model)
 
     def warm_up(self, model: str | None = None) -> None:
         """Load the embedder and the chat model now, so the first request does not wait for them.
@@ -824,152 +796,17 @@ class Engine:
         Closing the iterator early cancels the generation; the partial answer
         is stored with finish_reason "cancelled".
         """
-        req: ChatRequest = validate(ChatRequest, request)
-        history: list[ChatMessage] = []
-        new_session: tuple[str, str | None] | None = None
-        system = req.system
-        if req.session_id:
-            session = self.conversations.get_session(req.session_id)
-            session_id: str | None = session.id
-            model_spec = req.model or session.model
-            system = system if system is not None else session.system_prompt
-            history = [ChatMessage(role=m.role, content=m.content) for m in self.conversations.messages(session.id)]
-        else:
-            session_id = new_id("ses") if req.persist else None
-            model_spec = req.model
-            title = req.title or _title_from(req.messages)
-            new_session = (title, system)
-        if req.persist and any(m.role == "tool" or m.tool_calls for m in req.messages):
-            # The store keeps role and content only: without the call ids, a
-            # stored tool exchange could neither be listed nor replayed.
-            raise InvalidRequest(
-                "Sessions do not store tool calls and tool results yet; send requests carrying them "
-                "with persist false and keep the conversation on your side."
-            )
-        model = self.models.chat_model(model_spec)
-        if req.tools and not model.supports_tools:
-            raise InvalidRequest(
-                f"{model.model_id} cannot take tools in a chat request: local models call tools through agents "
-                "(`workbench run`); pick a remote OpenAI-compatible or Anthropic model for native tool calls."
-            )
-        model.check(req.params, req.response_format, req.tools)
-        messages = ([ChatMessage(role="system", content=system)] if system else []) + history + req.messages
-        return self._run(model, req, messages, session_id if req.persist else None, new_session)
+        return self.chat_turns.stream(request)
 
     def generate(self, request: ChatRequest | dict[str, Any]) -> GenerationResult:
         """Run a chat turn to the end and return its result (raises on failure)."""
-        with closing(self.chat(request)) as events:
-            for event in events:
-                if isinstance(event, RunFinished):
-                    return event.result
-                if isinstance(event, RunFailed):
-                    raise error_from_code(event.code, event.error)
-        raise WorkbenchError("The generation ended without a result.")  # pragma: no cover
-
-    def _run(
-        self,
-        model: ChatModel,
-        req: ChatRequest,
-        messages: list[ChatMessage],
-        session_id: str | None,
-        new_session: tuple[str, str | None] | None,
-    ) -> Iterator[ChatEvent]:
-        run_id = new_id("gen")
-        yield RunStarted(run_id=run_id, session_id=session_id, model=model.model_id)
-        started = time.perf_counter()
-        first_token_at: float | None = None
-        parts: list[str] = []
-        calls: list[ToolCall] = []
-        end: StreamEnd | None = None
-        stream = model.stream(messages, req.params, req.response_format, tools=req.tools)
-        try:
-            for item in stream:
-                if isinstance(item, StreamEnd):
-                    end = item
-                    continue
-                if isinstance(item, ToolCall):  # complete calls: they reach the caller on the result
-                    calls.append(item)
-                    continue
-                if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                parts.append(item)
-                yield TokenDelta(text=item)
-        except (GeneratorExit, KeyboardInterrupt):
-            # The consumer closed the stream, or Ctrl-C landed while this
-            # generator ran: keep what was said, marked cancelled.
-            stream.close()
-            end = StreamEnd("cancelled", 0, len(parts))
-            self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
-            raise
-        except WorkbenchError as exc:
-            yield RunFailed(run_id=run_id, code=exc.code, error=str(exc))
-            return
-        except Exception as exc:  # a bug or an unexpected backend failure: log it, tell the user
-            log.exception("generation %s failed", run_id)
-            # Only the type: an exception's text can carry request data (even a key).
-            yield RunFailed(
-                run_id=run_id,
-                code="internal_error",
-                error=f"The generation failed unexpectedly ({type(exc).__name__}); details are in the log.",
-            )
-            return
-        if end is None:
-            yield RunFailed(run_id=run_id, code="provider_error", error="The model stream ended without finishing.")
-            return
-        result = self._finish(run_id, model, req, session_id, new_session, parts, end, started, first_token_at, calls)
-        yield RunFinished(result=result)
-
-    def _finish(
-        self,
-        run_id: str,
-        model: ChatModel,
-        req: ChatRequest,
-        session_id: str | None,
-        new_session: tuple[str, str | None] | None,
-        parts: list[str],
-        end: StreamEnd,
-        started: float,
-        first_token_at: float | None,
-        tool_calls: list[ToolCall] | None = None,
-    ) -> GenerationResult:
-        now = time.perf_counter()
-        text = "".join(parts)
-        parsed, parse_error = _parse_output(text, req.response_format, end)
-        result = GenerationResult(
-            id=run_id,
-            session_id=session_id,
-            model=model.model_id,
-            provider=model.provider,
-            text=text,
-            parsed=parsed,
-            parse_error=parse_error,
-            finish_reason=end.finish_reason,
-            usage=Usage(
-                prompt_tokens=end.prompt_tokens,
-                completion_tokens=end.completion_tokens,
-                total_tokens=end.prompt_tokens + end.completion_tokens,
-            ),
-            latency_ms=(now - started) * 1000,
-            time_to_first_token_ms=(first_token_at - started) * 1000 if first_token_at else None,
-            params=req.params.explicit(),
-            created_at=utcnow(),
-            tool_calls=tool_calls or [],
-        )
-        if session_id is not None:
-            response_format = (
-                req.response_format.model_dump(by_alias=True, exclude_none=True) if req.response_format else None
-            )
-            self.conversations.record_turn(session_id, req.messages, result, response_format, new_session)
-        return result
+        return self.chat_turns.generate(request)
 
     # ------------------------------------------------------------- providers
 
     def list_providers(self) -> list[ProviderInfo]:
         """Configured remote providers and whether a key is stored for each."""
-        return [
-            ProviderInfo(name=name, kind=p.kind, base_url=p.base_url, models=p.models, has_key=_has_key(name))
-            for name, p in sorted(self.config.providers.items())
-        ]
+        return self.settings.providers()
 
     def add_provider(self, name: str, kind: str, base_url: str, models: list[str]) -> ProviderInfo:
         """Add or replace a remote provider in the config (its key goes to the keyring separately).
@@ -977,110 +814,12 @@ class Engine:
         Replacing a provider with another `base_url` deletes its stored key: the key was
         meant for the old endpoint and must never be sent to a new one unasked.
         """
-        providers = dict(self.config.providers)
-        previous = providers.get(name)
-        providers[name] = validate_provider(kind=kind, base_url=base_url, models=models)
-        moved = previous is not None and previous.base_url != providers[name].base_url
-        if moved:
-            secrets.delete_provider_key(name)
-        self._save_config(providers=providers)
-        self.models.forget_provider(name)
-        return next(p for p in self.list_providers() if p.name == name)
+        return self.settings.add_provider(name, kind, base_url, models)
 
     def remove_provider(self, name: str) -> None:
         """Remove a provider and its stored key."""
-        if name not in self.config.providers:
-            raise NotFound(f"No provider named {name!r}.")
-        providers = {k: v for k, v in self.config.providers.items() if k != name}
-        self._save_config(providers=providers)
-        self.models.forget_provider(name)
-        secrets.delete_provider_key(name)
+        self.settings.remove_provider(name)
 
     def set_provider_key(self, name: str, api_key: str) -> None:
         """Store a provider's API key in the OS keyring."""
-        if name not in self.config.providers:
-            raise NotFound(f"No provider named {name!r}; add it first with `workbench providers add`.")
-        secrets.set_provider_key(name, api_key)
-        self.models.forget_provider(name)
-
-    def _save_config(self, **changes: Any) -> None:
-        config = validate_config(self.config.model_dump() | changes)
-        save_config(self.home, config)
-        self.config = config
-        self.models.config = config
-
-
-def _run_record(row: tuple) -> AgentRunRecord:
-    return AgentRunRecord(
-        id=row[0],
-        agent_id=row[1],
-        task=row[2],
-        model=row[3],
-        status=row[4],
-        answer=row[5],
-        error=row[6],
-        steps=row[7],
-        prompt_tokens=row[8],
-        completion_tokens=row[9],
-        started_at=row[10],
-        finished_at=row[11],
-        duration_ms=row[12],
-    )
-
-
-def validate_provider(**data: Any) -> ProviderConfig:
-    from pydantic import ValidationError
-
-    try:
-        return ProviderConfig.model_validate(data)
-    except ValidationError as exc:
-        from workbench.engine.schemas import describe_validation_error
-
-        raise InvalidRequest(describe_validation_error(exc)) from None
-
-
-def validate_config(data: dict[str, Any]):
-    from pydantic import ValidationError
-
-    from workbench.config import WorkbenchConfig
-    from workbench.engine.schemas import describe_validation_error
-
-    try:
-        return WorkbenchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequest(describe_validation_error(exc)) from None
-
-
-def _has_key(provider: str) -> bool:
-    from workbench.engine.errors import SecretsError
-
-    try:
-        return bool(secrets.get_provider_key(provider))
-    except SecretsError:  # no keyring here: listing still works
-        return False
-
-
-def _title_from(messages: list[ChatMessage]) -> str:
-    first_user = next((m.content for m in messages if m.role == "user"), messages[0].content)
-    line = " ".join("".join(ch for ch in first_user if ch.isprintable() or ch.isspace()).split())
-    return (line[: TITLE_CHARS - 1] + "…") if len(line) > TITLE_CHARS else (line or "New chat")
-
-
-def _parse_output(text: str, response_format: ResponseFormat | None, end: StreamEnd) -> tuple[Any, str | None]:
-    if response_format is None or not response_format.is_json:
-        return None, None
-    if end.finish_reason == "length":
-        return None, "the output was cut off by max_tokens before the JSON was complete"
-    if end.finish_reason == "repetition":
-        return None, "the model started repeating itself and was stopped before the JSON was complete"
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        return None, f"the output is not valid JSON ({exc})"
-    if response_format.schema_ is not None:
-        from jsonschema import Draft202012Validator
-
-        error = next(iter(Draft202012Validator(response_format.schema_).iter_errors(parsed)), None)
-        if error is not None:
-            return parsed, f"the output does not match the schema: {error.message}"
-    return parsed, None
+        self.settings.set_provider_key(name, api_key)

@@ -13,10 +13,23 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.engine.errors import WorkbenchError
-from workbench.engine.schemas import AgentDefinition, KnowledgeItem, Skill, SkillsRequest
+from workbench.engine.schemas import (
+    AgentDefinition,
+    KnowledgeItem,
+    KnowledgeRequest,
+    KnowledgeResult,
+    Skill,
+    SkillsRequest,
+)
+
+if TYPE_CHECKING:
+    from workbench.engine.chat_turn import JsonGenerator
+
+#: the knowledge generation the builder runs first (`Engine.generate_knowledge`)
+GenerateKnowledge = Callable[[KnowledgeRequest | dict[str, Any]], KnowledgeResult]
 
 SKILLS_PER_CYCLE = 5
 #: greedy small models repeat one item; a mild penalty keeps the list varied
@@ -147,13 +160,15 @@ def build(
     agent: AgentDefinition,
     cycles: int,
     corpus_text: str,
-    engine: Any,
+    generate_knowledge: GenerateKnowledge,
+    json_generator: JsonGenerator,
     model: str | None,
 ) -> AgentDefinition:
-    """Generate knowledge and skills for a stored agent and return its updated definition."""
+    """Generate knowledge (with `generate_knowledge`, i.e. `Engine.generate_knowledge`) and skills
+    (with `json_generator`) for a stored agent and return its updated definition."""
     occupation = agent.occupation or agent.name
     try:
-        knowledge = engine.generate_knowledge(
+        knowledge = generate_knowledge(
             {
                 "identifier": agent.name,
                 "entity_type": occupation,
@@ -164,7 +179,7 @@ def build(
         )
         skills = generate_skills(
             SkillsRequest(occupation=occupation, deepening_cycles=cycles, corpus_text=corpus_text, model=model),
-            engine._json_generate(model, 600, repetition_penalty=SKILLS_REPETITION_PENALTY),
+            json_generator(model, 600, repetition_penalty=SKILLS_REPETITION_PENALTY),
             known=agent.generated_skills,
         )
     except WorkbenchError as exc:

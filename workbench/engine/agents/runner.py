@@ -12,9 +12,9 @@
                          feed the result (or the error, or the denial) back
 
 Everything the run does is an event (`workbench.engine.schemas.AgentEvent`);
-every event but token deltas is persisted in `run_events`, and the run's row in
-`agent_runs` is kept current, so the Clinic can show any run, even one that
-was interrupted.
+every event but token deltas is persisted through the run store
+(`workbench.engine.agents.run_store`), which keeps the run's row current, so
+the Clinic can show any run, even one that was interrupted.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from workbench.engine.agents import hints
+from workbench.engine.agents.services import RunnerServices
 from workbench.engine.agents.step import FINAL, PROTOCOL, Proposal, describe_tools, parse_step, step_schema
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.inference.base import ChatModel, StreamEnd
@@ -152,15 +152,13 @@ class _Run:
 
 
 class AgentRunner:
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, services: RunnerServices) -> None:
+        self.services = services
+        self.runs = runs = services.runs
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         # Runs left "running" by a process that died can never finish.
-        engine.db.execute(
-            "UPDATE agent_runs SET status = 'interrupted', error = 'the workbench stopped during this run' "
-            "WHERE status = 'running'"
-        )
+        runs.interrupt_running()
 
     def cancel(self, run_id: str) -> bool:
         with self._lock:
@@ -176,9 +174,8 @@ class AgentRunner:
         """Prepare the run (errors raise here), then stream its events."""
         from workbench.engine.guard.policy import Guardrails
 
-        engine = self.engine
-        model = engine.models.chat_model(request.model or agent.model)
-        tools = engine.tools.allowed(agent.tools)
+        model = self.services.models.chat_model(request.model or agent.model)
+        tools = self.services.tools().allowed(agent.tools)
         max_steps = request.max_steps or agent.max_steps
         history = self._history(request.session_id) if request.session_id else []
         # A key pasted into a task is never stored (the prompt guardrail reports it in the run).
@@ -191,10 +188,7 @@ class AgentRunner:
             status="running",
             started_at=utcnow(),
         )
-        engine.db.execute(
-            "INSERT INTO agent_runs VALUES (?, ?, ?, ?, 'running', NULL, NULL, 0, 0, 0, ?, NULL, NULL)",
-            [record.id, agent.id, record.task, model.model_id, record.started_at],
-        )
+        self.runs.start(record)
         cancelled = threading.Event()
         with self._lock:
             self._cancel[record.id] = cancelled
@@ -212,7 +206,7 @@ class AgentRunner:
 
     def _history(self, session_id: str) -> list[ChatMessage]:
         """The session's latest user and assistant messages (`NotFound` for an unknown session)."""
-        conversations = self.engine.conversations
+        conversations = self.services.sessions
         conversations.get_session(session_id)
         turns = [m for m in conversations.messages(session_id) if m.role in ("user", "assistant")]
         return [ChatMessage(role=m.role, content=m.content[:HISTORY_CHARS]) for m in turns[-HISTORY_MESSAGES:]]
@@ -221,24 +215,13 @@ class AgentRunner:
         from workbench.engine.guard.policy import Guardrails
         from workbench.engine.guard.tripwires import Tripwires
 
-        engine, agent, record = self.engine, state.agent, state.record
+        agent, record = state.agent, state.record
         guard = Guardrails(agent.guardrails)
         trips = Tripwires(agent.tripwires, max_steps)
         # Anomalies are judged against this agent's recent steps, not only this run's.
-        history = engine.db.fetchall(
-            "SELECT CAST(json_extract(e.payload, '$.completion_tokens') AS DOUBLE) FROM run_events e "
-            "JOIN agent_runs r ON r.id = e.run_id WHERE r.agent_id = ? AND e.type = 'step_finished' "
-            "ORDER BY e.created_at DESC LIMIT 200",
-            [agent.id],
-        )
-        trips.seed("step_completion_tokens", [row[0] for row in history if row[0] is not None])
-        context = ToolContext(
-            roots=[Path(root) for root in engine.config.workspace_roots],
-            allow_private_network=engine.config.allow_private_network,
-            engine=engine,
-            agent_id=agent.id,
-            run_id=record.id,
-        )
+        trips.seed("step_completion_tokens", self.runs.recent_step_tokens(agent.id))
+        context = self.services.tool_context(agent.id)
+        context.run_id = record.id
         native = state.native = getattr(model, "supports_tools", False)
         if not native and any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
             state.listing = _listing(context)
@@ -395,8 +378,8 @@ class AgentRunner:
         """
         from jsonschema import Draft202012Validator
 
-        model = self.engine.models.chat_model(agent.model)
-        tools = self.engine.tools.allowed(agent.tools)
+        model = self.services.models.chat_model(agent.model)
+        tools = self.services.tools().allowed(agent.tools)
         record = AgentRunRecord(
             id="plan", agent_id=agent.id, task=task, model=model.model_id, status="running", started_at=utcnow()
         )
@@ -408,7 +391,7 @@ class AgentRunner:
             cancelled=threading.Event(),
         )
         if any(t.name in PATH_TOOLS and t.source == "builtin" for t in tools):
-            state.listing = _listing(self.engine.tool_context(agent.id))
+            state.listing = _listing(self.services.tool_context(agent.id))
             state.unread = hints.named_files(task, state.listing)
         offered, route_ms, require_tool = self._route(state, tools)
         started = time.perf_counter()
@@ -443,12 +426,12 @@ class AgentRunner:
         """System prompt (instructions, knowledge, memories, skills), earlier chat turns if any, then the task."""
         from workbench.engine.agents.templates import get_template, render
 
-        engine = self.engine
+        services = self.services
         knowledge: list[dict[str, Any]] = []
         local = not getattr(model, "supports_tools", False)
         for collection in agent.knowledge_collections:
             try:
-                hits = engine.search({"query": task, "collection": collection, "top_k": KNOWLEDGE_TOP_K}).hits
+                hits = services.search({"query": task, "collection": collection, "top_k": KNOWLEDGE_TOP_K}).hits
             except WorkbenchError as exc:
                 log.warning("knowledge search of %s failed: %s", collection, exc)
                 continue
@@ -459,8 +442,8 @@ class AgentRunner:
         memories: list[dict[str, Any]] = []
         if agent.memory.enabled and agent.memory.recall_top_k:
             namespace = agent.memory.namespace or f"agent:{agent.id}"
-            if engine.db.fetchone("SELECT 1 FROM memories WHERE namespace = ? LIMIT 1", [namespace]):
-                found = engine.rag_retrieve(
+            if services.has_memories(namespace):
+                found = services.retrieve(
                     {"query": task, "top_k": agent.memory.recall_top_k, "filter": {"namespace": namespace}}
                 )
                 memories = [{"key": r.key, "text": _memory_text(r.value)} for r in found.results]
@@ -516,7 +499,7 @@ class AgentRunner:
             return tools, 0.0, False
         started = time.perf_counter()
         query = state.record.task if not state.last_result else f"{state.record.task}\n{state.last_result[:500]}"
-        offered, best = self.engine.tool_router.route(query, tools, routing.top_k, routing.margin)
+        offered, best = self.services.router().route(query, tools, routing.top_k, routing.margin)
         require = routing.require_tool_score is not None and not state.calls and best >= routing.require_tool_score
         return offered, (time.perf_counter() - started) * 1000, require
 
@@ -619,8 +602,8 @@ class AgentRunner:
 
         A generator (events out) returning (text fed back, approval wait ms, tool ms, stop).
         """
-        engine, record = self.engine, state.record
-        registry = engine.tools
+        record = state.record
+        registry = self.services.tools()
         state.last_ok = False
         # What is stored and shown never carries a detected secret (such a call is refused below).
         shown = _redacted(guard, proposal.arguments)
@@ -693,7 +676,7 @@ class AgentRunner:
             return note, 0.0, 0.0, None
         waited_ms = 0.0
         if tool.permission in state.agent.approvals.require or tool.warning:
-            approvals = engine.approvals
+            approvals = self.services.approvals
             pending = approvals.request(record.id, record.agent_id, tool.name, proposal.arguments, tool.permission)
             self._flush(state)
             wait_started = time.perf_counter()
@@ -773,16 +756,7 @@ class AgentRunner:
     def _flush(self, state: _Run) -> None:
         if not state.pending:
             return
-        record = state.record
-        now = utcnow()
-        values = ", ".join(["(?, ?, ?, ?, ?)"] * len(state.pending))
-        params = [value for seq, kind, payload in state.pending for value in (record.id, seq, kind, payload, now)]
-        with self.engine.db.transaction() as conn:
-            conn.execute(f"INSERT INTO run_events VALUES {values}", params)
-            conn.execute(
-                "UPDATE agent_runs SET steps = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
-                [record.steps, record.prompt_tokens, record.completion_tokens, record.id],
-            )
+        self.runs.append(state.record, state.pending)
         state.pending.clear()
 
     def _close(self, state: _Run, status: str, error: str | None) -> AgentRunRecord:
@@ -792,26 +766,12 @@ class AgentRunner:
         record.finished_at = utcnow()
         record.duration_ms = round((time.perf_counter() - state.started) * 1000, 3)
         self._flush(state)
-        self.engine.db.execute(
-            "UPDATE agent_runs SET status = ?, answer = ?, error = ?, steps = ?, prompt_tokens = ?, "
-            "completion_tokens = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
-            [
-                status,
-                record.answer,
-                error,
-                record.steps,
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.finished_at,
-                record.duration_ms,
-                record.id,
-            ],
-        )
+        self.runs.close(record)
         if state.session_id is not None:
             self._record_in_session(state)
         if status == "finished" and state.agent.memory.remember_runs and record.answer:
             namespace = state.agent.memory.namespace or f"agent:{state.agent.id}"
-            self.engine.remember(
+            self.services.remember(
                 {
                     "key": f"run:{record.id}",
                     "namespace": namespace,
@@ -826,8 +786,8 @@ class AgentRunner:
         record = state.record
         outcome = record.answer or (f"The run ended: {record.status}." + (f" {record.error}" if record.error else ""))
         try:
-            self.engine.conversations.get_session(state.session_id)  # deleted while the run went on: nothing to add
-            self.engine.conversations.record_run_turn(state.session_id, record.task, outcome, record.id)
+            self.services.sessions.get_session(state.session_id)  # deleted while the run went on: nothing to add
+            self.services.sessions.record_run_turn(state.session_id, record.task, outcome, record.id)
         except WorkbenchError as exc:
             log.warning("run %s was not added to session %s: %s", record.id, state.session_id, exc)
 
@@ -835,10 +795,7 @@ class AgentRunner:
         record = self._close(state, status, error)
         event = AgentRunFinished(run=record.model_copy())
         state.seq += 1
-        self.engine.db.execute(
-            "INSERT INTO run_events VALUES (?, ?, ?, ?, ?)",
-            [record.id, state.seq, event.type, event.model_dump_json(), utcnow()],
-        )
+        self.runs.append_event(record.id, state.seq, event.type, event.model_dump_json())
         return event
 
 

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.config import WorkbenchConfig
+from workbench.engine.config import WorkbenchConfig
 from workbench.engine.errors import InvalidRequest, ModelNotFound
 from workbench.engine.inference.base import ChatModel
 from workbench.engine.schemas import ModelInfo

@@ -84,6 +84,11 @@ def check_knowledge_value(value: Any) -> dict[str, Any]:
     return value
 
 
+def has_memories(db: Database, namespace: str) -> bool:
+    """Whether `namespace` holds any memory (a store read: loads no index or embedder)."""
+    return db.fetchone("SELECT 1 FROM memories WHERE namespace = ? LIMIT 1", [namespace]) is not None
+
+
 class MemoryStore:
     """Remember, recall, forget and retrieve memories."""
 

@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from workbench.engine.schemas import (
+        AgentDefinition,
+        MemoryRecord,
+        RagRequest,
+        RagResponse,
+        RememberRequest,
+        RememberResult,
+        SearchRequest,
+        SearchResponse,
+    )
 
 Permission = Literal["read", "write", "exec", "network"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "exec", "network")
@@ -20,6 +32,23 @@ PERMISSIONS: tuple[Permission, ...] = ("read", "write", "exec", "network")
 #: default caps; a tool may set its own, lower or higher
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_OUTPUT_CHARS = 16_000
+
+
+class ToolEngine(Protocol):
+    """What tools use of the engine: its home (kept out of reach), knowledge and memory (the `Engine` fits)."""
+
+    @property
+    def home(self) -> Path: ...
+
+    def get_agent(self, agent_id: str) -> AgentDefinition: ...
+
+    def search(self, request: SearchRequest | dict[str, Any]) -> SearchResponse: ...
+
+    def remember(self, request: RememberRequest | dict[str, Any]) -> RememberResult: ...
+
+    def recall(self, key: str, namespace: str = "default") -> MemoryRecord: ...
+
+    def rag_retrieve(self, request: RagRequest | dict[str, Any]) -> RagResponse: ...
 
 
 @dataclass
@@ -30,8 +59,8 @@ class ToolContext:
     roots: list[Path] = field(default_factory=list)
     #: let HTTP fetch reach private, loopback and link-local addresses
     allow_private_network: bool = False
-    #: the engine, for knowledge and memory tools (typed loosely to avoid a cycle)
-    engine: Any = None
+    #: the engine, for the knowledge and memory tools (None: those tools refuse)
+    engine: ToolEngine | None = None
     agent_id: str | None = None
     run_id: str | None = None
     #: the caps of this call, set by the registry from the tool's own
@@ -42,11 +71,10 @@ class ToolContext:
     protected: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        home = getattr(self.engine, "home", None)
-        if not self.protected and home is not None:
+        if not self.protected and self.engine is not None:
             from workbench.engine.tools.paths import protected_paths
 
-            self.protected = protected_paths(home)
+            self.protected = protected_paths(self.engine.home)
 
 
 ToolFunction = Callable[[dict[str, Any], ToolContext], Any]

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from workbench.config import private_opener
+from workbench.engine.config import private_opener
 from workbench.engine.errors import InvalidRequest, NotFound, ToolError, WorkbenchError
 from workbench.engine.schemas import TOOL_NAME_PATTERN, MCPServerInfo
 from workbench.engine.tools.base import DEFAULT_TIMEOUT_S, Permission, Tool, ToolContext

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.engine.errors import NotFound, ToolError
-from workbench.engine.tools.base import Tool, ToolContext, object_schema
+from workbench.engine.tools.base import Tool, ToolContext, ToolEngine, object_schema
 
 
-def _engine(ctx: ToolContext) -> Any:
+def _engine(ctx: ToolContext) -> ToolEngine:
     if ctx.engine is None:
         raise ToolError("This tool needs the engine; it is not available here.")
     return ctx.engine
@@ -18,7 +18,7 @@ def _namespace(ctx: ToolContext) -> str:
     return f"agent:{ctx.agent_id}" if ctx.agent_id else "default"
 
 
-def _collections(args: dict[str, Any], ctx: ToolContext, engine: Any) -> list[str]:
+def _collections(args: dict[str, Any], ctx: ToolContext, engine: ToolEngine) -> list[str]:
     """The collection asked for, else the calling agent's own collections, else "default"."""
     if args.get("collection"):
         return [args["collection"]]
