@@ -174,6 +174,9 @@ def test_providers_and_their_keys(api) -> None:
         api.set_provider_key("acme", "sk-x")
     with pytest.raises(InvalidRequest):
         api.add_provider("bad", "openai", "not a url", [])
+    # Models are optional (a provider used only by PROVIDER:MODEL specs), as the HTTP body always allowed.
+    assert api.add_provider("bare", "openai", "http://127.0.0.1:9/v1").models == []
+    api.remove_provider("bare")
 
 
 # ---------------------------------------------------------------------- memory

@@ -808,13 +808,15 @@ class Engine:
         """Configured remote providers and whether a key is stored for each."""
         return self.settings.providers()
 
-    def add_provider(self, name: str, kind: str, base_url: str, models: list[str]) -> ProviderInfo:
+    def add_provider(self, name: str, kind: str, base_url: str, models: list[str] | None = None) -> ProviderInfo:
         """Add or replace a remote provider in the config (its key goes to the keyring separately).
+
+        `models` lists the provider's models offered for selection (none: only `PROVIDER:MODEL` specs).
 
         Replacing a provider with another `base_url` deletes its stored key: the key was
         meant for the old endpoint and must never be sent to a new one unasked.
         """
-        return self.settings.add_provider(name, kind, base_url, models)
+        return self.settings.add_provider(name, kind, base_url, list(models or []))
 
     def remove_provider(self, name: str) -> None:
         """Remove a provider and its stored key."""

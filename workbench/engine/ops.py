@@ -166,7 +166,7 @@ class ProviderAdd(Params):
     name: str = Field(max_length=200)
     kind: str = Field(max_length=40)
     base_url: str = Field(max_length=2000)
-    models: list[str] = Field(max_length=1000)
+    models: list[str] | None = Field(None, max_length=1000)
 
 
 class ProviderKey(Params):
