@@ -1,6 +1,7 @@
 """Run every benchmark, collect their JSON, and write the report `make bench` produces.
 
-    .venv/bin/python benchmarks/run_all.py [--only NAME]... [--quick] [--no-readme] [--list]
+    .venv/bin/python benchmarks/run_all.py [--only NAME]... [--skip NAME]... [--quick] [--no-readme]
+                                           [--render-only] [--add NAME FILE]... [--list]
 
 Each script in `BENCHMARKS` runs in a subprocess with its declared flags (the
 list `make bench` used to spell out); its stdout is its JSON report, its stderr
@@ -458,6 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="each script's smoke flags, where it has them")
     parser.add_argument("--no-readme", action="store_true", help="write benchmarks/results/ only")
     parser.add_argument("--render-only", action="store_true", help="run nothing: rewrite the report from latest.json")
+    parser.add_argument(
+        "--add",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "FILE"),
+        help="take FILE as NAME's output (the JSON the script printed when run by hand, e.g. a long run); "
+        "runs nothing unless --only is given",
+    )
     parser.add_argument("--list", action="store_true", help="print the benchmarks and their flags, and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -470,11 +480,30 @@ def main(argv: list[str] | None = None) -> int:
     latest = RESULTS / "latest.json"
     previous: dict[str, Any] = json.loads(latest.read_text(encoding="utf-8")) if latest.exists() else {}
     scripts: dict[str, Any] = dict(previous.get("scripts", {}))
-    selected = [] if args.render_only else [b for b in BENCHMARKS if (not args.only or b.name in args.only)]
+    # --add alone only merges; with --only it merges and runs those
+    run_nothing = args.render_only or (args.add and not args.only)
+    selected = [] if run_nothing else [b for b in BENCHMARKS if (not args.only or b.name in args.only)]
     selected = [b for b in selected if b.name not in args.skip]
     if any(b.peer for b in selected) and not BENCH_PYTHON.exists():
         print(f"{BENCH_PYTHON} is missing: run `make bench-peers-env` first (or --skip the peers).", file=sys.stderr)
         return 2
+
+    for name, path in args.add:
+        if name not in names:
+            parser.error(f"--add: unknown benchmark {name!r}; one of {', '.join(names)}")
+        file = Path(path)
+        try:
+            output = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--add: cannot read {path} as JSON ({exc})")
+        scripts[name] = {
+            "script": next(b.script for b in BENCHMARKS if b.name == name),
+            "args": "run by hand (--add)",
+            "quick": bool(output.get("quick", False)),
+            "date": dt.datetime.fromtimestamp(file.stat().st_mtime, dt.UTC).isoformat(timespec="seconds"),
+            "runtime_s": output.get("runtime_s"),
+            "output": output,
+        }
 
     failed = []
     started = time.perf_counter()
