@@ -50,6 +50,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import cpu_model, package_version  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory_vs_chromadb import cpu_busy, other_load  # noqa: E402  (counting waited children as ours)
+
 DEFAULT_BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 PROMPT = (
     "Explain how a bicycle's gears make it easier to ride up a hill. "
@@ -279,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         side: {"fresh_prompt": [], "repeated_prompt": []} for side in ("ours", "peer")
     }
+    busy = cpu_busy()
     with tempfile.TemporaryDirectory(prefix="workbench-bench-peer-chat-") as folder:
         home = Path(folder) / "home"
         home.mkdir()
@@ -355,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         "llama_cpp_python": package_version("llama-cpp-python"),
         "openai": package_version("openai"),
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        # CPUs kept busy by processes other than this one and its servers (0 = quiet machine)
+        "other_processes_busy_cpus": other_load(busy),
     }
     report["runtime_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=2))
