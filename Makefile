@@ -6,8 +6,10 @@ PIP       := $(PY) -m pip
 DEPS      := $(VENV)/.deps-installed
 TEST_DEPS := $(VENV)/.test-deps-installed
 DIST_DEPS := $(VENV)/.dist-deps-installed
+BENCH_VENV := .bench-venv
+BENCH_ENV := $(BENCH_VENV)/.installed
 
-.PHONY: run test check deps bench clean tmux dist dist-test
+.PHONY: run test check deps bench bench-peers-env clean tmux dist dist-test
 
 run: $(DEPS)
 	$(VENV)/bin/workbench
@@ -76,15 +78,23 @@ dist-test: $(TEST_DEPS)
 	fi
 	$(PY) packaging/measure.py --times
 
-bench: $(DEPS)
-	$(PY) benchmarks/inference.py
-	$(PY) benchmarks/memory.py
-	$(PY) benchmarks/agents.py
-	$(PY) benchmarks/server.py
-	$(PY) benchmarks/tui.py
-	$(PY) benchmarks/cold_cli.py
-	$(PY) benchmarks/retrieval_eval.py
-	$(PY) benchmarks/quality.py --only generation --only cited_answers --only loop_guard_cost --only agents_end_to_end
+# Every benchmark, then the report: benchmarks/results/latest.json and latest.md, and the
+# table in README.md's "Performance" section (benchmarks/run_all.py), e.g.
+# `make bench BENCH_ARGS='--only tui --quick'`.
+# The peer comparisons run their peers (llama-cpp-python's server, chromadb) from a separate
+# environment, .bench-venv/, so the product's own dependencies stay lean.
+bench: $(DEPS) $(BENCH_ENV)
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+bench-peers-env: $(BENCH_ENV)
+
+# llama-cpp-python at the version the product pins (pip reuses the wheel the product's
+# venv built, if it is in pip's cache; a build from source takes about 7 minutes on 2 cores).
+$(BENCH_ENV): Makefile
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip wheel
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'llama-cpp-python[server]==0.3.36' 'chromadb==1.5.9' numpy
+	touch $@
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
