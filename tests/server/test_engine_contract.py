@@ -63,6 +63,17 @@ def api(request, mem_engine):
 # ----------------------------------------------------------- models, sessions
 
 
+def test_version(api) -> None:
+    from workbench import __version__
+    from workbench.engine.store.migrations import MIGRATIONS
+
+    info = api.version()
+    assert info.package == __version__
+    assert info.schema_version == max(m.version for m in MIGRATIONS)
+    assert info.default_model == next(m.id for m in api.list_models() if m.is_default)
+    assert info.embedder  # the embedder's identity, e.g. the packaged all-MiniLM-L6-v2
+
+
 def test_models_and_sessions(api) -> None:
     assert isinstance(api, EngineAPI)
     models = api.list_models()

@@ -60,12 +60,14 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
     ToolExecution,
     ToolInfo,
+    VersionInfo,
 )
 
 
 @runtime_checkable
 class EngineAPI(Protocol):
     # models
+    def version(self) -> VersionInfo: ...
     def list_models(self) -> list[ModelInfo]: ...
     def set_default_model(self, model: str) -> ModelInfo: ...
     def warm_up(self, model: str | None = ...) -> None: ...

@@ -24,7 +24,7 @@ from workbench.engine.agents.services import RunnerServices
 from workbench.engine.agents.store import AgentStore
 from workbench.engine.chat_turn import Chat, JsonGenerator
 from workbench.engine.config import WorkbenchConfig, load_config, resolve_home, secure_home
-from workbench.engine.errors import InvalidRequest, NotFound, StoreError
+from workbench.engine.errors import InvalidRequest, ModelNotFound, NotFound, StoreError
 from workbench.engine.inference.registry import ModelRegistry
 from workbench.engine.knowledge.answer import Passage, write_answer
 from workbench.engine.knowledge.base import KnowledgeBase
@@ -81,6 +81,7 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
     ToolExecution,
     ToolInfo,
+    VersionInfo,
     validate,
 )
 from workbench.engine.settings import Settings, validate_provider
@@ -732,6 +733,21 @@ class Engine:
         return self.approvals.resolve(approval_id, approve, reason)
 
     # ---------------------------------------------------------------- models
+
+    def version(self) -> VersionInfo:
+        """The package version, the store's schema version and the default chat model and embedder."""
+        from workbench import __version__
+
+        try:
+            default: str | None = self.models.default_id()
+        except ModelNotFound:
+            default = None
+        return VersionInfo(
+            package=__version__,
+            schema_version=self.db.schema_version(),
+            default_model=default,
+            embedder=self.embedding_model(),
+        )
 
     def list_models(self) -> list[ModelInfo]:
         """Every selectable model: packaged default, models folders, configured remotes."""

@@ -86,6 +86,7 @@ from workbench.engine.schemas import (
     ToolExecuteRequest,
     ToolExecution,
     ToolInfo,
+    VersionInfo,
     describe_validation_error,
 )
 
@@ -374,6 +375,14 @@ def _op(
 
 OPERATIONS: tuple[Op, ...] = (
     # models
+    _op(
+        "version",
+        "GET /version",
+        "read:models",
+        NoParams,
+        VersionInfo,
+        "The package version, the store's schema version, the default chat model and the embedder.",
+    ),
     _op("list_models", "GET /models", "read:models", NoParams, list[ModelInfo], "Every selectable model."),
     _op(
         "set_default_model",

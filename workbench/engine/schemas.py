@@ -280,6 +280,16 @@ ChatEvent = Annotated[RunStarted | TokenDelta | RunFinished | RunFailed, Field(d
 # ------------------------------------------------------------------- records
 
 
+class VersionInfo(_Model):
+    """What this Workbench is: its package, its store's schema and the models it answers with."""
+
+    package: str
+    schema_version: int
+    #: the default chat model's id (None when no model is installed)
+    default_model: str | None
+    embedder: str
+
+
 class ModelInfo(_Model):
     id: str
     provider: Literal["llama.cpp", "openai", "anthropic"]
