@@ -108,7 +108,7 @@ def test_metadata_dimensions_follow_dense_and_pooling_layers(tmp_path: Path):
 
 def test_the_loaded_model_agrees_with_its_metadata(embedder):
     assert embedder.embed(["x"]).shape == (1, embedder.dimensions) == (1, 384)
-    assert isinstance(embedder, SentenceTransformerEmbedder) and embedder._metadata_dimensions == 384
+    assert embedder.known_dimensions == 384
 
 
 def test_n_threads_comes_from_config(workbench_home: Path):
