@@ -309,16 +309,15 @@ class OnnxEmbedder(_LocalEmbedder):
         import onnxruntime
         from tokenizers import Tokenizer
 
-        from workbench.engine.inference.llama import physical_cores
-
         tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
         # tokenizer.json carries the hub's 128-token padding; sentence-transformers pads to the batch's longest.
         tokenizer.enable_truncation(max_length=self.max_seq_length)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = onnxruntime.SessionOptions()
-        # Capped like torch, so embedding and llama.cpp generation don't oversubscribe the cores,
-        # and idle threads sleep instead of spinning on cores that generation needs.
-        options.intra_op_num_threads = self.threads or physical_cores()
+        # 0 = ONNX Runtime's default, one thread per physical core: the cap torch gets, so embedding and
+        # llama.cpp generation don't oversubscribe the cores. Idle threads sleep instead of spinning on
+        # cores that generation needs.
+        options.intra_op_num_threads = self.threads or 0
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
