@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PYTHON, cli_env
 from workbench.engine.errors import InvalidRequest
-from workbench.engine.memory.embedder import SentenceTransformerEmbedder, dimensions_from_metadata
+from workbench.engine.memory.embedder import dimensions_from_metadata
 
 # Runs CLI commands in one fresh interpreter, then reports which heavy modules got imported.
 _PROBE = """

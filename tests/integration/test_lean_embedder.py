@@ -78,7 +78,11 @@ def test_the_default_path_never_imports_torch(workbench_home: Path):
         "    'heavy': sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules)}))\n"
     )
     done = subprocess.run(
-        [PYTHON, "-c", code, str(workbench_home)], capture_output=True, text=True, env=cli_env(workbench_home), timeout=120
+        [PYTHON, "-c", code, str(workbench_home)],
+        capture_output=True,
+        text=True,
+        env=cli_env(workbench_home),
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
