@@ -24,6 +24,7 @@ from workbench.engine.errors import ModelNotFound
 from workbench.engine.memory import embedder as embedder_module
 from workbench.engine.memory.embedder import (
     DEFAULT_EMBEDDER_ID,
+    LEAN_FILES,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     default_embedder,
@@ -120,7 +121,7 @@ def test_a_missing_export_falls_back_to_sentence_transformers_with_one_sentence(
 
 def test_incomplete_or_stale_exports_are_not_loaded(tmp_path: Path):
     partial = tmp_path / "partial"
-    shutil.copytree(lean_folder(), partial, ignore=shutil.ignore_patterns("model.onnx"))
+    shutil.copytree(lean_folder(), partial, ignore=shutil.ignore_patterns("model.onnx.data"))
     assert lean_metadata(partial) is None
     with pytest.raises(ModelNotFound) as info:
         OnnxEmbedder(partial)
@@ -128,7 +129,7 @@ def test_incomplete_or_stale_exports_are_not_loaded(tmp_path: Path):
 
     stale = tmp_path / "stale"
     stale.mkdir()
-    for name in ("tokenizer.json", "model.onnx"):
+    for name in LEAN_FILES:
         (stale / name).symlink_to(lean_folder() / name)
     meta = json.loads((lean_folder() / "lean.json").read_text(encoding="utf-8"))
     (stale / "lean.json").write_text(json.dumps({**meta, "source_size": meta["source_size"] + 1}), encoding="utf-8")

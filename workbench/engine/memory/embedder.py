@@ -37,7 +37,9 @@ MAX_TEXT_CHARS = 100_000
 #: the venv, or the bundle's folder: PyInstaller sets sys.prefix to it)
 LEAN_FOLDER = Path("share") / "workbench" / "embedders" / DEFAULT_EMBEDDER_ID
 #: the export's layout; a folder of another format is ignored (rebuilt by the install step)
-LEAN_FORMAT = 1
+LEAN_FORMAT = 2
+#: the graph, its weights (a separate file: ONNX Runtime maps it), the tokenizer
+LEAN_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json")
 
 log = logging.getLogger("workbench.engine")
 
@@ -260,7 +262,7 @@ def lean_metadata(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(meta, dict) or meta.get("format") != LEAN_FORMAT:
         return None
-    if not all((folder / name).is_file() for name in ("model.onnx", "tokenizer.json")):
+    if not all((folder / name).is_file() for name in LEAN_FILES):
         return None
     # An export of other weights than the installed package's (the package was upgraded) is stale.
     source = packaged_embedder_path()

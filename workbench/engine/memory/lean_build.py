@@ -28,6 +28,7 @@ from typing import Any
 
 from workbench.engine.memory.embedder import (
     DEFAULT_EMBEDDER_ID,
+    LEAN_FILES,
     LEAN_FORMAT,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -36,6 +37,7 @@ from workbench.engine.memory.embedder import (
     packaged_embedder_path,
 )
 
+WEIGHTS_FILE = LEAN_FILES[1]
 #: the lowest cosine between an export's vector and sentence-transformers' accepted for any text
 MIN_COSINE = 0.999
 #: the export's check: what most often breaks an exporter or a tokenizer setting
@@ -88,6 +90,19 @@ def _export(source: Path, onnx_path: Path) -> None:
             opset_version=17,
             do_constant_folding=True,
         )
+    import onnx
+
+    # Weights in a file of their own, which ONNX Runtime maps instead of parsing out of the graph's
+    # protobuf: its session opens in about half the time (0.21 s vs 0.39-0.49 s here).
+    onnx.save_model(
+        onnx.load(str(onnx_path)),
+        str(onnx_path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
+    (onnx_path.parent / WEIGHTS_FILE).chmod(0o644)  # onnx writes it private; the venv's files are readable by all
 
 
 def _check(folder: Path, source: Path) -> float:
