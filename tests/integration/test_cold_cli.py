@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PYTHON, cli_env
 from workbench.engine.errors import InvalidRequest
-from workbench.engine.memory.embedder import SentenceTransformerEmbedder, dimensions_from_metadata
+from workbench.engine.memory.embedder import dimensions_from_metadata
 
 # Runs CLI commands in one fresh interpreter, then reports which heavy modules got imported.
 _PROBE = """
@@ -108,7 +108,7 @@ def test_metadata_dimensions_follow_dense_and_pooling_layers(tmp_path: Path):
 
 def test_the_loaded_model_agrees_with_its_metadata(embedder):
     assert embedder.embed(["x"]).shape == (1, embedder.dimensions) == (1, 384)
-    assert isinstance(embedder, SentenceTransformerEmbedder) and embedder._metadata_dimensions == 384
+    assert embedder.known_dimensions == 384
 
 
 def test_n_threads_comes_from_config(workbench_home: Path):

@@ -202,9 +202,9 @@ class ModelRegistry:
     def embedder(self, spec: str | None) -> Embedder:
         """The embedder for `spec`: None = the packaged default, else PROVIDER:MODEL (OpenAI-compatible)."""
         if spec is None:
-            from workbench.engine.memory.embedder import SentenceTransformerEmbedder
+            from workbench.engine.memory.embedder import default_embedder
 
-            return SentenceTransformerEmbedder()
+            return default_embedder()
         name, sep, model = spec.partition(":")
         provider = self.config.providers.get(name)
         if not sep or not model or provider is None:

