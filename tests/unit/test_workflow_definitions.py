@@ -79,6 +79,8 @@ def test_rendering_uses_steps_and_inputs_in_the_sandbox() -> None:
         render("Use {{ steps.research.output }} for {{ inputs.t }}", steps, {"t": "x"}) == "Use found <3> things for x"
     )
     assert render_value({"a": ["{{ inputs.t }}", 3]}, steps, {"t": "y"}) == {"a": ["y", 3]}
+    # a line appended to a file keeps its newline (Jinja would drop it)
+    assert render("{{ inputs.t }}\n", steps, {"t": "z"}) == "z\n"
     with pytest.raises(Exception, match="sandbox|failed to render"):
         render("{{ steps.research.output.__class__.__mro__ }}", steps, {})
 

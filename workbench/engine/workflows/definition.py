@@ -294,11 +294,13 @@ def render(source: str, steps: dict[str, dict[str, Any]], inputs: dict[str, str]
     if "{" not in source:
         return source
     try:
-        return str(environment().from_string(source).render(steps=steps, inputs=inputs))
+        rendered = str(environment().from_string(source).render(steps=steps, inputs=inputs))
     except SecurityError as exc:
         raise InvalidRequest(f"A workflow template tried something the sandbox forbids ({exc}).") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, AttributeError, LookupError) as exc:
         raise InvalidRequest(f"A workflow template failed to render ({type(exc).__name__}: {exc}).") from None
+    # Jinja drops one trailing newline; a line appended to a file needs it.
+    return rendered + "\n" if source.endswith("\n") and not rendered.endswith("\n") else rendered
 
 
 def render_value(value: Any, steps: dict[str, dict[str, Any]], inputs: dict[str, str]) -> Any:

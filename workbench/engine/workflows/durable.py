@@ -46,6 +46,7 @@ from workbench.engine.workflows.models import (
     ValidateResponse,
     WorkflowStatus,
     WorkflowSummary,
+    validate,
 )
 from workbench.engine.workflows.store import DATABASE_FILE, WorkflowStore, pid_alive
 
@@ -447,7 +448,7 @@ class WorkflowService:
 
     def validate(self, request: ValidateRequest | dict[str, Any]) -> ValidateResponse:
         """Check a definition (against this workbench's agents and tools when the engine is here)."""
-        req = ValidateRequest.model_validate(request)
+        req = validate(ValidateRequest, request)
         definition = self._definition(req)
         return ValidateResponse(
             name=definition.name,
@@ -459,7 +460,7 @@ class WorkflowService:
 
     def start(self, request: StartRequest | dict[str, Any]) -> WorkflowStatus:
         """Validate a definition and its inputs, then start it in the background; its first status."""
-        req = StartRequest.model_validate(request)
+        req = validate(StartRequest, request)
         definition = self._definition(req)
         inputs = definition.render_inputs(req.inputs)
         self._launch()
@@ -556,7 +557,7 @@ class WorkflowService:
 
     def approve(self, request: ApproveRequest | dict[str, Any]) -> WorkflowStatus:
         """Approve or deny a waiting approval step (from any process)."""
-        req = ApproveRequest.model_validate(request)
+        req = validate(ApproveRequest, request)
         row = self._row(req.workflow_id)
         step = self.store.step_row(req.workflow_id, req.step)
         if row["status"] != "running":
@@ -578,7 +579,7 @@ class WorkflowService:
 
     def decide(self, request: DecideRequest | dict[str, Any]) -> WorkflowStatus:
         """Retry, skip or fail a step that was in flight at a crash (from any process)."""
-        req = DecideRequest.model_validate(request)
+        req = validate(DecideRequest, request)
         self._row(req.workflow_id)
         step = self.store.step_row(req.workflow_id, req.step)
         if step is None or step["status"] != "needs_decision":

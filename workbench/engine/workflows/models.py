@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from workbench.engine.errors import InvalidRequest
 
 WORKFLOW_ID = r"^wf-[0-9a-f]{12}$"
 STEP_ID = r"^[a-z][a-z0-9_]{0,63}$"
@@ -24,6 +26,18 @@ Choice = Literal["retry", "skip", "fail"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def validate(model: type[Any], data: Any) -> Any:
+    """`data` as `model`; InvalidRequest with one sentence when it does not fit."""
+    from workbench.engine.schemas import describe_validation_error
+
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_validation_error(exc)) from None
 
 
 class ValidateRequest(_Model):
