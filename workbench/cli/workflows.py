@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -110,13 +111,15 @@ def _print_waiting(status: Any) -> None:
             print(
                 f"  {step.id} waits for approval: {prompt}\n"
                 f"    `workbench workflows approve {status.id} {step.id}` (or --deny); "
-                f"after {step.detail.get('timeout_seconds'):g} s it takes its default, {step.detail.get('default')}."
+                f"after {step.detail.get('timeout_seconds'):g} s it takes its default, {step.detail.get('default')}.",
+                flush=True,
             )
         elif step.status == "needs_decision":
             about = json.dumps({k: step.detail.get(k) for k in ("tool", "arguments")}, ensure_ascii=False)[:400]
             print(
                 f"  {step.id} was in flight at a crash (audit: {step.detail.get('audit', 'unknown')}): {plain(about)}\n"
-                f"    `workbench workflows decide {status.id} {step.id} retry|skip|fail`"
+                f"    `workbench workflows decide {status.id} {step.id} retry|skip|fail`",
+                flush=True,
             )
 
 
@@ -137,10 +140,14 @@ def _watch(service: Any, workflow_id: str, as_json: bool) -> int:
         final = service.wait(workflow_id, on_change=show)
     except KeyboardInterrupt:
         print(
-            f"\nStopped watching; {workflow_id} is resumable with `workbench workflows resume {workflow_id}`.",
+            f"\nStopped; {workflow_id} is resumable with `workbench workflows resume {workflow_id}`.",
             file=sys.stderr,
+            flush=True,
         )
-        return 130
+        # Leave as a crash would (that is what workflows survive): a step thread may be mid-call, and
+        # closing the engine or DBOS under it could record a failure the step never had.
+        sys.stdout.flush()
+        os._exit(130)
     if as_json:
         print(final.model_dump_json(indent=2))
     else:
