@@ -105,20 +105,25 @@ _runtime_lock = threading.Lock()
 
 
 def _route_dbos_log(home: Path) -> None:
-    """DBOS logs to the `dbos` logger; give it our log file before DBOS adds its console handler."""
+    """DBOS logs to the `dbos` logger: into this home's log file (added before DBOS would add its console
+    handler, which prints a banner naming its hosted console), never to the terminal."""
     logger = logging.getLogger("dbos")
     logger.propagate = False
-    if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+    path = str((home / "workbench.log").resolve())
+    for handler in list(logger.handlers):
+        if handler.name == "__dbos_console_log_handler__" or (
+            isinstance(handler, logging.FileHandler) and handler.baseFilename != path
+        ):
+            logger.removeHandler(handler)
+            handler.close()
+    if not logger.handlers:
         try:
-            handler: logging.Handler = logging.FileHandler(home / "workbench.log", encoding="utf-8")
+            handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
         except OSError:
             handler = logging.NullHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.handleError = lambda record: None  # type: ignore[method-assign]
         logger.addHandler(handler)
-    for handler in list(logger.handlers):
-        if handler.name == "__dbos_console_log_handler__":
-            logger.removeHandler(handler)
     logger.setLevel(logging.INFO)
 
 

@@ -194,6 +194,7 @@ class WorkflowStore:
         """Insert or update a step's row (`unless_final`: leave a finished step as it is)."""
         stamp = now()
         finished = stamp if status in FINAL_STEP_STATES else None
+        started = None if status == "pending" else stamp  # a parallel member queued, not started
         guard = f" WHERE wb_steps.status NOT IN ({', '.join('?' * len(FINAL_STEP_STATES))})" if unless_final else ""
         self._run(
             "INSERT INTO wb_steps (workflow_id, step_id, kind, status, attempt, detail, output, error, started_at,"
@@ -212,7 +213,7 @@ class WorkflowStore:
                 json.dumps(detail or {}, ensure_ascii=False, default=str),
                 output,
                 error,
-                stamp,
+                started,
                 finished,
             )
             + (FINAL_STEP_STATES if unless_final else ()),
@@ -235,7 +236,7 @@ class WorkflowStore:
             return None
         rows = self._rows(
             "SELECT step_id, kind, status, attempt, started_at, finished_at, detail, output, error FROM wb_steps "
-            "WHERE workflow_id = ? ORDER BY started_at, rowid",
+            "WHERE workflow_id = ? ORDER BY rowid",
             (workflow_id,),
         )
         steps = [

@@ -1,0 +1,256 @@
+"""Durable workflows on real DBOS (SQLite in the home), real tools, real processes killed with SIGKILL.
+
+Each test runs `workbench workflows ...` in subprocesses against its own home and
+reads progress in-process through `WorkflowService` without an engine (it reads
+the workflow database only, as another terminal would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, cli_env, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _workspace(home: Path, tmp_path: Path) -> Path:
+    from workbench.engine.engine import Engine
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    with Engine(home) as engine:
+        engine.add_workspace_root(str(root))
+    return root
+
+
+def _cli(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(home),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def _start(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(home),
+        cwd=ROOT,
+    )
+
+
+def _service(home: Path):
+    from workbench.engine.workflows.durable import WorkflowService
+
+    return WorkflowService(home)
+
+
+def _only_workflow(home: Path) -> str:
+    flows = wait_until(lambda: _service(home).list() if _service(home).store.exists() else [], what="a workflow")
+    assert len(flows) == 1
+    return flows[0].id
+
+
+def _step(home: Path, workflow_id: str, step_id: str):
+    return next((s for s in _service(home).status(workflow_id).steps if s.id == step_id), None)
+
+
+def _audit_counts(home: Path, workflow_id: str, steps: list[str]) -> dict[str, list[str]]:
+    from workbench.engine.engine import Engine
+
+    with Engine(home) as engine:
+        return {
+            step: sorted(r.status for r in engine.tools.audit(idempotency_key=f"{workflow_id}:{step}"))
+            for step in steps
+        }
+
+
+CRASH_FLOW = """
+name: five-writes
+steps:
+  - {id: s1, kind: tool, tool: write_file, arguments: {path: log.txt, content: "s1\\n", append: true}}
+  - {id: s2, kind: tool, tool: write_file, arguments: {path: log.txt, content: "s2\\n", append: true}}
+  - {id: s3, kind: tool, tool: run_command,
+     arguments: {argv: [sh, -c, "echo s3 >> log.txt; if [ ! -e once ]; then touch once; sleep 4; fi"]}}
+  - {id: look, kind: tool, tool: read_file, arguments: {path: log.txt}}
+  - {id: s5, kind: tool, tool: write_file, arguments: {path: log.txt, content: "s5 after {{ steps.look.output | length }} chars\\n", append: true}}
+"""
+
+
+def test_a_killed_workflow_resumes_without_repeating_completed_steps_and_holds_the_in_flight_write(
+    workbench_home: Path, tmp_path: Path
+) -> None:
+    ws = _workspace(workbench_home, tmp_path)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(CRASH_FLOW, encoding="utf-8")
+    log = ws / "log.txt"
+
+    first = _start(workbench_home, "workflows", "run", str(flow))
+    try:
+        # s3 has appended its line and sleeps: it is in flight. Kill the whole process, as a crash would.
+        wait_until(lambda: log.exists() and "s3" in log.read_text(), what="step s3 to start")
+        workflow_id = _only_workflow(workbench_home)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert log.read_text().splitlines() == ["s1", "s2", "s3"]
+    assert _service(workbench_home).status(workflow_id).status == "interrupted"
+
+    second = _start(workbench_home, "workflows", "resume", workflow_id)
+    try:
+        held = wait_until(
+            lambda: (s := _step(workbench_home, workflow_id, "s3")) is not None and s.status == "needs_decision" and s,
+            what="s3 to wait for a decision",
+        )
+        # What it was about to do, and that the audit log saw the call start but never finish.
+        assert held.detail["tool"] == "run_command" and held.detail["arguments"]["argv"][0] == "sh"
+        assert held.detail["idempotency_key"] == f"{workflow_id}:s3" and held.detail["audit"] == "running"
+        assert _service(workbench_home).status(workflow_id).status == "needs_decision"
+        # Nothing ran again while it waits: completed steps are not repeated, the in-flight one is held.
+        assert log.read_text().splitlines() == ["s1", "s2", "s3"]
+
+        # A person decides from another process: retry.
+        decided = _cli(workbench_home, "workflows", "decide", workflow_id, "s3", "retry")
+        assert decided.returncode == 0, decided.stderr
+        again = _cli(workbench_home, "workflows", "decide", workflow_id, "s3", "skip")
+        assert again.returncode == 1 and again.stderr.count("\n") == 1 and "not waiting for a decision" in again.stderr
+        out, _ = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, out
+    assert f"{workflow_id} completed." in out
+
+    lines = log.read_text().splitlines()
+    assert lines[:4] == ["s1", "s2", "s3", "s3"]  # s3 twice: the person chose retry
+    assert len(lines) == 5 and lines[4].startswith("s5 after ")
+    audit = _audit_counts(workbench_home, workflow_id, ["s1", "s2", "s3", "look", "s5"])
+    assert audit == {"s1": ["ok"], "s2": ["ok"], "s3": ["ok", "running"], "look": ["ok"], "s5": ["ok"]}
+    status = _service(workbench_home).status(workflow_id)
+    assert status.status == "completed" and {s.id: s.attempt for s in status.steps}["s3"] == 2
+
+
+APPROVAL_FLOW = """
+name: approve-then-write
+steps:
+  - {id: before, kind: tool, tool: write_file, arguments: {path: log.txt, content: "before\\n", append: true}}
+  - {id: ok, kind: approval, prompt: "Publish {{ steps.before.output }}?", timeout_seconds: 3600, default: deny}
+  - {id: after, kind: tool, tool: write_file, arguments: {path: log.txt, content: "after\\n", append: true}}
+"""
+
+
+def test_an_approval_survives_a_kill_and_is_given_from_another_process(workbench_home: Path, tmp_path: Path) -> None:
+    ws = _workspace(workbench_home, tmp_path)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(APPROVAL_FLOW, encoding="utf-8")
+
+    first = _start(workbench_home, "workflows", "run", str(flow))
+    try:
+        workflow_id = _only_workflow(workbench_home)
+        wait_until(
+            lambda: _service(workbench_home).status(workflow_id).status == "waiting_approval",
+            what="the approval to wait",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    # Nobody runs it now; the approval is still pending and is given from a third process.
+    status = _service(workbench_home).status(workflow_id)
+    assert status.waiting_on == ["ok"] and "Publish" in _step(workbench_home, workflow_id, "ok").detail["prompt"]
+    approved = _cli(workbench_home, "workflows", "approve", workflow_id, "ok", "--reason", "looks right")
+    assert approved.returncode == 0, approved.stderr
+    twice = _cli(workbench_home, "workflows", "approve", workflow_id, "ok")
+    assert twice.returncode == 1 and "not waiting for approval" in twice.stderr and twice.stderr.count("\n") == 1
+
+    resumed = _cli(workbench_home, "workflows", "resume", workflow_id, "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    final = json.loads(resumed.stdout)
+    assert final["status"] == "completed"
+    ok = next(s for s in final["steps"] if s["id"] == "ok")
+    assert ok["status"] == "approved" and ok["detail"]["by"] == "a person" and ok["detail"]["reason"] == "looks right"
+    assert (ws / "log.txt").read_text().splitlines() == ["before", "after"]
+    assert _audit_counts(workbench_home, workflow_id, ["before", "after"]) == {"before": ["ok"], "after": ["ok"]}
+
+    # Finished: nothing to resume, nothing to approve.
+    done = _cli(workbench_home, "workflows", "resume", workflow_id)
+    assert done.returncode == 1 and "already finished" in done.stderr
+
+
+def test_bad_input_gets_one_sentence(workbench_home: Path, tmp_path: Path) -> None:
+    _workspace(workbench_home, tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps: [{id: a, kind: tool, tool: no_such_tool}]\n", encoding="utf-8")
+    needs = tmp_path / "needs.yaml"
+    needs.write_text("name: x\ninputs: [topic]\nsteps: [{id: a, kind: tool, tool: read_file}]\n", encoding="utf-8")
+    cases = [
+        (("workflows", "validate", str(bad)), 1, "Step 'a', field 'tool'"),
+        (("workflows", "run", str(needs)), 1, "needs the input(s) 'topic'"),
+        (("workflows", "run", str(needs), "--input", "topic"), 1, "NAME=VALUE"),
+        (("workflows", "status", "wf-000000000000"), 1, "No workflow"),
+        (("workflows", "approve", "wf-000000000000", "ok"), 1, "No workflow"),
+        (("workflows", "approve", "nonsense", "ok"), 1, "workflow_id"),
+        (("workflows", "decide", "wf-000000000000", "s1", "maybe"), 2, "invalid choice"),
+    ]
+    for args, code, words in cases:
+        result = _cli(workbench_home, *args)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        assert words in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        if code == 1:
+            assert result.stderr.count("\n") == 1, result.stderr
+    listing = _cli(workbench_home, "workflows", "list")
+    assert listing.returncode == 0 and "No workflows yet" in listing.stdout
+
+
+def test_in_process_parallel_group_overlaps_and_a_timed_out_approval_takes_its_default(engine, tmp_path: Path) -> None:
+    from workbench.engine.workflows.durable import WorkflowService
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    engine.add_workspace_root(str(ws))
+    flow = """
+name: fan-out
+steps:
+  - id: group
+    kind: parallel
+    max_concurrency: 3
+    steps:
+      - {id: a, kind: tool, tool: run_command, arguments: {argv: [sleep, "2"]}}
+      - {id: b, kind: tool, tool: run_command, arguments: {argv: [sleep, "2"]}}
+      - {id: c, kind: tool, tool: run_command, arguments: {argv: [sleep, "2"]}}
+  - {id: ok, kind: approval, timeout_seconds: 1, default: approve}
+  - {id: gate, kind: condition, if: {step: ok, equals: approved}, then: write, else: end}
+  - {id: write, kind: tool, tool: write_file, arguments: {path: done.txt, content: "{{ steps.ok.output }}"}}
+"""
+    with WorkflowService(engine.home, engine) as service:
+        started = service.start({"text": flow})
+        final = service.wait(started.id, timeout=120)
+    assert final.status == "completed", final
+    steps = {s.id: s for s in final.steps}
+    # the three 2-second steps ran together: each started before any of them finished
+    assert max(steps[m].started_at for m in "abc") < min(steps[m].finished_at for m in "abc")
+    assert steps["ok"].status == "approved" and steps["ok"].detail["by"] == "its default"
+    assert steps["gate"].output == "true" and (ws / "done.txt").read_text() == "approved"
+    # DBOS's banner and log went to the log file, recorded with our application version
+    text = (engine.home / "workbench.log").read_text()
+    assert "DBOS launched" in text and "workbench-" in text
+    assert os.path.exists(engine.home / "workflows.sqlite")
