@@ -253,4 +253,5 @@ steps:
     # DBOS's banner and log went to the log file, recorded with our application version
     text = (engine.home / "workbench.log").read_text()
     assert "DBOS launched" in text and "workbench-" in text
-    assert os.path.exists(engine.home / "workflows.sqlite")
+    # the workflow database is private to its owner, like the rest of the home
+    assert os.stat(engine.home / "workflows.sqlite").st_mode & 0o777 == 0o600

@@ -119,6 +119,9 @@ def _route_dbos_log(home: Path) -> None:
     if not logger.handlers:
         try:
             handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+            from workbench.config import make_private
+
+            make_private(Path(path))
         except OSError:
             handler = logging.NullHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
