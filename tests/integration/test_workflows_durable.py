@@ -255,3 +255,34 @@ steps:
     assert "DBOS launched" in text and "workbench-" in text
     # the workflow database is private to its owner, like the rest of the home
     assert os.stat(engine.home / "workflows.sqlite").st_mode & 0o777 == 0o600
+
+
+def test_agent_and_handoff_steps_run_the_real_default_model(mem_engine, tmp_path: Path) -> None:
+    from workbench.engine.workflows.durable import WorkflowService
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    mem_engine.add_workspace_root(str(ws))
+    mem_engine.create_agent({"id": "writer", "name": "Writer", "tools": [], "max_steps": 2})
+    mem_engine.create_agent({"id": "editor", "name": "Editor", "tools": [], "max_steps": 2})
+    flow = """
+name: write-edit
+inputs: [topic]
+steps:
+  - {id: draft, kind: agent, agent: writer, task: "Name one {{ inputs.topic }}."}
+  - {id: edit, kind: handoff, from: writer, to: editor, task: "Repeat the answer in capitals.",
+     context: "{{ steps.draft.output }}"}
+  - {id: save, kind: tool, tool: write_file, arguments: {path: out.txt, content: "{{ steps.edit.output }}"}}
+"""
+    with WorkflowService(mem_engine.home, mem_engine) as service:
+        final = service.wait(service.start({"text": flow, "inputs": {"topic": "fruit"}}).id, timeout=180)
+    assert final.status == "completed", final
+    steps = {s.id: s for s in final.steps}
+    draft, edit = steps["draft"], steps["edit"]
+    assert draft.output and edit.output
+    # the handoff carried the draft as context, to the target agent, and each run is a recorded agent run
+    assert edit.detail["context"] == draft.output and edit.detail["to"] == "editor"
+    assert mem_engine.get_run(draft.detail["run_id"]).agent_id == "writer"
+    handed = mem_engine.get_run(edit.detail["run_id"])
+    assert handed.agent_id == "editor" and draft.output in handed.task
+    assert (ws / "out.txt").read_text() == edit.output

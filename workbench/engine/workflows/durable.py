@@ -274,8 +274,18 @@ class _Flow:
     def finish_leaf(self, step: Any, attempt: int, result: dict[str, Any]) -> None:
         status = "completed" if result.get("ok") else "failed"
         self.outputs[step.id] = {"output": result.get("output") or "", "status": status}
+        row = self.store.step_row(self.id, step.id)
+        detail = dict(row["detail"]) if row else {}
+        detail.update({k: result[k] for k in ("run_id", "audit_id") if result.get(k)})
         self.store.set_step(
-            self.id, step.id, step.kind, status, attempt=attempt, output=result.get("output"), error=result.get("error")
+            self.id,
+            step.id,
+            step.kind,
+            status,
+            attempt=attempt,
+            output=result.get("output"),
+            error=result.get("error"),
+            detail=detail,
         )
         if status == "failed":
             raise _Stop("failed", f"Step {step.id!r} failed: {result.get('error') or 'no output'}")
