@@ -241,10 +241,20 @@ steps:
   - {id: gate, kind: condition, if: {step: ok, equals: approved}, then: write, else: end}
   - {id: write, kind: tool, tool: write_file, arguments: {path: done.txt, content: "{{ steps.ok.output }}"}}
 """
+    denied_flow = """
+name: denied
+steps:
+  - {id: ok, kind: approval, timeout_seconds: 0.5, default: deny}
+  - {id: never, kind: tool, tool: write_file, arguments: {path: never.txt, content: x}}
+"""
     with WorkflowService(engine.home, engine) as service:
         started = service.start({"text": flow})
         final = service.wait(started.id, timeout=120)
+        stopped = service.wait(service.start({"text": denied_flow}).id, timeout=60)
     assert final.status == "completed", final
+    # a denial (here by timeout, the default) stops the workflow before its next step
+    assert stopped.status == "stopped" and "'ok' was denied" in (stopped.error or "")
+    assert [s.id for s in stopped.steps] == ["ok"] and not (ws / "never.txt").exists()
     steps = {s.id: s for s in final.steps}
     # the three 2-second steps ran together: each started before any of them finished
     assert max(steps[m].started_at for m in "abc") < min(steps[m].finished_at for m in "abc")
