@@ -195,6 +195,41 @@ def test_an_approval_survives_a_kill_and_is_given_from_another_process(workbench
     assert done.returncode == 1 and "already finished" in done.stderr
 
 
+def test_an_approval_deadline_survives_a_kill_and_its_default_is_taken(workbench_home: Path, tmp_path: Path) -> None:
+    import time
+
+    ws = _workspace(workbench_home, tmp_path)
+    flow = tmp_path / "flow.yaml"
+    timeout = 6
+    flow.write_text(
+        "name: deadline\nsteps:\n"
+        f"  - {{id: ok, kind: approval, timeout_seconds: {timeout}, default: approve}}\n"
+        "  - {id: after, kind: tool, tool: write_file, arguments: {path: after.txt, content: x}}\n",
+        encoding="utf-8",
+    )
+    first = _start(workbench_home, "workflows", "run", str(flow))
+    try:
+        workflow_id = _only_workflow(workbench_home)
+        wait_until(lambda: _service(workbench_home).status(workflow_id).status == "waiting_approval", what="the wait")
+        asked = _step(workbench_home, workflow_id, "ok").detail["waiting_since"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    time.sleep(max(0.0, asked + timeout - time.time()))  # the deadline passes while nobody runs it
+    resumed = _cli(workbench_home, "workflows", "resume", workflow_id, "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    ok = next(s for s in json.loads(resumed.stdout)["steps"] if s["id"] == "ok")
+    assert ok["status"] == "approved" and ok["detail"]["by"] == "its default"
+    # the resumed wait ended at once: the deadline was the original one, not `timeout` seconds more
+    from datetime import datetime
+
+    ended = datetime.fromisoformat(ok["finished_at"]).timestamp()
+    assert ended - ok["detail"]["waiting_since"] < timeout / 2
+    assert (ws / "after.txt").read_text() == "x"
+
+
 def test_bad_input_gets_one_sentence(workbench_home: Path, tmp_path: Path) -> None:
     _workspace(workbench_home, tmp_path)
     bad = tmp_path / "bad.yaml"

@@ -333,7 +333,8 @@ class _Flow:
             "prompt": prompt,
             "timeout_seconds": step.timeout_seconds,
             "default": step.default,
-            "asked_at": time.time(),
+            # when this process began to wait (a resumed wait keeps the original deadline: DBOS records it)
+            "waiting_since": time.time(),
         }
         self.store.set_step(self.id, step.id, "approval", "waiting_approval", detail=detail, unless_final=True)
         message = DBOS.recv(topic=f"approval:{step.id}", timeout_seconds=step.timeout_seconds)
