@@ -276,6 +276,11 @@ steps:
   - {id: gate, kind: condition, if: {step: ok, equals: approved}, then: write, else: end}
   - {id: write, kind: tool, tool: write_file, arguments: {path: done.txt, content: "{{ steps.ok.output }}"}}
 """
+    broken_flow = """
+name: broken
+steps:
+  - {id: ok, kind: approval, prompt: "{{ 1 // 0 }}", timeout_seconds: 1}
+"""
     denied_flow = """
 name: denied
 steps:
@@ -286,10 +291,13 @@ steps:
         started = service.start({"text": flow})
         final = service.wait(started.id, timeout=120)
         stopped = service.wait(service.start({"text": denied_flow}).id, timeout=60)
+        broken = service.wait(service.start({"text": broken_flow}).id, timeout=60)
     assert final.status == "completed", final
     # a denial (here by timeout, the default) stops the workflow before its next step
     assert stopped.status == "stopped" and "'ok' was denied" in (stopped.error or "")
     assert [s.id for s in stopped.steps] == ["ok"] and not (ws / "never.txt").exists()
+    # a failure at run time ends the workflow `failed` with its one sentence (never "running" forever)
+    assert broken.status == "failed" and "failed to render" in (broken.error or "")
     steps = {s.id: s for s in final.steps}
     # the three 2-second steps ran together: each started before any of them finished
     assert max(steps[m].started_at for m in "abc") < min(steps[m].finished_at for m in "abc")

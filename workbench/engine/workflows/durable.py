@@ -174,6 +174,13 @@ def _run_flow(definition_json: str, inputs: dict[str, str]) -> dict[str, Any]:
     except _Stop as stop:
         service.store.finish(workflow_id, stop.status, str(stop))
         return {"status": stop.status, "error": str(stop)}
+    except WorkbenchError as exc:  # e.g. a template that fails to render with the outputs it got
+        service.store.finish(workflow_id, "failed", str(exc))
+        return {"status": "failed", "error": str(exc)}
+    except Exception as exc:  # a bug or a broken database: say so instead of showing "running" forever
+        log.exception("workflow %s failed unexpectedly", workflow_id)
+        service.store.finish(workflow_id, "failed", f"failed unexpectedly ({type(exc).__name__}); see workbench.log")
+        raise
     service.store.finish(workflow_id, "completed")
     return {"status": "completed", "outputs": {k: v["output"] for k, v in flow.outputs.items()}}
 
@@ -512,9 +519,13 @@ class WorkflowService:
         status = DBOS.get_workflow_status(workflow_id)
         if status is None:
             raise NotFound(f"Workflow {workflow_id} was never started by DBOS; start it again.")
-        self.store.claim(workflow_id)
         if status.status in ("SUCCESS", "ERROR"):
+            # DBOS finished it but our row was not told (a crash between the two): settle ours from DBOS's.
+            output = status.output if isinstance(status.output, dict) else {}
+            final = output.get("status", "completed") if status.status == "SUCCESS" else "failed"
+            self.store.finish(workflow_id, final, output.get("error") or (str(status.error) if status.error else None))
             return self.status(workflow_id)
+        self.store.claim(workflow_id)
         DBOS.resume_workflow(workflow_id)
         return self.status(workflow_id)
 
