@@ -146,6 +146,54 @@ def test_a_killed_workflow_resumes_without_repeating_completed_steps_and_holds_t
     assert status.status == "completed" and {s.id: s.attempt for s in status.steps}["s3"] == 2
 
 
+FIVE_WRITES = "name: five\nsteps:\n" + "".join(
+    f'  - {{id: w{n}, kind: tool, tool: write_file, arguments: {{path: log.txt, content: "w{n}\\n", append: true}}}}\n'
+    for n in range(1, 6)
+)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_killed_at_a_random_moment_every_write_happens_exactly_once(
+    workbench_home: Path, tmp_path: Path, seed: int
+) -> None:
+    import random
+    import time
+
+    ws = _workspace(workbench_home, tmp_path)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FIVE_WRITES, encoding="utf-8")
+    log = ws / "log.txt"
+    first = _start(workbench_home, "workflows", "run", str(flow))
+    try:
+        workflow_id = _only_workflow(workbench_home)
+        wait_until(lambda: _step(workbench_home, workflow_id, "w1") is not None, what="the first step")
+        time.sleep(random.Random(seed).uniform(0.0, 0.5))
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    if _service(workbench_home).status(workflow_id).status != "completed":
+        second = _start(workbench_home, "workflows", "resume", workflow_id)
+        try:
+            while second.poll() is None:
+                status = _service(workbench_home).status(workflow_id)
+                for step in status.steps:
+                    if step.status == "needs_decision":
+                        # What a person would do: look at the file the call was about to append to.
+                        written = f"{step.id}" in (log.read_text().splitlines() if log.exists() else [])
+                        choice = "skip" if written else "retry"
+                        assert _cli(workbench_home, "workflows", "decide", workflow_id, step.id, choice).returncode == 0
+                time.sleep(0.1)
+            out = second.communicate(timeout=60)[0]
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.returncode == 0, out
+    assert log.read_text().splitlines() == ["w1", "w2", "w3", "w4", "w5"]
+    assert _service(workbench_home).status(workflow_id).status == "completed"
+
+
 APPROVAL_FLOW = """
 name: approve-then-write
 steps:
