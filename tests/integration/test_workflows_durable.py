@@ -243,6 +243,18 @@ def test_an_approval_survives_a_kill_and_is_given_from_another_process(workbench
     assert done.returncode == 1 and "already finished" in done.stderr
 
 
+def _deadline_recorded(home: Path, workflow_id: str) -> bool:
+    from dbos import DBOSClient, DBOSPortableJSONSerializer
+
+    from workbench.engine.workflows.durable import database_url
+
+    client = DBOSClient(system_database_url=database_url(home), serializer=DBOSPortableJSONSerializer())
+    try:
+        return any(s["function_name"] == "DBOS.sleep" for s in client.list_workflow_steps(workflow_id))
+    finally:
+        client.destroy()
+
+
 def test_an_approval_deadline_survives_a_kill_and_its_default_is_taken(workbench_home: Path, tmp_path: Path) -> None:
     import time
 
@@ -260,6 +272,8 @@ def test_an_approval_deadline_survives_a_kill_and_its_default_is_taken(workbench
         workflow_id = _only_workflow(workbench_home)
         wait_until(lambda: _service(workbench_home).status(workflow_id).status == "waiting_approval", what="the wait")
         asked = _step(workbench_home, workflow_id, "ok").detail["waiting_since"]
+        # Kill only once DBOS has recorded the wait's deadline (before that, the wait had not durably begun).
+        wait_until(lambda: _deadline_recorded(workbench_home, workflow_id), what="the recorded deadline")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:
