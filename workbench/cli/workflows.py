@@ -159,11 +159,14 @@ def cmd_workflows(args: argparse.Namespace) -> int:
     action = args.workflows_command or "list"
     as_json = getattr(args, "json", False)
     if action == "validate":
-        with open_engine(args) as engine:
-            from workbench.engine.workflows.definition import load
-            from workbench.engine.workflows.durable import EngineCatalog
+        from workbench.engine.workflows.definition import load
+        from workbench.engine.workflows.durable import EngineCatalog
 
+        engine = open_engine(args)
+        try:
             definition = load(args.file, EngineCatalog(engine))
+        finally:
+            engine.close()
         if as_json:
             print(json.dumps(definition.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         else:

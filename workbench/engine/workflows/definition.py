@@ -64,6 +64,7 @@ class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str = Field(pattern=STEP_ID)
+    kind: str
     description: str = ""
     #: where to go when this step is done (a later step's id, or "end")
     next: str | None = None

@@ -110,15 +110,16 @@ def _route_dbos_log(home: Path) -> None:
     logger = logging.getLogger("dbos")
     logger.propagate = False
     path = str((home / "workbench.log").resolve())
-    for handler in list(logger.handlers):
-        if handler.name == "__dbos_console_log_handler__" or (
-            isinstance(handler, logging.FileHandler) and handler.baseFilename != path
+    for old in list(logger.handlers):
+        if old.name == "__dbos_console_log_handler__" or (
+            isinstance(old, logging.FileHandler) and old.baseFilename != path
         ):
-            logger.removeHandler(handler)
-            handler.close()
+            logger.removeHandler(old)
+            old.close()
     if not logger.handlers:
+        handler: logging.Handler
         try:
-            handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+            handler = logging.FileHandler(path, encoding="utf-8")
             from workbench.config import make_private
 
             make_private(Path(path))
@@ -252,7 +253,7 @@ class _Flow:
 
     # ------------------------------------------------------------- leaves
 
-    def _options(self, step: Any, attempt: int) -> dict[str, Any]:
+    def _options(self, step: Any, attempt: int) -> Any:
         return {"name": f"{step.kind}:{step.id}#{attempt}"}
 
     def leaf(self, step: Any) -> None:
