@@ -401,3 +401,27 @@ steps:
     handed = mem_engine.get_run(edit.detail["run_id"])
     assert handed.agent_id == "editor" and draft.output in handed.task
     assert (ws / "out.txt").read_text() == edit.output
+
+
+def test_resume_refuses_a_workflow_of_another_version_or_one_a_live_process_runs(engine) -> None:
+    from workbench.engine.errors import InvalidRequest
+    from workbench.engine.workflows.durable import WorkflowService, app_version
+
+    service = WorkflowService(engine.home, engine)
+    definition = '{"name": "x", "steps": [{"id": "a", "kind": "tool", "tool": "read_file"}]}'
+    service.store.create("wf-0000000000aa", "x", definition, {}, "workbench-0.0.1")
+    with pytest.raises(InvalidRequest, match=r"started by workbench-0\.0\.1 and this is " + app_version()):
+        service.resume("wf-0000000000aa")
+    service.store.create("wf-0000000000bb", "x", definition, {}, app_version())
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        service.store._run("UPDATE wb_workflows SET owner_pid = ? WHERE id = 'wf-0000000000bb'", (other.pid,))
+        with pytest.raises(InvalidRequest, match=f"running in process {other.pid}"):
+            service.resume("wf-0000000000bb")
+        assert service.status("wf-0000000000bb").status == "running"
+    finally:
+        other.kill()
+        other.wait()
+    # its owner gone, the same workflow reads as interrupted (resumable)
+    assert service.status("wf-0000000000bb").status == "interrupted"
+    assert not service._launched  # refused before DBOS was started
