@@ -223,6 +223,9 @@ def test_an_approval_survives_a_kill_and_is_given_from_another_process(workbench
 
     # Nobody runs it now; the approval is still pending and is given from a third process.
     status = _service(workbench_home).status(workflow_id)
+    assert not status.active
+    shown = _cli(workbench_home, "workflows", "status", workflow_id)
+    assert "waits for approval" in shown.stdout and f"workbench workflows resume {workflow_id}" in shown.stdout
     assert status.waiting_on == ["ok"] and "Publish" in _step(workbench_home, workflow_id, "ok").detail["prompt"]
     approved = _cli(workbench_home, "workflows", "approve", workflow_id, "ok", "--reason", "looks right")
     assert approved.returncode == 0, approved.stderr
@@ -425,3 +428,31 @@ def test_resume_refuses_a_workflow_of_another_version_or_one_a_live_process_runs
     # its owner gone, the same workflow reads as interrupted (resumable)
     assert service.status("wf-0000000000bb").status == "interrupted"
     assert not service._launched  # refused before DBOS was started
+
+
+def test_a_long_lived_process_resumes_interrupted_workflows_at_start(workbench_home: Path, tmp_path: Path) -> None:
+    ws = _workspace(workbench_home, tmp_path)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        APPROVAL_FLOW.replace("timeout_seconds: 3600, default: deny", "timeout_seconds: 1, default: approve")
+    )
+    first = _start(workbench_home, "workflows", "run", str(flow))
+    try:
+        workflow_id = _only_workflow(workbench_home)
+        wait_until(lambda: _step(workbench_home, workflow_id, "ok") is not None, what="the approval")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    from workbench.engine.engine import Engine
+    from workbench.engine.workflows.durable import WorkflowService
+
+    with Engine(workbench_home) as engine, WorkflowService(workbench_home, engine) as service:
+        assert service.resume_interrupted() == [workflow_id]
+        final = service.wait(workflow_id, timeout=120)
+        assert final.status == "completed", final  # (else a step waiting here would hold the process at exit)
+        assert service.resume_interrupted() == []  # finished: nothing left
+    assert final.status == "completed" and final.active is False
+    assert (ws / "log.txt").read_text().splitlines() == ["before", "after"]

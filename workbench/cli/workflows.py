@@ -102,6 +102,8 @@ def _print_status(status: Any) -> None:
     for step in status.steps:
         print(_line(step))
     _print_waiting(status)
+    if not status.active and status.status not in FINAL:
+        print(f"  No process runs it now: `workbench workflows resume {status.id}` continues it.")
 
 
 def _print_waiting(status: Any) -> None:

@@ -530,6 +530,23 @@ class WorkflowService:
         DBOS.resume_workflow(workflow_id)
         return self.status(workflow_id)
 
+    def resume_interrupted(self) -> list[str]:
+        """Resume every unfinished workflow of this version that no live process runs (for a long-lived
+        process to call at start: the server, the TUI); the ids resumed. Others' versions are left, logged."""
+        resumed = []
+        for summary in self.list(limit=1000):
+            row = self.store.workflow_row(summary.id)
+            if row is None or row["status"] != "running" or pid_alive(row["owner_pid"]):
+                continue
+            if row["app_version"] != app_version():
+                log.warning(
+                    "workflow %s was started by %s; not resumed by %s", row["id"], row["app_version"], app_version()
+                )
+                continue
+            self.resume(summary.id)
+            resumed.append(summary.id)
+        return resumed
+
     def wait(
         self, workflow_id: str, timeout: float | None = None, on_change: Callable[[WorkflowStatus], None] | None = None
     ) -> WorkflowStatus:

@@ -101,6 +101,8 @@ class WorkflowStatus(_Model):
     steps: list[StepStatus] = Field(default_factory=list)
     #: approvals and decisions a person must give (step ids)
     waiting_on: list[str] = Field(default_factory=list)
+    #: whether a live process runs it (when not, and it has not finished, `resume` continues it)
+    active: bool = False
 
 
 class WorkflowSummary(_Model):

@@ -265,6 +265,7 @@ class WorkflowStore:
             error=row["error"],
             steps=steps,
             waiting_on=waiting,
+            active=row["status"] == "running" and pid_alive(row["owner_pid"]),
         )
 
     @staticmethod
