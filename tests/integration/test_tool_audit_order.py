@@ -86,3 +86,18 @@ def test_a_file_name_that_is_not_utf8_does_not_break_a_tool_or_its_audit(engine,
     assert listed.ok and "bad\ufffd.txt" in listed.output
     (record,) = engine.tool_audit(tool="list_dir")
     assert record.status == "ok" and "bad\ufffd.txt" in record.result
+
+
+def test_a_call_made_under_an_audit_key_carries_it_into_its_audit_row(engine, workspace: Path) -> None:
+    from workbench.engine.tools.registry import audit_key
+
+    with audit_key("wf-1:save"):
+        done = engine.execute_tool({"tool": "run_command", "arguments": {"argv": ["touch", "keyed"]}})
+        # a call refused by validation is audited with the key too
+        bad = engine.execute_tool({"tool": "run_command", "arguments": {"argv": "not a list"}})
+    plain = engine.execute_tool({"tool": "run_command", "arguments": {"argv": ["touch", "plain"]}})
+    keyed = engine.tools.audit(idempotency_key="wf-1:save")
+    assert {r.id for r in keyed} == {done.audit_id, bad.audit_id}
+    assert all(r.idempotency_key == "wf-1:save" for r in keyed)
+    (unkeyed,) = [r for r in engine.tool_audit(tool="run_command") if r.id == plain.audit_id]
+    assert unkeyed.idempotency_key is None

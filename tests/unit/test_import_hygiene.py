@@ -60,14 +60,22 @@ def test_help_imports_nothing_heavy(workbench_home):
         "import sys; sys.argv=['workbench','--help']\nfrom workbench import cli\n"
         "try:\n    cli.main()\nexcept SystemExit:\n    pass"
     )
-    for heavy in ("llama_cpp", "torch", "duckdb", "httpx", "numpy", "pydantic", "keyring"):
+    for heavy in ("llama_cpp", "torch", "duckdb", "httpx", "numpy", "pydantic", "keyring", "dbos", "sqlalchemy"):
         assert heavy not in loaded, heavy
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, env=cli_env(workbench_home)
     )
     assert result.returncode == 0
-    for command in ("ask", "chat", "models", "sessions", "providers", "keys"):
+    for command in ("ask", "chat", "models", "sessions", "providers", "keys", "workflows"):
         assert command in result.stdout
+
+
+def test_workflow_modules_import_dbos_only_when_a_workflow_runs():
+    loaded = _loaded_after(
+        "import workbench.engine.workflows.definition, workbench.engine.workflows.durable, workbench.cli.workflows"
+    )
+    for heavy in ("dbos", "sqlalchemy", "psycopg"):
+        assert heavy not in loaded, heavy
 
 
 def test_embedder_module_does_not_import_torch():

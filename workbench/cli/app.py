@@ -27,12 +27,13 @@ from workbench.cli import (
     serve,
     sessions,
     tools,
+    workflows,
     workspace,
 )
 from workbench.cli.common import PROG, open_engine, plain
 
 # In the order `workbench --help` lists their commands.
-GROUPS = (chat, models, sessions, providers, knowledge, memory, agents, tools, serve, workspace, evaluation)
+GROUPS = (chat, models, sessions, providers, knowledge, memory, agents, tools, workflows, serve, workspace, evaluation)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     name: handler for group in GROUPS for name, handler in group.COMMANDS.items()

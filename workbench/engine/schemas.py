@@ -772,6 +772,8 @@ class AuditRecord(_Model):
     error: str | None
     duration_ms: float
     created_at: datetime
+    #: `workflow_id:step_id` when a workflow step made the call
+    idempotency_key: str | None = None
 
 
 class ToolExecution(_Model):

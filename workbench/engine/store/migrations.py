@@ -344,4 +344,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "chat messages written by agent runs",
         ("ALTER TABLE messages ADD COLUMN run_id VARCHAR",),
     ),
+    Migration(
+        9,
+        "idempotency keys of tool calls made by workflow steps",
+        ("ALTER TABLE tool_audit ADD COLUMN idempotency_key VARCHAR",),
+    ),
 )

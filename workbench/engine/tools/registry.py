@@ -12,6 +12,10 @@ the CLI, the API) goes through `ToolRegistry.execute`, which
   before the tool runs and completed after it, so a call the audit log cannot
   record is not run at all.
 
+A call made by a workflow step carries the idempotency key `workflow_id:step_id`
+into its audit row (`audit_key`), so a person can tell whether a step that was in
+flight at a crash had already started its side effect.
+
 Approval is not decided here: the agent runner asks a person before it calls
 `execute` (see `workbench.engine.agents.approvals`).
 """
@@ -24,9 +28,11 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from workbench.engine.errors import NotFound, StoreError, ToolError, WorkbenchError
@@ -36,6 +42,11 @@ from workbench.engine.store.db import Database, utcnow
 from workbench.engine.tools.base import Tool, ToolContext
 
 log = logging.getLogger("workbench.tools")
+#: the idempotency key the calls made in this context are audited with (a workflow step's)
+_AUDIT_KEY: ContextVar[str | None] = ContextVar("workbench_audit_key", default=None)
+_COLUMNS = (
+    "id, run_id, agent_id, tool, permission, arguments, status, result, error, duration_ms, created_at, idempotency_key"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: how much of a result or error the audit table keeps
@@ -70,6 +81,16 @@ def _storable(text: str) -> str:
     """`text` with unpaired surrogates (a model's "\\ud800", undecodable bytes a program printed) shown as
     U+FFFD, so that the database takes it and the audit log can be read back."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+@contextmanager
+def audit_key(key: str | None) -> Iterator[None]:
+    """Audit the tool calls made inside this block with the idempotency key `key` (e.g. `workflow_id:step_id`)."""
+    token = _AUDIT_KEY.set(key)
+    try:
+        yield
+    finally:
+        _AUDIT_KEY.reset(token)
 
 
 class ToolRegistry:
@@ -209,8 +230,17 @@ class ToolRegistry:
         audit_id = new_id("aud")
         try:
             self.db.execute(
-                "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, 'running', NULL, NULL, 0, ?)",
-                [audit_id, run_id, agent_id, tool.name, tool.permission, _arguments_json(arguments), utcnow()],
+                f"INSERT INTO tool_audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'running', NULL, NULL, 0, ?, ?)",
+                [
+                    audit_id,
+                    run_id,
+                    agent_id,
+                    tool.name,
+                    tool.permission,
+                    _arguments_json(arguments),
+                    utcnow(),
+                    _AUDIT_KEY.get(),
+                ],
             )
         except Exception as exc:
             reason = str(exc) if isinstance(exc, WorkbenchError) else type(exc).__name__
@@ -264,7 +294,7 @@ class ToolRegistry:
         duration_ms = (time.perf_counter() - started) * 1000
         audit_id = new_id("aud")
         self.db.execute(
-            "INSERT INTO tool_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tool_audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 audit_id,
                 run_id,
@@ -277,6 +307,7 @@ class ToolRegistry:
                 _storable(error[:AUDIT_TEXT_CHARS]) if error else None,
                 duration_ms,
                 utcnow(),
+                _AUDIT_KEY.get(),
             ],
         )
         return ToolExecution(
@@ -298,14 +329,20 @@ class ToolRegistry:
         tool: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        idempotency_key: str | None = None,
     ) -> list[AuditRecord]:
         """Recorded tool executions, newest first (`limit` and `offset` are validated by the API: `ops.Limit`)."""
         where, params = [], []
-        for column, value in (("run_id", run_id), ("agent_id", agent_id), ("tool", tool)):
+        for column, value in (
+            ("run_id", run_id),
+            ("agent_id", agent_id),
+            ("tool", tool),
+            ("idempotency_key", idempotency_key),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "SELECT * FROM tool_audit"
+        sql = f"SELECT {_COLUMNS} FROM tool_audit"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -323,6 +360,7 @@ class ToolRegistry:
                 error=r[8],
                 duration_ms=r[9],
                 created_at=r[10],
+                idempotency_key=r[11],
             )
             for r in rows
         ]
