@@ -85,7 +85,7 @@ def default_model_path() -> Path:
     from workbench.engine.inference.registry import ModelRegistry
 
     with tempfile.TemporaryDirectory(prefix="workbench-bench-models-") as home:
-        from workbench.config import WorkbenchConfig
+        from workbench.engine.config import WorkbenchConfig
 
         registry = ModelRegistry(Path(home), WorkbenchConfig())
         return Path(registry.resolve(None).location)

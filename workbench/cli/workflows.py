@@ -56,7 +56,7 @@ def register(commands: Any) -> None:
 
 
 def _service(args: argparse.Namespace, engine: Any = None) -> Any:
-    from workbench.config import resolve_home
+    from workbench.engine.config import resolve_home
     from workbench.engine.workflows.durable import WorkflowService
 
     return WorkflowService(engine.home if engine is not None else resolve_home(args.home), engine)

@@ -120,7 +120,7 @@ def _route_dbos_log(home: Path) -> None:
         handler: logging.Handler
         try:
             handler = logging.FileHandler(path, encoding="utf-8")
-            from workbench.config import make_private
+            from workbench.engine.config import make_private
 
             make_private(Path(path))
         except OSError:
