@@ -16,6 +16,7 @@ a vector index (a key lookup, a listing) never waits for a model.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
@@ -35,6 +36,8 @@ MAX_TEXTS_PER_CALL = 10_000
 MAX_TEXT_CHARS = 100_000
 #: where the install step writes the ONNX export of the default embedder (under
 #: the venv, or the bundle's folder: PyInstaller sets sys.prefix to it)
+#: how long an exiting process waits for an embedder load still under way
+EXIT_WAIT_S = 60.0
 LEAN_FOLDER = Path("share") / "workbench" / "embedders" / DEFAULT_EMBEDDER_ID
 #: the export's layout; a folder of another format is ignored (rebuilt by the install step)
 LEAN_FORMAT = 2
@@ -160,6 +163,7 @@ class _LocalEmbedder(Embedder):
             if self._loader is None:
                 self._loader = threading.Thread(target=self._load, name="embedder-load", daemon=True)
                 self._loader.start()
+                atexit.register(_finish_before_exit, self._loader)
 
     def _load(self) -> None:
         try:
@@ -247,6 +251,19 @@ class SentenceTransformerEmbedder(_LocalEmbedder):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+def _finish_before_exit(loader: threading.Thread) -> None:
+    """At exit, wait for a load still under way (a command that never needed the embedder ends fast).
+
+    A process that exits while the loader thread is inside ONNX Runtime's
+    session set-up aborts ("terminate called without an active exception",
+    exit status -6): the runtime's C++ statics are torn down under a thread
+    still using them. Waiting (a fraction of a second for the default
+    embedder) is what keeps a finished command's exit status 0.
+    """
+    if loader.is_alive():
+        loader.join(timeout=EXIT_WAIT_S)
 
 
 def lean_folder() -> Path:
