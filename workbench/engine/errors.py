@@ -43,6 +43,13 @@ class ContextOverflow(InvalidRequest):
     status = 400
 
 
+class WorkflowInvalid(InvalidRequest):
+    """A workflow definition that cannot run (the message names the step and the field)."""
+
+    code = "workflow_invalid"
+    status = 400
+
+
 class NotFound(WorkbenchError):
     """A session, model or other named thing does not exist."""
 
@@ -213,6 +220,7 @@ ERRORS: dict[str, type[WorkbenchError]] = {
         WorkbenchError,
         InvalidRequest,
         ContextOverflow,
+        WorkflowInvalid,
         NotFound,
         ModelNotFound,
         Conflict,

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from workbench.engine.errors import InvalidRequest
+from workbench.engine.errors import InvalidRequest, WorkflowInvalid
 
 STEP_ID = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_WORKFLOW_FILE_BYTES = 256 * 1024
@@ -41,10 +41,6 @@ MAX_STEPS = 200
 END = "end"
 #: template variables a workflow may read
 VARIABLES = ("inputs", "steps")
-
-
-class WorkflowInvalid(InvalidRequest):
-    """A workflow definition that cannot run (the message names the step and the field)."""
 
 
 class Catalog(Protocol):
