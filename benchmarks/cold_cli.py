@@ -49,30 +49,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.machine import cpu_model, package_version  # noqa: E402
+from benchmarks.machine import cpu_busy, cpu_model, other_load, package_version  # noqa: E402
 
 MEMORY_KEY = "user:lang"
-
-
-def cpu_busy() -> tuple[float, float, float] | None:
-    """(wall s, CPU s busy on the machine, CPU s of this process and its waited-for children)."""
-    try:
-        with open("/proc/stat", encoding="utf-8") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    times = os.times()
-    ours = times.user + times.system + times.children_user + times.children_system
-    return time.perf_counter(), (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), ours
-
-
-def other_load(before: tuple[float, float, float] | None) -> float | None:
-    """CPUs that processes other than this benchmark (and its children) kept busy since `before`."""
-    after = cpu_busy()
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    return round(max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / (after[0] - before[0]), 3)
 
 
 def log(message: str) -> None:

@@ -18,14 +18,18 @@ def package_version(dist: str) -> str | None:
 
 
 def cpu_busy() -> tuple[float, float, float] | None:
-    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds used by this process)."""
+    """(wall seconds, CPU seconds busy on the whole machine, CPU seconds of this process and its waited children).
+
+    The benchmark's own children (servers, CLI processes, a peer's interpreter) count as its own work.
+    """
     try:
         with open("/proc/stat", encoding="utf-8") as handle:
             fields = [int(x) for x in handle.readline().split()[1:]]
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
         tick = os.sysconf("SC_CLK_TCK")
         times = os.times()
-        return time.perf_counter(), (sum(fields[:8]) - idle) / tick, times.user + times.system
+        own = times.user + times.system + times.children_user + times.children_system
+        return time.perf_counter(), (sum(fields[:8]) - idle) / tick, own
     except (OSError, ValueError, IndexError):
         return None
 

@@ -41,34 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import cpu_model, package_version  # noqa: E402
+from machine import cpu_busy, cpu_model, other_load, package_version  # noqa: E402
 
 DEFAULT_BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 SEED = 20261203
-
-
-def cpu_busy() -> tuple[float, float, float] | None:
-    """(wall s, busy CPU s of the machine, CPU s of this process and its waited children)."""
-    try:
-        with open("/proc/stat", encoding="utf-8") as handle:
-            fields = [int(x) for x in handle.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    t = os.times()
-    return (
-        time.perf_counter(),
-        (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"),
-        t.user + t.system + t.children_user + t.children_system,
-    )
-
-
-def other_load(before: tuple[float, float, float] | None) -> float | None:
-    """CPUs kept busy by other processes since `before` (machine.py's, counting the chromadb child as ours)."""
-    after = cpu_busy()
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    return round(max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / (after[0] - before[0]), 3)
 
 
 def log(message: str) -> None:
